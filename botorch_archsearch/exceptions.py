@@ -1,0 +1,36 @@
+r"""Exceptions and warnings of botorch-archsearch.
+
+Every error the library raises for bad input derives from :class:`ArchSearchError`, which also
+derives from ``ValueError`` so that code catching plain ``ValueError`` keeps working.
+"""
+
+from __future__ import annotations
+
+
+class ArchSearchError(ValueError):
+    """Base class of every error raised by botorch-archsearch."""
+
+
+class UnsupportedLayerError(ArchSearchError):
+    """A traced network uses a layer or operation that the architecture graph cannot represent."""
+
+
+class InvalidEditError(ArchSearchError):
+    """An edit does not fit the search space it is applied in."""
+
+
+class EncodingError(ArchSearchError):
+    """An architecture cannot be encoded with the requested settings."""
+
+
+class ArchSearchWarning(UserWarning):
+    """Base class of every warning issued by botorch-archsearch."""
+
+
+__all__ = [
+    "ArchSearchError",
+    "ArchSearchWarning",
+    "EncodingError",
+    "InvalidEditError",
+    "UnsupportedLayerError",
+]

@@ -1,0 +1,5 @@
+r"""Small utilities shared by the package."""
+
+from botorch_archsearch.utils.torchvision import import_torchvision
+
+__all__ = ["import_torchvision"]
