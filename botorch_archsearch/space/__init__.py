@@ -1,0 +1,15 @@
+r"""The edit space of a teacher: layer removal, layer shrinkage, skip addition."""
+
+from botorch_archsearch.space.channels import ChannelModel, ChannelPlan, shuffle_permutation
+from botorch_archsearch.space.edits import Edit
+from botorch_archsearch.space.search_space import REMOVAL_PROBS, SKIP_PROBS, SearchSpace
+
+__all__ = [
+    "REMOVAL_PROBS",
+    "SKIP_PROBS",
+    "ChannelModel",
+    "ChannelPlan",
+    "Edit",
+    "SearchSpace",
+    "shuffle_permutation",
+]

@@ -1,0 +1,386 @@
+r"""The compression search space of a teacher: layer removal, layer shrinkage and skip addition.
+
+Paper section 3.2 and appendix 6.4 (ESNAC): every student is an edit of the teacher.
+- Layer removal: only layers whose input shape equals their output shape; a removed layer
+  becomes an identity.
+- Layer shrinkage: layers are grouped by the channel dimension they share (see
+  :mod:`~botorch_archsearch.space.channels`); one ratio per group.
+- Skip addition: an edge ``i -> j`` only where ``out_shape(i) == in_shape(j)``; the new input is
+  summed with ``j``'s other inputs.
+The reference sampler draws, per candidate, a removal probability from {0.3, ..., 0.7}, a ratio
+uniform in [0, 1) per group, and a skip probability from {0.003, 0.005, 0.01, 0.03, 0.05}.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from botorch_archsearch.exceptions import InvalidEditError
+from botorch_archsearch.graph.arch_graph import LAYER_TYPES, REMOVABLE_TYPES, ArchGraph, LayerSpec, LayerTable
+from botorch_archsearch.space.channels import ChannelModel, ChannelPlan, shuffle_permutation
+from botorch_archsearch.space.edits import Edit
+
+REMOVAL_PROBS: tuple[float, ...] = (0.3, 0.4, 0.5, 0.6, 0.7)
+SKIP_PROBS: tuple[float, ...] = (0.003, 0.005, 0.01, 0.03, 0.05)
+
+
+class SearchSpace:
+    r"""All edits of one teacher graph, with the reference random sampler.
+
+    Example:
+        >>> space = SearchSpace(trace(teacher, torch.randn(1, 3, 32, 32)))
+        >>> edits = space.sample(1000, generator=torch.Generator().manual_seed(0))
+        >>> students = [space.apply(e) for e in edits]
+    """
+
+    def __init__(
+        self,
+        graph: ArchGraph,
+        *,
+        removal: bool = True,
+        shrinkage: bool = True,
+        skip: bool = True,
+        channel_multiple: int = 1,
+        removal_probs: Sequence[float] = REMOVAL_PROBS,
+        shrink_range: tuple[float, float] = (0.0, 1.0),
+        skip_probs: Sequence[float] = SKIP_PROBS,
+        max_skips_per_layer: int = 6,
+    ) -> None:
+        r"""Create the search space of a teacher.
+
+        Args:
+            graph: The teacher graph (from :func:`~botorch_archsearch.graph.trace`).
+            removal: Whether the sampler removes layers.
+            shrinkage: Whether the sampler shrinks channel groups.
+            skip: Whether the sampler adds skip connections (off: the paper's
+                "removal + shrink" ablation; removal only: ``shrinkage=False, skip=False``).
+            channel_multiple: Kept channel counts are rounded up to a multiple of this.
+            removal_probs: Per candidate, the removal probability of each removable layer is
+                drawn uniformly from these values.
+            shrink_range: Shrink ratios are drawn uniformly from ``[low, high)``, within [0, 1).
+            skip_probs: Per candidate, the probability of adding each possible skip is drawn
+                uniformly from these values.
+            max_skips_per_layer: At most this many added skips end in one layer (so that, with
+                a layer's own inputs, the encoding's bounded edge list holds them; the default
+                fits ``encode``'s ``max_edges=8`` for layers with up to two inputs). The sampler
+                keeps the first ones drawn.
+        """
+        if not isinstance(graph, ArchGraph):
+            raise InvalidEditError(f"SearchSpace expects an ArchGraph, got {type(graph).__name__}.")
+        if isinstance(channel_multiple, bool) or not isinstance(channel_multiple, int) or channel_multiple < 1:
+            raise InvalidEditError(
+                f"SearchSpace: channel_multiple must be an integer >= 1, got {channel_multiple!r}."
+            )
+        if isinstance(max_skips_per_layer, bool) or not isinstance(max_skips_per_layer, int) or max_skips_per_layer < 0:
+            raise InvalidEditError(
+                f"SearchSpace: max_skips_per_layer must be an integer >= 0, got {max_skips_per_layer!r}."
+            )
+        removal_probs = _check_probs("removal_probs", removal_probs)
+        skip_probs = _check_probs("skip_probs", skip_probs)
+        low, high = _check_range(shrink_range)
+        self.graph = graph
+        self.removal, self.shrinkage, self.skip = bool(removal), bool(shrinkage), bool(skip)
+        self.channel_multiple = channel_multiple
+        self.max_skips_per_layer = max_skips_per_layer
+        self.removal_probs, self.skip_probs = removal_probs, skip_probs
+        self.shrink_range = (low, high)
+        self.channels = ChannelModel(graph, channel_multiple)
+        nodes = graph.nodes
+        last = len(nodes) - 1
+        self.removable: tuple[int, ...] = tuple(
+            j for j, node in enumerate(nodes)
+            if node.op in REMOVABLE_TYPES and node.in_shape == node.out_shape and j != last
+            and len(node.inputs) == 1
+        )
+        self.skip_candidates: tuple[tuple[int, int], ...] = _skip_candidates(graph)
+        self._skip_set = frozenset(self.skip_candidates)
+        self._skip_dst = np.array([j for _, j in self.skip_candidates], dtype=np.int64)
+        self._removable_set = frozenset(self.removable)
+        self._build = _StudentBuilder(graph)
+
+    @property
+    def num_groups(self) -> int:
+        """Number of channel groups (one shrink ratio each)."""
+        return self.channels.num_groups
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The settings this space was made with (to rebuild it with ``SearchSpace(graph, **options)``)."""
+        return {
+            "removal": self.removal,
+            "shrinkage": self.shrinkage,
+            "skip": self.skip,
+            "channel_multiple": self.channel_multiple,
+            "removal_probs": list(self.removal_probs),
+            "shrink_range": list(self.shrink_range),
+            "skip_probs": list(self.skip_probs),
+            "max_skips_per_layer": self.max_skips_per_layer,
+        }
+
+    def identity_edit(self) -> Edit:
+        """The edit that changes nothing (it gives back the teacher)."""
+        return Edit((False,) * self.graph.num_layers, (0.0,) * self.num_groups, ())
+
+    def check(self, edit: Edit) -> None:
+        r"""Raise :class:`InvalidEditError` if ``edit`` does not fit this space.
+
+        Args:
+            edit: The edit to check.
+        """
+        if not isinstance(edit, Edit):
+            raise InvalidEditError(f"Expected an Edit, got {type(edit).__name__}.")
+        if len(edit.remove_mask) != self.graph.num_layers:
+            raise InvalidEditError(
+                f"Edit.remove_mask has {len(edit.remove_mask)} entries; this space's graph has "
+                f"{self.graph.num_layers} layers."
+            )
+        bad = [j for j, r in enumerate(edit.remove_mask) if r and j not in self._removable_set]
+        if bad:
+            raise InvalidEditError(
+                f"Edit removes layers {bad[:10]} which cannot be removed (input shape != output "
+                f"shape, or not a removable type); removable layers are {list(self.removable)[:20]}"
+                f"{'...' if len(self.removable) > 20 else ''}."
+            )
+        if len(edit.shrink_ratios) != self.num_groups:
+            raise InvalidEditError(
+                f"Edit.shrink_ratios has {len(edit.shrink_ratios)} entries; this space has "
+                f"{self.num_groups} channel groups."
+            )
+        if any(not 0.0 <= r < 1.0 for r in edit.shrink_ratios):
+            raise InvalidEditError(
+                f"Edit.shrink_ratios must lie in [0, 1), got {[r for r in edit.shrink_ratios if not 0 <= r < 1][:5]}."
+            )
+        per_layer: dict[int, int] = {}
+        for _, j in edit.skips:
+            per_layer[j] = per_layer.get(j, 0) + 1
+        crowded = {j: c for j, c in per_layer.items() if c > self.max_skips_per_layer}
+        if crowded:
+            raise InvalidEditError(
+                f"Edit adds more than max_skips_per_layer={self.max_skips_per_layer} skips into "
+                f"layers {crowded} (layer: skips)."
+            )
+        bad_skips = [s for s in edit.skips if s not in self._skip_set]
+        if bad_skips:
+            raise InvalidEditError(
+                f"Edit.skips {bad_skips[:5]} are not allowed: a skip (i, j) needs i < j, i not "
+                "already an input of j, j not a concat, and out_shape(i) == in_shape(j)."
+            )
+
+    def plan(self, edit: Edit) -> ChannelPlan:
+        """The resolved channel plan of ``edit`` (which channels every teacher layer keeps)."""
+        self.check(edit)
+        return self.channels.plan(edit.remove_mask, edit.shrink_ratios, edit.skips)
+
+    def apply(self, edit: Edit) -> ArchGraph:
+        r"""Apply an edit to the teacher and return the student graph (the teacher is unchanged).
+
+        Removed layers are dropped (a removed layer that received an added skip becomes an
+        ``add``); layers keep their teacher attributes with the kept channel counts. The student
+        records the teacher as ``base`` and the edit as ``edit``.
+
+        Args:
+            edit: An edit of this space.
+
+        Returns:
+            The student graph.
+        """
+        return self._build(self.plan(edit), edit)
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> list[Edit]:
+        r"""Draw ``n`` random edits with the reference sampling scheme.
+
+        Args:
+            n: Number of edits.
+            generator: Random number generator (for reproducibility).
+
+        Returns:
+            A list of ``n`` edits.
+        """
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise InvalidEditError(f"SearchSpace.sample: n must be an integer >= 0, got {n!r}.")
+        L, R, G, S = self.graph.num_layers, len(self.removable), self.num_groups, len(self.skip_candidates)
+        kw = {"generator": generator}
+        rm_p = torch.tensor(self.removal_probs)[torch.randint(len(self.removal_probs), (n,), **kw)]
+        remove = (torch.rand(n, R, **kw) < rm_p[:, None]) if self.removal else torch.zeros(n, R, dtype=torch.bool)
+        low, high = self.shrink_range
+        ratios = low + (high - low) * torch.rand(n, G, dtype=torch.float64, **kw)
+        if not self.shrinkage:
+            ratios.zero_()
+        sk_p = torch.tensor(self.skip_probs)[torch.randint(len(self.skip_probs), (n,), **kw)]
+        skips = (torch.rand(n, S, **kw) < sk_p[:, None]) if self.skip else torch.zeros(n, S, dtype=torch.bool)
+        masks = np.zeros((n, L), dtype=bool)
+        masks[:, list(self.removable)] = remove.numpy()
+        ratio_rows = ratios.numpy().tolist()
+        skip_rows, cand = skips.numpy(), self.skip_candidates
+        if S:
+            # Enforce the per-layer cap: count drawn skips per destination, keep the first ones.
+            per_dst = np.zeros((n, self.graph.num_layers), dtype=np.int64)
+            np.add.at(per_dst, (np.nonzero(skip_rows)[0], self._skip_dst[np.nonzero(skip_rows)[1]]), 1)
+            for c in np.flatnonzero((per_dst > self.max_skips_per_layer).any(1)):
+                seen: dict[int, int] = {}
+                for s in np.flatnonzero(skip_rows[c]):
+                    j = cand[s][1]
+                    seen[j] = seen.get(j, 0) + 1
+                    skip_rows[c, s] = seen[j] <= self.max_skips_per_layer
+        return [
+            Edit(tuple(masks[c].tolist()), tuple(ratio_rows[c]), tuple(cand[s] for s in np.flatnonzero(skip_rows[c])))
+            for c in range(n)
+        ]
+
+    def __repr__(self) -> str:
+        return (
+            f"SearchSpace(layers={self.graph.num_layers}, removable={len(self.removable)}, "
+            f"groups={self.num_groups}, skip_candidates={len(self.skip_candidates)})"
+        )
+
+
+class _StudentBuilder:
+    """Builds student graphs from channel plans with array operations over the teacher table
+    (the BO step builds thousands of candidates, so no per-layer Python on this path)."""
+
+    def __init__(self, teacher: ArchGraph) -> None:
+        self.teacher = teacher
+        table = teacher.table
+        n = teacher.num_layers
+        self.arange = np.arange(n)
+        first_input = np.zeros(n, dtype=np.int64)
+        first_edge = np.searchsorted(table.edge_dst, self.arange, side="left")
+        has_input = first_edge < len(table.edge_dst)
+        first_input[has_input] = table.edge_src[first_edge[has_input]]
+        first_input[0] = 0
+        self.first_input = first_input
+        concat = table.op == LAYER_TYPES.index("concat")
+        self.in_source = np.where(concat, self.arange, first_input)
+        self.depthwise = (table.op == LAYER_TYPES.index("conv")) & (table.groups > 1) & (
+            table.groups == table.in_channels) & (table.groups == table.out_channels)
+        self.add_id = LAYER_TYPES.index("add")
+
+    def __call__(self, plan: ChannelPlan, edit: Edit) -> ArchGraph:
+        t = self.teacher.table
+        n = len(t.op)
+        removed = np.zeros(n, dtype=bool)
+        removed[list(plan.removed)] = True
+        skip_src = np.array([i for i, _ in plan.skips], dtype=np.int64)
+        skip_dst = np.array([j for _, j in plan.skips], dtype=np.int64)
+        keep = ~removed
+        keep[skip_dst] = True  # a removed layer that receives a skip stays, as an add
+        # Where each teacher layer's output comes from in the student (removed layers splice).
+        target = np.where(keep, self.arange, self.first_input)
+        while True:
+            nxt = target[target]
+            if np.array_equal(nxt, target):
+                break
+            target = nxt
+        pos = np.cumsum(keep) - 1
+        kept = np.flatnonzero(keep)
+        counts = np.asarray(plan.counts, dtype=np.int64)
+        as_add = removed[kept]
+        out_c = counts[kept]
+        op, kernel, stride, padding, groups = (c[kept] for c in t[:5])
+        groups = np.where(self.depthwise[kept], out_c, groups)
+        if as_add.any():
+            op = np.where(as_add, self.add_id, op)
+            zero = np.zeros_like(kernel)
+            kernel, stride, padding = (np.where(as_add, zero, c) for c in (kernel, stride, padding))
+            groups = np.where(as_add, 1, groups)
+        edge_kept = keep[t.edge_dst]
+        src = pos[target[t.edge_src[edge_kept]]]
+        dst = pos[t.edge_dst[edge_kept]]
+        if len(skip_src):
+            src = np.concatenate([src, pos[target[skip_src]]])
+            dst = np.concatenate([dst, pos[skip_dst]])
+            order = np.argsort(dst, kind="stable")
+            src, dst = src[order], dst[order]
+        table = LayerTable(op, kernel, stride, padding, groups, counts[self.in_source[kept]], out_c, src, dst)
+        return ArchGraph.from_table(
+            table,
+            lambda: _student_layers(self.teacher, plan, table, kept),
+            base=self.teacher,
+            edit=edit,
+            origin=(plan, kept),
+        )
+
+
+def _student_layers(teacher: ArchGraph, plan: ChannelPlan, table: LayerTable, kept: np.ndarray) -> tuple[LayerSpec, ...]:
+    """The layers of a student graph, from its table (shapes, attrs of shrunk layers)."""
+    nodes = teacher.nodes
+    bounds = np.searchsorted(table.edge_dst, np.arange(len(kept) + 1), side="left").tolist()
+    src = table.edge_src.tolist()
+    out: list[LayerSpec] = []
+    for q, j in enumerate(kept.tolist()):
+        node = nodes[j]
+        inputs = tuple(src[bounds[q]:bounds[q + 1]])
+        in_c, out_c = int(table.in_channels[q]), int(table.out_channels[q])
+        in_shape = (in_c,) + node.in_shape[1:]
+        if LAYER_TYPES[table.op[q]] == "add" and node.op != "add":  # removed layer with a skip
+            out.append(LayerSpec("add", inputs, in_shape, in_shape, name=node.name))
+            continue
+        attrs = node.attrs
+        if in_c != node.in_channels or out_c != node.out_channels:
+            if node.op == "conv" and node.groups > 1 and int(table.groups[q]) == node.groups:
+                per_in = plan.counts_per_group(node.inputs[0], node.groups)
+                per_out = plan.counts_per_group(j, node.groups)
+                if per_in.min() == 0 or per_out.min() == 0 or np.ptp(per_in) or np.ptp(per_out):
+                    sizes = tuple(zip(per_in.tolist(), per_out.tolist()))
+                    attrs = tuple(sorted(attrs + (("group_sizes", sizes),)))
+            elif node.op == "slice":
+                mask = plan.mask(node.inputs[0])
+                start = int(mask[: node.attr("start")].sum())
+                attrs = (("start", start), ("stop", start + out_c))
+            elif node.op == "shuffle":
+                mask = plan.mask(node.inputs[0])
+                rank = np.cumsum(mask) - 1
+                perm = shuffle_permutation(node.in_channels, node.attr("groups"))
+                attrs = (("groups", node.attr("groups")), ("perm", tuple(rank[perm[mask[perm]]].tolist())))
+        out.append(node._replace(
+            inputs=inputs, in_shape=in_shape, out_shape=(out_c,) + node.out_shape[1:],
+            groups=int(table.groups[q]), attrs=attrs,
+        ))
+    return tuple(out)
+
+
+def _skip_candidates(graph: ArchGraph) -> tuple[tuple[int, int], ...]:
+    """All allowed added edges (i, j): i < j, i not already an input of j, shapes match."""
+    nodes = graph.nodes
+    by_shape: dict[tuple[int, ...], list[int]] = {}
+    for i, node in enumerate(nodes[:-1]):
+        by_shape.setdefault(node.out_shape, []).append(i)
+    out = []
+    for j, node in enumerate(nodes):
+        if j == 0 or node.op == "concat":
+            continue
+        for i in by_shape.get(node.in_shape, ()):
+            if i < j and i not in node.inputs:
+                out.append((i, j))
+    return tuple(sorted(out))
+
+
+def _check_probs(name: str, probs: Sequence[float]) -> tuple[float, ...]:
+    try:
+        values = tuple(float(p) for p in probs)
+    except (TypeError, ValueError) as e:
+        raise InvalidEditError(f"SearchSpace: {name} must be a sequence of numbers, got {probs!r}.") from e
+    if not values or any(not 0.0 <= p <= 1.0 for p in values):
+        raise InvalidEditError(
+            f"SearchSpace: {name} must be a non-empty sequence of probabilities in [0, 1], got {probs!r}."
+        )
+    return values
+
+
+def _check_range(shrink_range: tuple[float, float]) -> tuple[float, float]:
+    try:
+        low, high = (float(v) for v in shrink_range)
+    except (TypeError, ValueError) as e:
+        raise InvalidEditError(f"SearchSpace: shrink_range must be (low, high), got {shrink_range!r}.") from e
+    if not 0.0 <= low <= high <= 1.0 or low == 1.0:
+        raise InvalidEditError(
+            f"SearchSpace: shrink_range must satisfy 0 <= low <= high <= 1 and low < 1, got {shrink_range!r}."
+        )
+    return low, high
+
+
+__all__ = ["REMOVAL_PROBS", "SKIP_PROBS", "SearchSpace"]
