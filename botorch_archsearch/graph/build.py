@@ -1,0 +1,348 @@
+r"""Build a runnable network from an :class:`ArchGraph`, inheriting the teacher's weights.
+
+Paper section 3.2: "a sampled student inherits the teacher's weights" before it is trained. A
+kept layer copies the teacher layer's weights sliced to the kept input and output channels (and
+the BatchNorm statistics); removed layers are gone (identities); added skips are summed into
+their destination's input. A student is saved as its graph (JSON) and its ``state_dict`` and
+loaded back without unpickling any code.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from botorch_archsearch.exceptions import ArchSearchError
+from botorch_archsearch.graph.arch_graph import ArchGraph, LayerSpec
+
+_STUDENT_FORMAT = "botorch_archsearch.Student/1"
+_GRAPH_FILE = "graph.json"
+_WEIGHTS_FILE = "state_dict.pt"
+
+
+class StudentNet(nn.Module):
+    r"""The network an :class:`ArchGraph` describes: ``layers[j]`` computes layer ``j`` from the
+    sum (or, for ``concat``, the concatenation) of its inputs.
+
+    Args:
+        graph: The architecture.
+    """
+
+    def __init__(self, graph: ArchGraph) -> None:
+        super().__init__()
+        self.graph = graph
+        nodes = graph.nodes
+        self.layers = nn.ModuleList([_make_layer(node) for node in nodes])
+        self._inputs = [node.inputs for node in nodes]
+        self._concat = [node.op == "concat" for node in nodes]
+        # Free each intermediate result after its last use (saves memory in long graphs).
+        last_use = list(range(len(nodes)))
+        for j, node in enumerate(nodes):
+            for i in node.inputs:
+                last_use[i] = j
+        self._release = [[i for i in set(node.inputs) if last_use[i] == j] for j, node in enumerate(nodes)]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        r"""Run the network.
+
+        Args:
+            x: A `b x C x H x W` tensor shaped like the graph's input.
+
+        Returns:
+            The output of the last layer.
+        """
+        values: list[torch.Tensor | None] = [None] * len(self._inputs)
+        values[0] = x
+        for j in range(1, len(values)):
+            inputs = self._inputs[j]
+            if len(inputs) == 1:
+                h = values[inputs[0]]
+            elif self._concat[j]:
+                h = torch.cat([values[i] for i in inputs], dim=1)
+            else:
+                h = values[inputs[0]]
+                for i in inputs[1:]:
+                    h = h + values[i]
+            values[j] = self.layers[j](h)
+            for i in self._release[j]:
+                values[i] = None
+        return values[-1]
+
+
+def build_student(graph: ArchGraph, teacher: nn.Module | None = None) -> StudentNet:
+    r"""Build the network of ``graph``, with weights inherited from ``teacher`` if given.
+
+    Args:
+        graph: A student graph made by :meth:`SearchSpace.apply` from the teacher's traced graph,
+            or the traced graph itself.
+        teacher: The module the base graph was traced from. Without it, layers keep PyTorch's
+            default initialisation.
+
+    Returns:
+        The student module (in training mode, on the CPU, in the teacher's dtype if given).
+
+    Example:
+        >>> student = build_student(space.apply(edit), teacher)
+    """
+    if not isinstance(graph, ArchGraph):
+        raise ArchSearchError(f"build_student expects an ArchGraph, got {type(graph).__name__}.")
+    student = StudentNet(graph)
+    if teacher is None:
+        return student
+    if not isinstance(teacher, nn.Module):
+        raise ArchSearchError(f"build_student expects teacher to be an nn.Module, got {type(teacher).__name__}.")
+    base = graph.base if graph.base is not None else graph
+    plan, kept = graph.origin if graph.origin is not None else (None, np.arange(graph.num_layers))
+    param = next(iter(teacher.parameters()), None)
+    if param is not None:
+        student.to(param.dtype)
+    with torch.no_grad():
+        for q, node in enumerate(graph.nodes):
+            if node.op not in ("conv", "linear", "batchnorm"):
+                continue
+            t_index = int(kept[q])
+            t_node = base.nodes[t_index]
+            try:
+                source = teacher.get_submodule(t_node.name)
+            except AttributeError as e:
+                raise ArchSearchError(
+                    f"build_student: the teacher has no module {t_node.name!r} (layer {t_index} of "
+                    "the graph); pass the module the graph was traced from."
+                ) from e
+            out_idx = _kept(plan, t_index, t_node.out_channels)
+            in_idx = _kept(plan, t_node.inputs[0], t_node.in_channels) if t_node.op != "batchnorm" else out_idx
+            _inherit(student.layers[q], source, node, t_node, in_idx, out_idx)
+    return student
+
+
+def save_student(student: StudentNet, path: str | Path) -> Path:
+    r"""Save a student as ``path/graph.json`` (architecture) and ``path/state_dict.pt`` (weights).
+
+    Args:
+        student: A module from :func:`build_student` or :func:`load_student`.
+        path: A directory (created if missing).
+
+    Returns:
+        The directory.
+    """
+    if not isinstance(student, StudentNet):
+        raise ArchSearchError(f"save_student expects a StudentNet, got {type(student).__name__}.")
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    graph = student.graph
+    record: dict[str, Any] = {"format": _STUDENT_FORMAT, "graph": graph.to_dict()}
+    if graph.edit is not None:
+        record["edit"] = graph.edit.to_dict()
+    (path / _GRAPH_FILE).write_text(json.dumps(record))
+    torch.save(student.state_dict(), path / _WEIGHTS_FILE)
+    return path
+
+
+def load_student(path: str | Path, map_location: str | torch.device = "cpu") -> StudentNet:
+    r"""Load a student saved by :func:`save_student` (weights loaded with ``weights_only=True``).
+
+    Args:
+        path: The directory.
+        map_location: Where to put the weights.
+
+    Returns:
+        The student module, in eval mode.
+    """
+    path = Path(path)
+    graph_file, weights_file = path / _GRAPH_FILE, path / _WEIGHTS_FILE
+    if not graph_file.is_file() or not weights_file.is_file():
+        raise ArchSearchError(
+            f"load_student: {path} must be a directory with {_GRAPH_FILE} and {_WEIGHTS_FILE} "
+            "(as written by save_student)."
+        )
+    try:
+        record = json.loads(graph_file.read_text())
+    except json.JSONDecodeError as e:
+        raise ArchSearchError(f"load_student: {graph_file} is not valid JSON ({e}).") from e
+    if record.get("format") != _STUDENT_FORMAT:
+        raise ArchSearchError(
+            f"load_student: {graph_file} has format {record.get('format')!r}, expected {_STUDENT_FORMAT!r}."
+        )
+    student = StudentNet(ArchGraph.from_dict(record["graph"]))
+    state = torch.load(weights_file, map_location=map_location, weights_only=True)
+    student.load_state_dict(state)
+    first = next(iter(state.values()), None)
+    if first is not None:
+        student.to(device=first.device, dtype=first.dtype if first.is_floating_point() else None)
+    return student.eval()
+
+
+class Slice(nn.Module):
+    """Channels ``start:stop`` of the input (one piece of a ``chunk``/``split``)."""
+
+    def __init__(self, start: int, stop: int) -> None:
+        super().__init__()
+        self.start, self.stop = start, stop
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, self.start : self.stop]
+
+
+class ChannelShuffle(nn.Module):
+    """Channel shuffle with ``groups``, or an explicit channel permutation for a shrunk one."""
+
+    def __init__(self, groups: int, perm: tuple[int, ...] | None = None) -> None:
+        super().__init__()
+        self.groups = groups
+        self.register_buffer("perm", None if perm is None else torch.tensor(perm, dtype=torch.long), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.perm is not None:
+            return x.index_select(1, self.perm)
+        n, c, h, w = x.shape
+        return x.view(n, self.groups, c // self.groups, h, w).transpose(1, 2).reshape(n, c, h, w)
+
+
+class SpatialMean(nn.Module):
+    """Mean over the spatial dimensions (2, 3)."""
+
+    def __init__(self, keepdim: bool) -> None:
+        super().__init__()
+        self.keepdim = keepdim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean((2, 3), keepdim=self.keepdim)
+
+
+class GroupedConv2d(nn.Module):
+    r"""A grouped convolution whose groups have different sizes (a shrunk grouped convolution).
+
+    Args:
+        group_sizes: ``(in_channels, out_channels)`` of every group; groups with no inputs or no
+            outputs hold no weights (their inputs are unused).
+        kwargs: ``kernel_size``, ``stride``, ``padding``, ``dilation`` and ``bias`` of every group.
+    """
+
+    def __init__(self, group_sizes: tuple[tuple[int, int], ...], **kwargs: Any) -> None:
+        super().__init__()
+        self.in_sizes = [a for a, _ in group_sizes]
+        self.active = [t for t, (a, b) in enumerate(group_sizes) if a and b]
+        self.convs = nn.ModuleList([nn.Conv2d(group_sizes[t][0], group_sizes[t][1], **kwargs) for t in self.active])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pieces = torch.split(x, self.in_sizes, dim=1)
+        return torch.cat([conv(pieces[t]) for t, conv in zip(self.active, self.convs)], dim=1)
+
+
+_ACTIVATIONS = {
+    "sigmoid": lambda n: nn.Sigmoid(),
+    "tanh": lambda n: nn.Tanh(),
+    "silu": lambda n: nn.SiLU(),
+    "gelu": lambda n: nn.GELU(approximate=n.attr("approximate", "none")),
+    "hardswish": lambda n: nn.Hardswish(),
+    "hardsigmoid": lambda n: nn.Hardsigmoid(),
+    "leaky_relu": lambda n: nn.LeakyReLU(n.attr("negative_slope", 0.01)),
+    "elu": lambda n: nn.ELU(n.attr("alpha", 1.0)),
+    "mish": lambda n: nn.Mish(),
+}
+
+
+def _make_layer(node: LayerSpec) -> nn.Module:
+    op = node.op
+    if op == "conv":
+        kwargs = dict(kernel_size=node.attr("kernel"), stride=node.attr("stride"), padding=node.attr("padding"),
+                      dilation=node.attr("dilation"), bias=node.attr("bias"))
+        sizes = node.attr("group_sizes")
+        if sizes is not None:
+            return GroupedConv2d(sizes, **kwargs)
+        return nn.Conv2d(node.in_channels, node.out_channels, groups=node.groups, **kwargs)
+    if op == "linear":
+        return nn.Linear(node.in_channels, node.out_channels, bias=node.attr("bias"))
+    if op == "batchnorm":
+        return nn.BatchNorm2d(node.out_channels, eps=node.attr("eps"), momentum=node.attr("momentum"),
+                              affine=node.attr("affine"), track_running_stats=node.attr("track_running_stats"))
+    if op == "relu":
+        return nn.ReLU()
+    if op == "relu6":
+        return nn.ReLU6()
+    if op == "activation":
+        return _ACTIVATIONS[node.attr("fn")](node)
+    if op in ("maxpool", "avgpool"):
+        kwargs = dict(kernel_size=node.attr("kernel"), stride=node.attr("stride"), padding=node.attr("padding"),
+                      ceil_mode=node.attr("ceil_mode"))
+        if op == "maxpool":
+            return nn.MaxPool2d(**kwargs)
+        return nn.AvgPool2d(count_include_pad=node.attr("count_include_pad"), **kwargs)
+    if op == "adaptive_avgpool":
+        return nn.AdaptiveAvgPool2d(node.attr("output_size"))
+    if op == "mean":
+        return SpatialMean(node.attr("keepdim"))
+    if op == "flatten":
+        return nn.Flatten(1)
+    if op == "dropout":
+        return nn.Dropout2d(node.attr("p")) if node.attr("kind") == "channel" else nn.Dropout(node.attr("p"))
+    if op == "slice":
+        return Slice(node.attr("start"), node.attr("stop"))
+    if op == "shuffle":
+        return ChannelShuffle(node.attr("groups"), node.attr("perm"))
+    return nn.Identity()  # input, add, concat: the merge does the work
+
+
+def _kept(plan: Any, layer: int, channels: int) -> torch.Tensor:
+    """Teacher channel indices that ``layer`` keeps (all of them without a plan)."""
+    if plan is None:
+        return torch.arange(channels)
+    return torch.from_numpy(plan.indices(layer))
+
+
+def _inherit(layer: nn.Module, source: nn.Module, node: LayerSpec, t_node: LayerSpec,
+             in_idx: torch.Tensor, out_idx: torch.Tensor) -> None:
+    """Copy ``source``'s weights, sliced to the kept channels, into ``layer``."""
+    if node.op == "batchnorm":
+        for name in ("weight", "bias", "running_mean", "running_var"):
+            src = getattr(source, name)
+            if src is not None:
+                getattr(layer, name).copy_(src[out_idx])
+        if source.num_batches_tracked is not None:
+            layer.num_batches_tracked.copy_(source.num_batches_tracked)
+        return
+    if node.op == "linear":
+        layer.weight.copy_(source.weight[out_idx][:, in_idx])
+        if source.bias is not None:
+            layer.bias.copy_(source.bias[out_idx])
+        return
+    weight = source.weight  # `C_out x C_in / g x kh x kw`
+    g = t_node.groups
+    if g == 1:
+        pieces = [(weight[out_idx][:, in_idx], out_idx)]
+    elif g == t_node.in_channels == t_node.out_channels:  # depthwise: kept inputs == kept outputs
+        pieces = [(weight[out_idx], out_idx)]
+    else:
+        c_in, c_out = t_node.in_channels // g, t_node.out_channels // g
+        pieces = []
+        for t in range(g):
+            o = out_idx[(out_idx >= t * c_out) & (out_idx < (t + 1) * c_out)]
+            i = in_idx[(in_idx >= t * c_in) & (in_idx < (t + 1) * c_in)] - t * c_in
+            if len(o) and len(i):
+                pieces.append((weight[o][:, i], o))
+    if isinstance(layer, GroupedConv2d):
+        for conv, (w, o) in zip(layer.convs, pieces):
+            conv.weight.copy_(w)
+            if source.bias is not None:
+                conv.bias.copy_(source.bias[o])
+        return
+    layer.weight.copy_(torch.cat([w for w, _ in pieces], 0))
+    if source.bias is not None:
+        layer.bias.copy_(source.bias[torch.cat([o for _, o in pieces])])
+
+
+__all__ = [
+    "ChannelShuffle",
+    "GroupedConv2d",
+    "Slice",
+    "SpatialMean",
+    "StudentNet",
+    "build_student",
+    "load_student",
+    "save_student",
+]

@@ -1,0 +1,148 @@
+r"""Encode architectures as rows of a BoTorch ``X`` tensor, and expand them to the paper's
+per-layer vectors (ESNAC appendix 6.2).
+
+The paper describes layer ``j`` of a network with at most ``n`` layers by a vector of length
+``m + 2n + 6``: a one-hot layer type (``m`` types), kernel size, stride, padding, groups, input
+channels, output channels, then an ``n``-dim incoming-edge vector and an ``n``-dim outgoing-edge
+vector, where an edge ``i -> j`` sets entry ``j - i`` of both. Stored densely this is
+``n x n x (m + 2n + 6)`` numbers per architecture, too much for thousands of candidates, so ``X``
+stores per layer only ``7 + max_edges`` numbers:
+
+``[type + 1, kernel, stride, padding, groups, in_channels, out_channels, o_1, ..., o_E]``
+
+with type 0 marking padding rows and ``o_k = j - i`` the offsets of the incoming edges (0 = no
+edge). :func:`expand` rebuilds the paper's vectors from it, inside the feature extractor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from botorch_archsearch.exceptions import EncodingError
+from botorch_archsearch.graph.arch_graph import LAYER_TYPES, ArchGraph
+
+NUM_LAYER_TYPES = len(LAYER_TYPES)
+NUM_ATTRIBUTES = 6  # kernel, stride, padding, groups, in channels, out channels
+DEFAULT_MAX_EDGES = 8
+
+
+def num_features(max_edges: int = DEFAULT_MAX_EDGES) -> int:
+    """Numbers stored per layer in the compact encoding: ``7 + max_edges``."""
+    return 1 + NUM_ATTRIBUTES + max_edges
+
+
+def encode(
+    graphs: Sequence[ArchGraph] | ArchGraph,
+    max_layers: int,
+    max_edges: int = DEFAULT_MAX_EDGES,
+    dtype: torch.dtype | None = None,
+) -> torch.Tensor:
+    r"""Encode architectures as a `n x d` tensor, ``d = max_layers * (7 + max_edges)``.
+
+    Args:
+        graphs: The architectures (or one architecture).
+        max_layers: Layers per row; shorter graphs are padded with zero rows.
+        max_edges: Incoming edges stored per layer.
+        dtype: Floating dtype of the result (default: torch's default dtype). All entries are
+            small integers, exact in any floating dtype.
+
+    Returns:
+        A `n x (max_layers * (7 + max_edges))` tensor; ``X.view(n, max_layers, 7 + max_edges)``
+        gives one row per layer.
+
+    Raises:
+        EncodingError: If a graph has more than ``max_layers`` layers or a layer has more than
+            ``max_edges`` inputs.
+
+    Example:
+        >>> X = encode([space.apply(e) for e in space.sample(1000)], max_layers=space.graph.num_layers)
+    """
+    if isinstance(graphs, ArchGraph):
+        graphs = [graphs]
+    _check_positive("max_layers", max_layers)
+    _check_positive("max_edges", max_edges)
+    width = num_features(max_edges)
+    out = np.zeros((len(graphs), max_layers, width), dtype=np.float32)
+    for b, graph in enumerate(graphs):
+        t = graph.table
+        n = len(t.op)
+        if n > max_layers:
+            raise EncodingError(
+                f"encode: architecture {b} has {n} layers but max_layers={max_layers}; "
+                "raise max_layers to at least the teacher's number of layers."
+            )
+        rows = out[b]
+        rows[:n, 0] = t.op + 1
+        rows[:n, 1] = t.kernel_size
+        rows[:n, 2] = t.stride
+        rows[:n, 3] = t.padding
+        rows[:n, 4] = t.groups
+        rows[:n, 5] = t.in_channels
+        rows[:n, 6] = t.out_channels
+        dst = t.edge_dst
+        if len(dst):
+            slot = np.arange(len(dst)) - np.searchsorted(dst, dst, side="left")
+            if slot.max() >= max_edges:
+                j = int(dst[np.argmax(slot)])
+                raise EncodingError(
+                    f"encode: layer {j} of architecture {b} has {int((dst == j).sum())} inputs "
+                    f"but max_edges={max_edges}; raise max_edges."
+                )
+            rows[dst, 1 + NUM_ATTRIBUTES + slot] = dst - t.edge_src
+    return torch.from_numpy(out.reshape(len(graphs), max_layers * width)).to(
+        dtype or torch.get_default_dtype()
+    )
+
+
+def expand(X: torch.Tensor, max_layers: int) -> torch.Tensor:
+    r"""Expand compact encodings into the paper's per-layer vectors (appendix 6.2).
+
+    Args:
+        X: A `batch_shape x n x d` (or `batch_shape x d`) tensor from :func:`encode`, with
+            ``d = max_layers * (7 + max_edges)``.
+        max_layers: The ``max_layers`` that ``X`` was encoded with (the paper's ``n``).
+
+    Returns:
+        A `batch_shape x (n) x max_layers x (m + 2 * max_layers + 6)` tensor: one-hot type
+        (``m = len(LAYER_TYPES)``), kernel, stride, padding, groups, in and out channels, incoming
+        offsets, outgoing offsets. Padding layers are all zeros.
+    """
+    width = X.shape[-1] // max_layers if max_layers > 0 else 0
+    if max_layers < 1 or X.shape[-1] != max_layers * width or width <= 1 + NUM_ATTRIBUTES:
+        raise EncodingError(
+            f"expand: X has last dimension {X.shape[-1]}, which is not max_layers={max_layers} "
+            f"times (7 + max_edges) for any max_edges >= 1."
+        )
+    rows = X.reshape(*X.shape[:-1], max_layers, width)
+    types = rows[..., 0].round().long()
+    if types.min() < 0 or types.max() > NUM_LAYER_TYPES:
+        raise EncodingError(
+            f"expand: layer type codes must lie in [0, {NUM_LAYER_TYPES}], got "
+            f"[{int(types.min())}, {int(types.max())}]."
+        )
+    one_hot = torch.nn.functional.one_hot(types, NUM_LAYER_TYPES + 1)[..., 1:].to(X)
+    attributes = rows[..., 1 : 1 + NUM_ATTRIBUTES]
+    offsets = rows[..., 1 + NUM_ATTRIBUTES :].round().long()  # `... x L x E`
+    valid = offsets > 0
+    L = max_layers
+    incoming = torch.zeros(*rows.shape[:-1], L, dtype=X.dtype, device=X.device)
+    incoming.scatter_(-1, offsets.clamp(0, L - 1), valid.to(X.dtype))
+    # Outgoing: an edge into layer j with offset o leaves layer j - o at entry o.
+    outgoing = torch.zeros_like(incoming)
+    j = torch.arange(L, device=X.device).view(L, 1).expand_as(offsets)
+    src = (j - offsets).clamp(0, L - 1)
+    flat = outgoing.view(-1, L * L)
+    index = (src * L + offsets.clamp(0, L - 1)).reshape(flat.shape[0], -1)
+    flat.scatter_(-1, index, valid.reshape(flat.shape[0], -1).to(X.dtype))
+    return torch.cat([one_hot, attributes, incoming, outgoing], dim=-1)
+
+
+def _check_positive(name: str, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise EncodingError(f"encode: {name} must be an integer >= 1, got {value!r}.")
+
+
+__all__ = ["DEFAULT_MAX_EDGES", "NUM_ATTRIBUTES", "NUM_LAYER_TYPES", "encode", "expand", "num_features"]
