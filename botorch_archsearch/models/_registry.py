@@ -12,6 +12,8 @@ from numbers import Integral, Real
 
 from torch import nn
 
+from botorch_archsearch.exceptions import ArchSearchError
+
 TEACHER_NAMES: tuple[str, ...] = ("mobilenetv2", "resnet18", "resnet34", "shufflenet", "vgg19")
 """The names :func:`get_teacher` accepts, sorted."""
 
@@ -27,7 +29,7 @@ def get_teacher(name: str, **kwargs) -> nn.Module:
         The freshly initialised teacher network.
 
     Raises:
-        ValueError: If ``name`` is not one of :data:`TEACHER_NAMES`, or if the constructor
+        ArchSearchError: If ``name`` is not one of :data:`TEACHER_NAMES`, or if the constructor
             rejects one of ``kwargs``.
 
     Example:
@@ -47,17 +49,17 @@ def get_teacher(name: str, **kwargs) -> nn.Module:
         "vgg19": vgg19,
     }
     if not isinstance(name, str) or name not in constructors:
-        raise ValueError(
+        raise ArchSearchError(
             f"Unknown teacher: name={name!r}. Accepted names are {', '.join(TEACHER_NAMES)}."
         )
     return constructors[name](**kwargs)
 
 
 def _check_args(num_classes: int, in_channels: int, width: float) -> None:
-    r"""Raise a ``ValueError`` naming the first argument a teacher constructor cannot use."""
+    r"""Raise an ``ArchSearchError`` naming the first argument a teacher constructor cannot use."""
     for arg_name, value in (("num_classes", num_classes), ("in_channels", in_channels)):
         if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
-            raise ValueError(
+            raise ArchSearchError(
                 f"Expected {arg_name} to be an integer >= 1, got {arg_name}={value!r}."
             )
     if (
@@ -66,7 +68,7 @@ def _check_args(num_classes: int, in_channels: int, width: float) -> None:
         or not math.isfinite(width)
         or width <= 0
     ):
-        raise ValueError(
+        raise ArchSearchError(
             f"Expected width to be a finite number > 0 (1.0 is the paper's size, e.g. 0.125 "
             f"for a tiny teacher), got width={width!r}."
         )

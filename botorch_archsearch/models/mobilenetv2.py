@@ -174,7 +174,7 @@ def mobilenetv2(num_classes: int = 10, in_channels: int = 3, width: float = 1.0)
         The freshly initialised network.
 
     Raises:
-        ValueError: If ``num_classes`` or ``in_channels`` is not an integer >= 1, or ``width``
+        ArchSearchError: If ``num_classes`` or ``in_channels`` is not an integer >= 1, or ``width``
             is not a finite number > 0.
     """
     return MobileNetV2(num_classes=num_classes, in_channels=in_channels, width=width)

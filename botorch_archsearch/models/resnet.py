@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
+from botorch_archsearch.exceptions import ArchSearchError
 from botorch_archsearch.models._registry import _check_args, _init_weights, _scale
 
 _PLANES = (64, 128, 256, 512)
@@ -98,7 +99,7 @@ class ResNet(nn.Module):
         if len(num_blocks) != len(_PLANES) or any(
             isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in num_blocks
         ):
-            raise ValueError(
+            raise ArchSearchError(
                 f"Expected num_blocks to be {len(_PLANES)} integers >= 1 (e.g. (2, 2, 2, 2) for "
                 f"ResNet-18), got num_blocks={num_blocks!r}."
             )
@@ -152,7 +153,7 @@ def resnet18(num_classes: int = 10, in_channels: int = 3, width: float = 1.0) ->
         The freshly initialised network.
 
     Raises:
-        ValueError: If ``num_classes`` or ``in_channels`` is not an integer >= 1, or ``width``
+        ArchSearchError: If ``num_classes`` or ``in_channels`` is not an integer >= 1, or ``width``
             is not a finite number > 0.
     """
     return ResNet((2, 2, 2, 2), num_classes=num_classes, in_channels=in_channels, width=width)
@@ -170,7 +171,7 @@ def resnet34(num_classes: int = 10, in_channels: int = 3, width: float = 1.0) ->
         The freshly initialised network.
 
     Raises:
-        ValueError: If ``num_classes`` or ``in_channels`` is not an integer >= 1, or ``width``
+        ArchSearchError: If ``num_classes`` or ``in_channels`` is not an integer >= 1, or ``width``
             is not a finite number > 0.
     """
     return ResNet((3, 4, 6, 3), num_classes=num_classes, in_channels=in_channels, width=width)

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from botorch_archsearch.exceptions import ArchSearchError
 from botorch_archsearch.models._registry import _check_args, _init_weights, _scale
 
 
@@ -144,7 +145,7 @@ class ShuffleNet(nn.Module):
         _check_args(num_classes=num_classes, in_channels=in_channels, width=width)
         out_planes, num_blocks = tuple(out_planes), tuple(num_blocks)
         if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
-            raise ValueError(f"Expected groups to be an integer >= 1, got groups={groups!r}.")
+            raise ArchSearchError(f"Expected groups to be an integer >= 1, got groups={groups!r}.")
         sizes = (stem_planes, *out_planes)
         if (
             len(out_planes) != len(num_blocks)
@@ -152,7 +153,7 @@ class ShuffleNet(nn.Module):
             or any(isinstance(p, bool) or not isinstance(p, int) or p < 1 for p in sizes)
             or any(a >= b for a, b in zip(sizes, sizes[1:]))
         ):
-            raise ValueError(
+            raise ArchSearchError(
                 "Expected num_blocks to be integers >= 1 and stem_planes < out_planes[0] < "
                 "out_planes[1] < ... integers, one per stage (e.g. stem_planes=24, out_planes="
                 f"(200, 400, 800), num_blocks=(4, 8, 4)), got stem_planes={stem_planes!r}, "
@@ -215,7 +216,7 @@ def shufflenet(num_classes: int = 10, in_channels: int = 3, width: float = 1.0) 
         The freshly initialised network.
 
     Raises:
-        ValueError: If ``num_classes`` or ``in_channels`` is not an integer >= 1, or ``width``
+        ArchSearchError: If ``num_classes`` or ``in_channels`` is not an integer >= 1, or ``width``
             is not a finite number > 0.
     """
     return ShuffleNet(num_classes=num_classes, in_channels=in_channels, width=width)

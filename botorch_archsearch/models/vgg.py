@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
+from botorch_archsearch.exceptions import ArchSearchError
 from botorch_archsearch.models._registry import _check_args, _init_weights, _scale
 
 VGG19_CFG: tuple[int | str, ...] = (
@@ -52,7 +53,7 @@ class VGG(nn.Module):
         _check_args(num_classes=num_classes, in_channels=in_channels, width=width)
         for item in cfg:
             if item != "M" and (isinstance(item, bool) or not isinstance(item, int) or item < 1):
-                raise ValueError(
+                raise ArchSearchError(
                     f"Expected cfg to hold integers >= 1 and 'M', got the item {item!r} in "
                     f"cfg={cfg!r}."
                 )
@@ -99,7 +100,7 @@ def vgg19(num_classes: int = 10, in_channels: int = 3, width: float = 1.0) -> VG
         The freshly initialised network.
 
     Raises:
-        ValueError: If ``num_classes`` or ``in_channels`` is not an integer >= 1, or ``width``
+        ArchSearchError: If ``num_classes`` or ``in_channels`` is not an integer >= 1, or ``width``
             is not a finite number > 0.
     """
     return VGG(VGG19_CFG, num_classes=num_classes, in_channels=in_channels, width=width)
