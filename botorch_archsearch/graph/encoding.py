@@ -16,7 +16,7 @@ edge). :func:`expand` rebuilds the paper's vectors from it, inside the feature e
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sized
 
 import numpy as np
 import torch
@@ -35,7 +35,7 @@ def num_features(max_edges: int = DEFAULT_MAX_EDGES) -> int:
 
 
 def encode(
-    graphs: Sequence[ArchGraph] | ArchGraph,
+    graphs: Iterable[ArchGraph] | ArchGraph,
     max_layers: int,
     max_edges: int = DEFAULT_MAX_EDGES,
     dtype: torch.dtype | None = None,
@@ -43,7 +43,8 @@ def encode(
     r"""Encode architectures as a `n x d` tensor, ``d = max_layers * (7 + max_edges)``.
 
     Args:
-        graphs: The architectures (or one architecture).
+        graphs: The architectures (or one architecture); an iterator is consumed one graph at
+            a time, so the graphs need not be kept alive.
         max_layers: Layers per row; shorter graphs are padded with zero rows.
         max_edges: Incoming edges stored per layer.
         dtype: Floating dtype of the result (default: torch's default dtype). All entries are
@@ -65,8 +66,19 @@ def encode(
     _check_positive("max_layers", max_layers)
     _check_positive("max_edges", max_edges)
     width = num_features(max_edges)
-    out = np.zeros((len(graphs), max_layers, width), dtype=np.float32)
+    if isinstance(graphs, Sized):
+        out = np.zeros((len(graphs), max_layers, width), dtype=np.float32)
+        rows_of = out.__getitem__
+    else:  # an iterator: graphs need not all be alive at once
+        chunks: list[np.ndarray] = []
+
+        def rows_of(b: int) -> np.ndarray:
+            chunks.append(np.zeros((max_layers, width), dtype=np.float32))
+            return chunks[-1]
+
     for b, graph in enumerate(graphs):
+        if not isinstance(graph, ArchGraph):
+            raise EncodingError(f"encode: item {b} is a {type(graph).__name__}, not an ArchGraph.")
         t = graph.table
         n = len(t.op)
         if n > max_layers:
@@ -74,7 +86,7 @@ def encode(
                 f"encode: architecture {b} has {n} layers but max_layers={max_layers}; "
                 "raise max_layers to at least the teacher's number of layers."
             )
-        rows = out[b]
+        rows = rows_of(b)
         rows[:n, 0] = t.op + 1
         rows[:n, 1] = t.kernel_size
         rows[:n, 2] = t.stride
@@ -92,7 +104,9 @@ def encode(
                     f"but max_edges={max_edges}; raise max_edges."
                 )
             rows[dst, 1 + NUM_ATTRIBUTES + slot] = dst - t.edge_src
-    return torch.from_numpy(out.reshape(len(graphs), max_layers * width)).to(
+    if not isinstance(graphs, Sized):
+        out = np.stack(chunks) if chunks else np.zeros((0, max_layers, width), dtype=np.float32)
+    return torch.from_numpy(out.reshape(len(out), max_layers * width)).to(
         dtype or torch.get_default_dtype()
     )
 
