@@ -281,13 +281,19 @@ class ChannelModel:
         """Class roots that must keep every channel: empty dimensions, and grouped convolutions
         with a group that has outputs but no inputs."""
         bad = [r for r, c in per_root.items() if c == 0]
+        state = plan.state
         for j in self.grouped_convs:
             g = self.graph.nodes[j].groups
-            i = self.graph.nodes[j].inputs[0]
+            i = self.first_input[j]
+            r = plan.root[i]
+            if r in state.full or r in state.frozen:
+                continue  # every input group is complete
+            if r not in state.source and state.blocks[r] % g == 0:
+                continue  # evenly spread over blocks: every group keeps the same count >= 1
             per_in = plan.counts_per_group(i, g)
             per_out = plan.counts_per_group(j, g)
-            if np.any((per_out > 0) & (per_in == 0)):
-                bad.append(plan.root[i])
+            if ((per_out > 0) & (per_in == 0)).any():
+                bad.append(r)
         return bad
 
     def _force_full(self, plan: ChannelPlan, r: int) -> None:
