@@ -336,8 +336,17 @@ class ArchGraph:
                 )
                 for n in data["nodes"]
             )
-        except (KeyError, TypeError) as e:
+        except (KeyError, TypeError, ValueError) as e:
             raise ArchSearchError(f"ArchGraph.from_dict: malformed layer entry ({e!r}).") from e
+        for j, n in enumerate(nodes):
+            ints = (n.kernel_size, n.stride, n.padding, n.groups) + n.in_shape + n.out_shape
+            if not n.in_shape or not n.out_shape or not all(
+                isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in ints
+            ):
+                raise ArchSearchError(
+                    f"ArchGraph.from_dict: layer {j} needs non-empty shapes and non-negative integer "
+                    f"kernel_size, stride, padding, groups and shape entries, got {n!r}."
+                )
         return cls(nodes)
 
     def __eq__(self, other: object) -> bool:

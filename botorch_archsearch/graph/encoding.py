@@ -48,7 +48,7 @@ def encode(
         max_layers: Layers per row; shorter graphs are padded with zero rows.
         max_edges: Incoming edges stored per layer.
         dtype: Floating dtype of the result (default: torch's default dtype). All entries are
-            small integers, exact in any floating dtype.
+            integers, exact in float32 and float64 (not in bfloat16/float16 past 256/2048).
 
     Returns:
         A `n x (max_layers * (7 + max_edges))` tensor; ``X.view(n, max_layers, 7 + max_edges)``

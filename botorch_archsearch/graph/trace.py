@@ -70,6 +70,7 @@ _ACTIVATION_MODULES: dict[type, tuple[str, tuple[str, ...]]] = {
     nn.ELU: ("elu", ("alpha",)),
     nn.Mish: ("mish", ()),
 }
+_MODULE_CLASSES = tuple(getattr(nn, name) for name in SUPPORTED_MODULES)
 _ACTIVATION_FUNCTIONS: dict[Any, str] = {
     torch.sigmoid: "sigmoid",
     F.sigmoid: "sigmoid",
@@ -121,7 +122,14 @@ def trace(module: nn.Module, example_input: torch.Tensor) -> ArchGraph:
             f"trace: torch.fx could not trace {type(module).__name__} ({type(e).__name__}: {e}). "
             "Data-dependent control flow must be removed or wrapped for torch.fx."
         ) from e
-    was_training = module.training
+    placeholders = [n.name for n in gm.graph.nodes if n.op == "placeholder"]
+    if len(placeholders) != 1:
+        raise UnsupportedLayerError(
+            f"trace: the network takes {len(placeholders)} inputs ({', '.join(placeholders)}); only "
+            "networks with a single tensor input are supported."
+        )
+    # The traced module shares its submodules with `module`: remember every training flag.
+    flags = [(m, m.training) for m in module.modules()]
     try:
         gm.eval()
         with torch.no_grad():
@@ -132,7 +140,8 @@ def trace(module: nn.Module, example_input: torch.Tensor) -> ArchGraph:
             f"{tuple(example_input.shape)} failed ({type(e).__name__}: {e})."
         ) from e
     finally:
-        module.train(was_training)
+        for m, training in flags:
+            m.training = training
     return _Tracer(gm).run()
 
 
@@ -195,6 +204,8 @@ class _Tracer:
                 "shared weights cannot be edited per layer."
             )
         self.used_modules.add(target)
+        if type(mod).__name__ not in SUPPORTED_MODULES or not isinstance(mod, _MODULE_CLASSES):
+            self._unsupported(node, type(mod).__name__)
         x = self._tensor_arg(node, 0)
         in_shape = self.specs[x].out_shape
         out_shape = self._shape(node)
@@ -240,7 +251,7 @@ class _Tracer:
             self._layer(node, "adaptive_avgpool", (x,), in_shape, out_shape,
                         attrs=(("output_size", tuple(out_shape[1:])),))
         elif isinstance(mod, nn.Flatten):
-            if mod.start_dim not in (1, -len(in_shape) - 1) or mod.end_dim != -1:
+            if mod.start_dim not in (1, -len(in_shape)) or mod.end_dim != -1:
                 self._unsupported(node, f"Flatten(start_dim={mod.start_dim}, end_dim={mod.end_dim})")
             self._flatten(node, x, in_shape, out_shape)
         elif isinstance(mod, (nn.Dropout, nn.Dropout2d)):
@@ -292,7 +303,7 @@ class _Tracer:
             end = node.kwargs.get("end_dim", node.args[2] if len(node.args) > 2 else -1)
             x = self._tensor_arg(node, 0)
             in_shape = self.specs[x].out_shape
-            if start not in (1, -len(in_shape) - 1) or end != -1:
+            if start not in (1, -len(in_shape)) or end != -1:
                 self._unsupported(node, f"flatten(start_dim={start}, end_dim={end})")
             self._flatten(node, x, in_shape, self._shape(node))
         elif name in ("view", "reshape"):
@@ -386,7 +397,7 @@ class _Tracer:
         x = self._tensor_arg(node, 0)
         dim = node.kwargs.get("dim", node.args[2] if len(node.args) > 2 else 0)
         shapes = node.meta.get("tensor_meta")
-        if dim not in (1, -len(self.specs[x].out_shape) - 1) or not isinstance(shapes, (list, tuple)):
+        if dim not in (1, -len(self.specs[x].out_shape)) or not isinstance(shapes, (list, tuple)):
             self._unsupported(node, f"{name}(dim={dim}) (only along the channel dimension 1)")
         pieces, start = [], 0
         for meta in shapes:
@@ -436,9 +447,14 @@ class _Tracer:
         params = ("kernel_size", "stride", "padding")
         values = {k: node.kwargs.get(k, node.args[i + 1] if len(node.args) > i + 1 else None)
                   for i, k in enumerate(params)}
-        for k in node.kwargs:
+        defaults = {"dilation": (1, 1), "return_indices": False, "divisor_override": None}
+        for k, v in node.kwargs.items():
+            if k in defaults and (_pair(v) if k == "dilation" else v) == defaults[k]:
+                continue
             if k not in params + ("ceil_mode", "count_include_pad"):
-                self._unsupported(node, f"{name} with {k}")
+                self._unsupported(node, f"{name} with {k}={v!r}")
+        if len(node.args) > 1 + len(params):
+            self._unsupported(node, f"{name} with more than {len(params)} positional arguments")
         cls = nn.MaxPool2d if "max" in name else nn.AvgPool2d
         kwargs = {k: v for k, v in values.items() if v is not None}
         if "ceil_mode" in node.kwargs:
