@@ -1,0 +1,93 @@
+r"""Shared fixtures: tiny zoo teachers, a few torchvision models and their traced graphs.
+
+Every module handed out here is in eval mode and shared by the whole session: a test may run it
+(under ``torch.no_grad()``) but must not train it, move it or change its mode; a test that needs a
+module in train mode builds its own.
+
+Keys: the zoo teachers are named as in :data:`~botorch_archsearch.models.TEACHER_NAMES`
+(``"resnet18"``, ...), the torchvision models as ``"torchvision/<name>"``
+(``"torchvision/resnet18"``, ...), so one dictionary (``traced``) holds them all.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from botorch_archsearch.graph import trace
+from botorch_archsearch.models import TEACHER_NAMES, get_teacher
+from botorch_archsearch.utils.torchvision import import_torchvision
+
+# Tests run two workers on two cores; more intra-op threads only oversubscribe them.
+torch.set_num_threads(1)
+
+TINY_WIDTH = 0.125
+NUM_CLASSES = 10
+IN_CHANNELS = 3
+ZOO_IMAGE_SIZE = 32
+# torchvision model name -> input side; VGG's adaptive pooling and the others' global pooling
+# accept both, and two sizes exercise the shape propagation a little more.
+TORCHVISION_IMAGE_SIZES = {
+    "mobilenet_v2": 32,
+    "resnet18": 64,
+    "shufflenet_v2_x1_0": 64,
+    "vgg11_bn": 32,
+}
+ZOO_NAMES = tuple(TEACHER_NAMES)
+TORCHVISION_NAMES = tuple(f"torchvision/{name}" for name in sorted(TORCHVISION_IMAGE_SIZES))
+ALL_TEACHER_NAMES = ZOO_NAMES + TORCHVISION_NAMES
+
+
+def _example_input(size: int, seed: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(2, IN_CHANNELS, size, size, generator=generator)
+
+
+@pytest.fixture(scope="session")
+def zoo_teachers() -> dict[str, tuple[torch.nn.Module, torch.Tensor]]:
+    """Zoo teacher name -> (tiny teacher in eval mode, a `2 x 3 x 32 x 32` example input)."""
+    torch.manual_seed(0)
+    out = {}
+    for seed, name in enumerate(ZOO_NAMES):
+        module = get_teacher(
+            name, num_classes=NUM_CLASSES, in_channels=IN_CHANNELS, width=TINY_WIDTH
+        ).eval()
+        out[name] = (module, _example_input(ZOO_IMAGE_SIZE, seed))
+    return out
+
+
+@pytest.fixture(scope="session")
+def torchvision_teachers() -> dict[str, tuple[torch.nn.Module, torch.Tensor]]:
+    """``"torchvision/<name>"`` -> (model with 10 classes in eval mode, a `2 x 3 x s x s` input)."""
+    models = import_torchvision().models
+    torch.manual_seed(0)
+    out = {}
+    for seed, key in enumerate(TORCHVISION_NAMES):
+        name = key.split("/", 1)[1]
+        module = getattr(models, name)(num_classes=NUM_CLASSES).eval()
+        out[key] = (module, _example_input(TORCHVISION_IMAGE_SIZES[name], 100 + seed))
+    return out
+
+
+@pytest.fixture(scope="session")
+def all_teachers(zoo_teachers, torchvision_teachers) -> dict[str, tuple[torch.nn.Module, torch.Tensor]]:
+    """The union of ``zoo_teachers`` and ``torchvision_teachers``."""
+    return {**zoo_teachers, **torchvision_teachers}
+
+
+@pytest.fixture(scope="session")
+def traced(all_teachers) -> dict:
+    """Every name of ``all_teachers`` -> the :class:`ArchGraph` that ``trace`` makes of it."""
+    return {name: trace(module, x) for name, (module, x) in all_teachers.items()}
+
+
+@pytest.fixture(params=ALL_TEACHER_NAMES)
+def teacher_name(request) -> str:
+    """Each key of ``traced`` in turn (zoo teachers, then torchvision models)."""
+    return request.param
+
+
+@pytest.fixture(params=ZOO_NAMES)
+def zoo_name(request) -> str:
+    """Each zoo teacher name in turn."""
+    return request.param
