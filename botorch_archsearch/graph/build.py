@@ -164,16 +164,27 @@ def load_student(path: str | Path, map_location: str | torch.device = "cpu") -> 
         record = json.loads(graph_file.read_text())
     except json.JSONDecodeError as e:
         raise ArchSearchError(f"load_student: {graph_file} is not valid JSON ({e}).") from e
-    if record.get("format") != _STUDENT_FORMAT:
+    found = record.get("format") if isinstance(record, dict) else type(record).__name__
+    if found != _STUDENT_FORMAT or "graph" not in record:
         raise ArchSearchError(
-            f"load_student: {graph_file} has format {record.get('format')!r}, expected {_STUDENT_FORMAT!r}."
+            f"load_student: {graph_file} has format {found!r}, expected {_STUDENT_FORMAT!r} with a 'graph' entry."
         )
     student = StudentNet(ArchGraph.from_dict(record["graph"]))
-    state = torch.load(weights_file, map_location=map_location, weights_only=True)
-    student.load_state_dict(state)
-    first = next(iter(state.values()), None)
-    if first is not None:
-        student.to(device=first.device, dtype=first.dtype if first.is_floating_point() else None)
+    try:
+        state = torch.load(weights_file, map_location=map_location, weights_only=True)
+    except Exception as e:  # unpickling errors have many types
+        raise ArchSearchError(
+            f"load_student: {weights_file} is not a state_dict loadable with weights_only=True ({e})."
+        ) from e
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ArchSearchError(f"load_student: {weights_file} does not hold a state_dict of tensors.")
+    floating = [v for v in state.values() if v.is_floating_point()]
+    if floating:  # match dtype and device before loading, so no value is rounded on the way
+        student.to(device=floating[0].device, dtype=floating[0].dtype)
+    try:
+        student.load_state_dict(state)
+    except RuntimeError as e:
+        raise ArchSearchError(f"load_student: {weights_file} does not match {graph_file} ({e}).") from e
     return student.eval()
 
 
