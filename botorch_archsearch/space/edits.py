@@ -70,8 +70,17 @@ class Edit:
         """
         try:
             removed = set(data["remove"])
-            mask = tuple(i in removed for i in range(int(data["num_layers"])))
+            num_layers = int(data["num_layers"])
+            outside = sorted(i for i in removed if not (isinstance(i, int) and 0 <= i < num_layers))
+            if outside:
+                raise InvalidEditError(
+                    f"Edit.from_dict: 'remove' holds layer indices {outside[:5]} outside "
+                    f"0..{num_layers - 1} (num_layers={num_layers})."
+                )
+            mask = tuple(i in removed for i in range(num_layers))
             return cls(mask, tuple(data["shrink_ratios"]), tuple(tuple(s) for s in data["skips"]))
+        except InvalidEditError:
+            raise
         except (KeyError, TypeError, ValueError) as e:
             raise InvalidEditError(
                 "Edit.from_dict expects keys 'remove', 'num_layers', 'shrink_ratios' and 'skips' "
