@@ -14,15 +14,15 @@ from botorch_archsearch.graph.encoding import DEFAULT_MAX_EDGES, encode, expand,
 from botorch_archsearch.graph.trace import SUPPORTED_FUNCTIONS, SUPPORTED_MODULES, trace
 
 __all__ = [
+    "ArchGraph",
     "CHANNELWISE_TYPES",
     "DEFAULT_MAX_EDGES",
     "LAYER_TYPES",
+    "LayerSpec",
+    "LayerTable",
     "REMOVABLE_TYPES",
     "SUPPORTED_FUNCTIONS",
     "SUPPORTED_MODULES",
-    "ArchGraph",
-    "LayerSpec",
-    "LayerTable",
     "StudentNet",
     "build_student",
     "count_flops",

@@ -412,10 +412,10 @@ def _from_jsonable(value: Any) -> Any:
 
 
 __all__ = [
+    "ArchGraph",
     "CHANNELWISE_TYPES",
     "LAYER_TYPES",
-    "REMOVABLE_TYPES",
-    "ArchGraph",
     "LayerSpec",
     "LayerTable",
+    "REMOVABLE_TYPES",
 ]

@@ -180,4 +180,9 @@ def mobilenetv2(num_classes: int = 10, in_channels: int = 3, width: float = 1.0)
     return MobileNetV2(num_classes=num_classes, in_channels=in_channels, width=width)
 
 
-__all__ = ["MOBILENETV2_CFG", "InvertedResidual", "MobileNetV2", "mobilenetv2"]
+__all__ = [
+    "InvertedResidual",
+    "MOBILENETV2_CFG",
+    "MobileNetV2",
+    "mobilenetv2",
+]

@@ -5,11 +5,11 @@ from botorch_archsearch.space.edits import Edit
 from botorch_archsearch.space.search_space import REMOVAL_PROBS, SKIP_PROBS, SearchSpace
 
 __all__ = [
-    "REMOVAL_PROBS",
-    "SKIP_PROBS",
     "ChannelModel",
     "ChannelPlan",
     "Edit",
+    "REMOVAL_PROBS",
+    "SKIP_PROBS",
     "SearchSpace",
     "shuffle_permutation",
 ]
