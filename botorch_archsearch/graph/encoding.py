@@ -122,7 +122,8 @@ def expand(X: torch.Tensor, max_layers: int) -> torch.Tensor:
     Returns:
         A `batch_shape x (n) x max_layers x (m + 2 * max_layers + 6)` tensor: one-hot type
         (``m = len(LAYER_TYPES)``), kernel, stride, padding, groups, in and out channels, incoming
-        offsets, outgoing offsets. Padding layers are all zeros.
+        offsets, outgoing offsets. Padding layers are all zeros. An edge entry counts the
+        edges with that offset (1 unless a layer takes the same input twice, as in ``x + x``).
     """
     width = X.shape[-1] // max_layers if max_layers > 0 else 0
     if max_layers < 1 or X.shape[-1] != max_layers * width or width <= 1 + NUM_ATTRIBUTES:
@@ -143,14 +144,14 @@ def expand(X: torch.Tensor, max_layers: int) -> torch.Tensor:
     valid = offsets > 0
     L = max_layers
     incoming = torch.zeros(*rows.shape[:-1], L, dtype=X.dtype, device=X.device)
-    incoming.scatter_(-1, offsets.clamp(0, L - 1), valid.to(X.dtype))
+    incoming.scatter_add_(-1, offsets.clamp(0, L - 1), valid.to(X.dtype))
     # Outgoing: an edge into layer j with offset o leaves layer j - o at entry o.
     outgoing = torch.zeros_like(incoming)
     j = torch.arange(L, device=X.device).view(L, 1).expand_as(offsets)
     src = (j - offsets).clamp(0, L - 1)
     flat = outgoing.view(-1, L * L)
     index = (src * L + offsets.clamp(0, L - 1)).reshape(flat.shape[0], -1)
-    flat.scatter_(-1, index, valid.reshape(flat.shape[0], -1).to(X.dtype))
+    flat.scatter_add_(-1, index, valid.reshape(flat.shape[0], -1).to(X.dtype))
     return torch.cat([one_hot, attributes, incoming, outgoing], dim=-1)
 
 
