@@ -1,0 +1,78 @@
+r"""The learned architecture kernel of ESNAC (paper section 3.1):
+``k(x, x') = exp(-||h(x) - h(x')||^2 / (2 sigma^2))`` on the Bi-LSTM embedding ``h``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from gpytorch.constraints import Interval
+from gpytorch.kernels import Kernel, RBFKernel
+from torch import Tensor
+
+from botorch_archsearch.kernels.embedding import BiLSTMEmbedding
+
+
+class ArchitectureKernel(Kernel):
+    r"""``k(x, x') = base_kernel(h(x), h(x'))`` with ``h`` a feature extractor over encoded
+    architectures; by default an RBF on the :class:`BiLSTMEmbedding`.
+
+    Usable as the ``covar_module`` of ``botorch.models.SingleTaskGP`` or any ExactGP over
+    encoded architectures (`n x d` tensors from :func:`~botorch_archsearch.graph.encode`); any
+    batch shape. Wrap it in ``gpytorch.kernels.ScaleKernel`` for a learned output scale.
+
+    Example:
+        >>> kernel = ArchitectureKernel(BiLSTMEmbedding(max_layers=L))
+        >>> model = SingleTaskGP(train_X, train_Y, covar_module=kernel)
+    """
+
+    has_lengthscale = False
+
+    def __init__(
+        self,
+        embedding: torch.nn.Module,
+        base_kernel: Kernel | None = None,
+        sigma: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        r"""Create the kernel.
+
+        Args:
+            embedding: Maps `batch_shape x d` encodings to `batch_shape x e` embeddings (a
+                :class:`BiLSTMEmbedding`).
+            base_kernel: Kernel on the embeddings (default: ``RBFKernel``, whose lengthscale is
+                the paper's ``sigma``). The embeddings are unit vectors, so squared distances lie
+                in [0, 4].
+            sigma: If given, the RBF lengthscale is fixed to this value (not learned); only with
+                the default base kernel.
+            **kwargs: Passed to ``gpytorch.kernels.Kernel`` (e.g. ``batch_shape``).
+        """
+        super().__init__(**kwargs)
+        self.embedding = embedding
+        if base_kernel is None:
+            base_kernel = RBFKernel(batch_shape=self.batch_shape, lengthscale_constraint=Interval(0.01, 10.0))
+            base_kernel.lengthscale = 1.0 if sigma is None else sigma
+            if sigma is not None:
+                base_kernel.raw_lengthscale.requires_grad_(False)
+        elif sigma is not None:
+            raise ValueError("ArchitectureKernel: sigma can only be fixed with the default RBF base kernel.")
+        self.base_kernel = base_kernel
+
+    def forward(self, x1: Tensor, x2: Tensor, diag: bool = False, **params: Any) -> Tensor:
+        r"""Kernel between encoded architectures.
+
+        Args:
+            x1: A `batch_shape x n x d` tensor of encoded architectures.
+            x2: A `batch_shape x m x d` tensor of encoded architectures.
+            diag: Return only the diagonal (``n == m``).
+
+        Returns:
+            A `batch_shape x n x m` kernel matrix (`batch_shape x n` if ``diag``).
+        """
+        h1 = self.embedding(x1)
+        h2 = h1 if x2 is x1 or (x2.shape == x1.shape and torch.equal(x1, x2)) else self.embedding(x2)
+        return self.base_kernel.forward(h1, h2, diag=diag, **params)
+
+
+__all__ = ["ArchitectureKernel"]

@@ -1,0 +1,173 @@
+r"""The Bi-LSTM architecture embedding ``h(x)`` of ESNAC (paper section 3.1).
+
+A bidirectional LSTM reads the per-layer vectors of an architecture (appendix 6.2: one-hot type,
+kernel, stride, padding, groups, in and out channels, incoming and outgoing edge vectors), its
+hidden states are average-pooled over the layers and L2-normalised.
+
+The layer vectors are sparse (one type, a few edges), so they are not formed densely: the LSTM
+reads ``u = P v + b``, a learned linear projection of the paper's vector ``v``, computed as a sum
+of looked-up columns of ``P`` (type, incoming offsets, outgoing offsets) plus ``P_attr`` times the
+scaled attributes. This equals ``expand(X) @ P.T + b`` exactly (see :meth:`BiLSTMEmbedding.project`)
+at a fraction of the cost. Numeric attributes are scaled as ``log2(1 + value) / 10``, so 1,023
+channels map to 1.0 and a 3x3 kernel to 0.2, with no dependence on the data (a kernel learned on
+one teacher can score another's candidates).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from botorch_archsearch.exceptions import EncodingError
+from botorch_archsearch.graph.encoding import DEFAULT_MAX_EDGES, NUM_ATTRIBUTES, NUM_LAYER_TYPES, num_features
+
+ATTRIBUTE_SCALE = 10.0  # log2(1 + value) / ATTRIBUTE_SCALE
+
+
+def scale_attributes(attributes: Tensor) -> Tensor:
+    r"""Scale raw layer attributes (kernel, stride, padding, groups, channels) to about [0, 1].
+
+    Args:
+        attributes: A tensor of non-negative attribute values.
+
+    Returns:
+        ``log2(1 + attributes) / 10``.
+    """
+    return torch.log2(1.0 + attributes) / ATTRIBUTE_SCALE
+
+
+class BiLSTMEmbedding(nn.Module):
+    r"""``h(x) = normalize(mean_t BiLSTM(P v_t + b))``: the architecture embedding of ESNAC.
+
+    A GPyTorch deep-kernel feature extractor: it takes encoded architectures (from
+    :func:`~botorch_archsearch.graph.encode`) and returns unit-norm embeddings; one call embeds a
+    whole batch, each sequence read over its own layers only (packed), so padding never changes
+    the result.
+
+    Example:
+        >>> embedding = BiLSTMEmbedding(max_layers=graph.num_layers)
+        >>> H = embedding(encode(students, max_layers=graph.num_layers))  # n x 128
+    """
+
+    def __init__(
+        self,
+        max_layers: int,
+        max_edges: int = DEFAULT_MAX_EDGES,
+        hidden_size: int = 64,
+        num_layers: int = 4,
+        bidirectional: bool = True,
+        input_size: int | None = None,
+    ) -> None:
+        r"""Create the embedding.
+
+        Args:
+            max_layers: Layers per encoded architecture (the paper's ``n``).
+            max_edges: Incoming edges per layer in the encoding.
+            hidden_size: LSTM hidden size (reference: 64).
+            num_layers: Stacked LSTM layers (reference: 4).
+            bidirectional: Bidirectional LSTM (reference: True).
+            input_size: Width of the projected layer vectors that the LSTM reads (default:
+                ``hidden_size``).
+        """
+        super().__init__()
+        for name, value in (("max_layers", max_layers), ("max_edges", max_edges),
+                            ("hidden_size", hidden_size), ("num_layers", num_layers)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise EncodingError(f"BiLSTMEmbedding: {name} must be an integer >= 1, got {value!r}.")
+        input_size = hidden_size if input_size is None else input_size
+        self.max_layers, self.max_edges = max_layers, max_edges
+        self.hidden_size, self.num_layers, self.bidirectional = hidden_size, num_layers, bool(bidirectional)
+        self.input_size = input_size
+        # Columns of the projection P of the paper's vector, by block (row 0 = "nothing").
+        self.type_columns = nn.Embedding(NUM_LAYER_TYPES + 1, input_size, padding_idx=0)
+        self.attribute_columns = nn.Linear(NUM_ATTRIBUTES, input_size)
+        self.incoming_columns = nn.Embedding(max_layers, input_size, padding_idx=0)
+        self.outgoing_columns = nn.Embedding(max_layers, input_size, padding_idx=0)
+        self.lstm = nn.LSTM(input_size, hidden_size, num_layers, batch_first=True, bidirectional=self.bidirectional)
+        self.reset_parameters()
+
+    @property
+    def output_dim(self) -> int:
+        """Size of the embedding ``h(x)``."""
+        return self.hidden_size * (2 if self.bidirectional else 1)
+
+    @property
+    def config(self) -> dict:
+        """The constructor arguments (to rebuild the module for kernel transfer)."""
+        return {
+            "max_layers": self.max_layers,
+            "max_edges": self.max_edges,
+            "hidden_size": self.hidden_size,
+            "num_layers": self.num_layers,
+            "bidirectional": self.bidirectional,
+            "input_size": self.input_size,
+        }
+
+    def reset_parameters(self) -> None:
+        """Re-initialise every weight (the paper trains the kernel from scratch at every step)."""
+        bound = 1.0 / math.sqrt(NUM_LAYER_TYPES + NUM_ATTRIBUTES + 2 * self.max_layers)
+        for table in (self.type_columns, self.incoming_columns, self.outgoing_columns):
+            nn.init.uniform_(table.weight, -bound, bound)
+            with torch.no_grad():
+                table.weight[0].zero_()
+        nn.init.uniform_(self.attribute_columns.weight, -bound, bound)
+        nn.init.uniform_(self.attribute_columns.bias, -bound, bound)
+        self.lstm.reset_parameters()
+
+    def project(self, rows: Tensor) -> Tensor:
+        r"""The LSTM inputs ``P v + b`` of every layer, computed from the compact encoding.
+
+        Args:
+            rows: A `b x max_layers x (7 + max_edges)` tensor of encoded layers.
+
+        Returns:
+            A `b x max_layers x input_size` tensor (zero for padding layers).
+        """
+        types = rows[..., 0].long()
+        valid = (types > 0).unsqueeze(-1)
+        offsets = rows[..., 1 + NUM_ATTRIBUTES :].long()  # `b x L x E`, 0 = no edge
+        u = self.type_columns(types) + self.attribute_columns(scale_attributes(rows[..., 1 : 1 + NUM_ATTRIBUTES]))
+        u = u + self.incoming_columns(offsets).sum(-2)
+        # An edge into layer j with offset o leaves layer j - o: add column o there.
+        L = rows.shape[-2]
+        source = (torch.arange(L, device=rows.device).view(1, L, 1) - offsets).clamp_min(0)
+        outgoing = self.outgoing_columns(offsets).flatten(1, 2)  # `b x (L * E) x p`, zero where o = 0
+        u = u.scatter_add(1, source.flatten(1, 2).unsqueeze(-1).expand_as(outgoing), outgoing)
+        return u * valid
+
+    def forward(self, X: Tensor) -> Tensor:
+        r"""Embed encoded architectures.
+
+        Args:
+            X: A `batch_shape x d` tensor of encoded architectures, ``d = max_layers *
+                (7 + max_edges)``.
+
+        Returns:
+            A `batch_shape x output_dim` tensor of unit-norm embeddings, in ``X``'s dtype.
+        """
+        width = num_features(self.max_edges)
+        if X.shape[-1] != self.max_layers * width:
+            raise EncodingError(
+                f"BiLSTMEmbedding: X has last dimension {X.shape[-1]}, expected max_layers * (7 + max_edges) "
+                f"= {self.max_layers} * {width} = {self.max_layers * width}; encode with the same settings."
+            )
+        batch_shape = X.shape[:-1]
+        param = self.attribute_columns.weight
+        rows = X.reshape(-1, self.max_layers, width).to(param.dtype)
+        if rows.shape[0] == 0:
+            return X.new_zeros(*batch_shape, self.output_dim)
+        lengths = (rows[..., 0] > 0).sum(-1)
+        if int(lengths.min()) == 0:
+            raise EncodingError("BiLSTMEmbedding: an encoded architecture has no layers (an all-zero row).")
+        packed = pack_padded_sequence(self.project(rows), lengths.cpu(), batch_first=True, enforce_sorted=False)
+        hidden, _ = self.lstm(packed)
+        hidden, _ = pad_packed_sequence(hidden, batch_first=True)  # zeros past each length
+        pooled = hidden.sum(1) / lengths.unsqueeze(-1).to(hidden.dtype)
+        h = nn.functional.normalize(pooled, dim=-1)
+        return h.to(X.dtype).reshape(*batch_shape, self.output_dim)
+
+
+__all__ = ["ATTRIBUTE_SCALE", "BiLSTMEmbedding", "scale_attributes"]
