@@ -1,0 +1,5 @@
+r"""The GP over architectures and the fitting of its learned kernel."""
+
+from botorch_archsearch.gp.fit import OBJECTIVES, FitResult, architecture_gp, fit_architecture_gp, loo_objective
+
+__all__ = ["OBJECTIVES", "FitResult", "architecture_gp", "fit_architecture_gp", "loo_objective"]
