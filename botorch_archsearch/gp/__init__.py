@@ -1,5 +1,19 @@
 r"""The GP over architectures and the fitting of its learned kernel."""
 
-from botorch_archsearch.gp.fit import OBJECTIVES, FitResult, architecture_gp, fit_architecture_gp, loo_objective
+from botorch_archsearch.gp.fit import (
+    OBJECTIVES,
+    FitResult,
+    architecture_gp,
+    fit_architecture_gp,
+    loo_objective,
+    transferred_gp,
+)
 
-__all__ = ["OBJECTIVES", "FitResult", "architecture_gp", "fit_architecture_gp", "loo_objective"]
+__all__ = [
+    "OBJECTIVES",
+    "FitResult",
+    "architecture_gp",
+    "fit_architecture_gp",
+    "loo_objective",
+    "transferred_gp",
+]

@@ -10,6 +10,7 @@ is trained from scratch every time.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import NamedTuple
 
 import torch
@@ -22,8 +23,8 @@ from gpytorch.likelihoods import GaussianLikelihood
 from gpytorch.mlls import ExactMarginalLogLikelihood, LeaveOneOutPseudoLikelihood
 from torch import Tensor
 
-from botorch_archsearch.exceptions import ArchSearchError
-from botorch_archsearch.kernels import ArchitectureKernel, BiLSTMEmbedding
+from botorch_archsearch.exceptions import ArchSearchError, EncodingError
+from botorch_archsearch.kernels import ArchitectureKernel, BiLSTMEmbedding, load_kernel
 
 OBJECTIVES = ("loo", "exact")
 
@@ -151,6 +152,35 @@ def fit_architecture_gp(
     return FitResult(model, losses, len(losses), converged)
 
 
+def transferred_gp(path: str | Path, train_X: Tensor, train_Y: Tensor) -> SingleTaskGP:
+    r"""A GP with a saved kernel, conditioned on new data without any training (kernel transfer,
+    paper section 4.3).
+
+    Args:
+        path: A kernel file written by :func:`~botorch_archsearch.kernels.save_kernel`.
+        train_X: A `n x d` tensor of the new teacher's evaluated architectures, encoded with the
+            saved kernel's ``max_layers`` and ``max_edges``.
+        train_Y: A `n x 1` tensor of their rewards.
+
+    Returns:
+        The model in eval mode, kernel and noise as saved (frozen).
+    """
+    saved = load_kernel(path)
+    embedding = saved.kernel.embedding
+    expected = embedding.max_layers * (7 + embedding.max_edges)
+    if isinstance(train_X, Tensor) and train_X.dim() == 2 and train_X.shape[-1] != expected:
+        raise EncodingError(
+            f"transferred_gp: train_X has {train_X.shape[-1]} columns; the saved kernel reads encodings with "
+            f"max_layers={embedding.max_layers}, max_edges={embedding.max_edges} ({expected} columns)."
+        )
+    model = architecture_gp(train_X, train_Y, covar_module=saved.kernel)
+    if saved.noise is not None:
+        model.likelihood.noise = saved.noise
+    for p in model.covar_module.parameters():
+        p.requires_grad_(False)
+    return model.eval()
+
+
 def loo_objective(model: SingleTaskGP) -> Tensor:
     r"""The leave-one-out pseudo-likelihood (paper Eq. 5) of ``model`` on its training data:
     the mean over points of ``log p(y_i | y_{-i})``, in the model's (standardised) outcome space.
@@ -187,4 +217,11 @@ def _shape(value: object) -> str:
     return f"shape {tuple(value.shape)}" if isinstance(value, Tensor) else type(value).__name__
 
 
-__all__ = ["OBJECTIVES", "FitResult", "architecture_gp", "fit_architecture_gp", "loo_objective"]
+__all__ = [
+    "OBJECTIVES",
+    "FitResult",
+    "architecture_gp",
+    "fit_architecture_gp",
+    "loo_objective",
+    "transferred_gp",
+]

@@ -2,5 +2,14 @@ r"""The learned architecture kernel: a Bi-LSTM embedding under an RBF (paper sec
 
 from botorch_archsearch.kernels.architecture import ArchitectureKernel
 from botorch_archsearch.kernels.embedding import ATTRIBUTE_SCALE, BiLSTMEmbedding, scale_attributes
+from botorch_archsearch.kernels.transfer import SavedKernel, load_kernel, save_kernel
 
-__all__ = ["ATTRIBUTE_SCALE", "ArchitectureKernel", "BiLSTMEmbedding", "scale_attributes"]
+__all__ = [
+    "ATTRIBUTE_SCALE",
+    "ArchitectureKernel",
+    "BiLSTMEmbedding",
+    "SavedKernel",
+    "load_kernel",
+    "save_kernel",
+    "scale_attributes",
+]
