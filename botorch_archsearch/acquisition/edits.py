@@ -1,0 +1,353 @@
+r"""Maximise an acquisition function over the edits of a teacher (ESNAC section 3.2, Table 6).
+
+The acquisition is maximised over a finite set of students made by random edits of the teacher
+(``method="random"``, the paper's choice), or over the students an evolutionary search over edits
+visits (``method="evolutionary"``, the paper's ablation). Both spend the same budget of
+``num_candidates`` generated edits, drop duplicate architectures and those in ``X_avoid``, and
+score the rest in batches, as :func:`botorch.optim.optimize_acqf_discrete` does for a fixed set of
+choices. Only the candidates' edits and values are kept while searching, so memory is bounded by
+``max_batch_size`` encoded rows whatever the budget.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from botorch_archsearch.exceptions import ArchSearchError
+from botorch_archsearch.graph.arch_graph import ArchGraph
+from botorch_archsearch.graph.encoding import DEFAULT_MAX_EDGES, encode, num_features
+from botorch_archsearch.space.edits import Edit
+from botorch_archsearch.space.mutation import crossover_edits, mutate_edits
+from botorch_archsearch.space.search_space import SearchSpace
+
+EDIT_OPTIMIZATION_METHODS: tuple[str, ...] = ("evolutionary", "random")
+
+
+class EditOptimizationResult(NamedTuple):
+    r"""The best students found by :func:`optimize_acqf_edits`, best first.
+
+    Args:
+        graphs: The ``q`` student graphs.
+        edits: The edits of the teacher that make them.
+        X: A `q x d` tensor of their encodings (``d = max_layers * (7 + max_edges)``).
+        values: A `q`-dim tensor of their acquisition values (each scored alone, as a
+            `1 x d` q-batch).
+        num_scored: How many distinct candidates the acquisition function scored.
+    """
+
+    graphs: list[ArchGraph]
+    edits: list[Edit]
+    X: Tensor
+    values: Tensor
+    num_scored: int
+
+
+def optimize_acqf_edits(
+    acq_function: Callable[[Tensor], Tensor],
+    space: SearchSpace,
+    *,
+    max_layers: int,
+    max_edges: int = DEFAULT_MAX_EDGES,
+    q: int = 1,
+    num_candidates: int = 1000,
+    method: str = "random",
+    X_avoid: Tensor | None = None,
+    max_batch_size: int = 1024,
+    generator: torch.Generator | None = None,
+    population_size: int | None = None,
+    num_generations: int | None = None,
+    num_parents: int | None = None,
+    mutation_rate: float = 0.1,
+    crossover_prob: float = 0.5,
+) -> EditOptimizationResult:
+    r"""Maximise an acquisition function over students made by edits of the teacher.
+
+    ``method="random"`` (paper section 3.2): draw ``num_candidates`` edits with
+    ``space.sample``, apply them, and score every distinct student.
+
+    ``method="evolutionary"`` (paper Table 6 ablation): draw an initial population of
+    ``population_size`` edits with ``space.sample`` (the first draws from ``generator``); then each
+    generation breeds ``population_size`` children from the ``num_parents`` best students scored
+    so far (truncation selection, elitist): a child is the uniform crossover of two parents with
+    probability ``crossover_prob`` (else a copy of one), then mutated with ``mutation_rate`` (see
+    :func:`~botorch_archsearch.space.mutation.mutate_edits`). It stops when ``num_candidates``
+    edits have been generated in all (the initial population included, so it is comparable
+    with ``method="random"`` at equal ``num_candidates``) or after ``num_generations``.
+
+    Either way a candidate whose architecture was already seen (same ``graph.key()``) or whose
+    encoding equals a row of ``X_avoid`` is not scored, and the ``q`` distinct students with the
+    highest acquisition values are returned. For ``q > 1`` this is the top ``q`` by single-point
+    value (each candidate scored as a `1 x d` q-batch), not a joint (sequentially conditioned)
+    q-batch optimum. Ties keep the order candidates were generated in; NaN values rank last.
+
+    Args:
+        acq_function: An acquisition function (e.g. ``LogExpectedImprovement``) whose model
+            takes encodings from :func:`~botorch_archsearch.graph.encode`; called on
+            `b x 1 x d` tensors, it returns `b` values. Encodings are made in the dtype and on
+            the device of the model's ``train_inputs`` if it has them, else in torch's default
+            dtype on the CPU.
+        space: The search space of the teacher.
+        max_layers: Layers per encoding (as the model's training inputs were encoded), at
+            least ``space.graph.num_layers``.
+        max_edges: Incoming edges per layer in the encoding.
+        q: Number of students to return.
+        num_candidates: Budget: how many edits are generated in all (at least ``q``).
+        method: ``"random"`` or ``"evolutionary"``.
+        X_avoid: A `n_avoid x d` tensor of encodings never to return (e.g. the students
+            already evaluated); rows are compared exactly.
+        max_batch_size: At most this many candidates are applied, encoded and scored at once.
+        generator: Random number generator (for reproducibility).
+        population_size: Evolutionary only: the size of the initial population and of each
+            generation (default: ``max(q, num_candidates // 10)``, at most ``num_candidates``).
+        num_generations: Evolutionary only: at most this many generations after the initial
+            population (default: as many as the budget allows).
+        num_parents: Evolutionary only: parents are drawn uniformly from this many best
+            students (default: ``max(2, population_size // 5)``).
+        mutation_rate: Evolutionary only: the per-entry mutation probability.
+        crossover_prob: Evolutionary only: the probability that a child is a crossover.
+
+    Returns:
+        An :class:`EditOptimizationResult` with the ``q`` best students, best first: their
+        ``graphs`` and ``edits``, their encodings ``X`` (`q x d`), their acquisition ``values``
+        (`q`) and ``num_scored``, the number of distinct candidates scored.
+
+    Raises:
+        ArchSearchError: For a bad argument, or if fewer than ``q`` distinct candidates (not in
+            ``X_avoid``) were found.
+
+    Example:
+        >>> acqf = LogExpectedImprovement(model, best_f=train_Y.max())
+        >>> result = optimize_acqf_edits(acqf, space, max_layers=space.graph.num_layers,
+        ...                              num_candidates=2000, X_avoid=train_X)
+        >>> student = result.graphs[0]
+    """
+    _check_int("q", q, 1)
+    _check_int("num_candidates", num_candidates, 1)
+    if num_candidates < q:
+        raise ArchSearchError(
+            f"optimize_acqf_edits: num_candidates must be at least q={q}, got {num_candidates!r}."
+        )
+    if method not in EDIT_OPTIMIZATION_METHODS:
+        raise ArchSearchError(
+            f"optimize_acqf_edits: unknown method {method!r}; accepted methods are "
+            f"{', '.join(repr(m) for m in EDIT_OPTIMIZATION_METHODS)}."
+        )
+    if not callable(acq_function):
+        raise ArchSearchError(
+            f"optimize_acqf_edits: acq_function must be callable (an AcquisitionFunction), got "
+            f"{type(acq_function).__name__}."
+        )
+    if not isinstance(space, SearchSpace):
+        raise ArchSearchError(
+            f"optimize_acqf_edits: space must be a SearchSpace, got {type(space).__name__}."
+        )
+    _check_int("max_layers", max_layers, 1)
+    if max_layers < space.graph.num_layers:
+        raise ArchSearchError(
+            f"optimize_acqf_edits: max_layers must be at least the teacher's number of layers "
+            f"({space.graph.num_layers}), got {max_layers}."
+        )
+    _check_int("max_edges", max_edges, 1)
+    _check_int("max_batch_size", max_batch_size, 1)
+    if population_size is not None:
+        _check_int("population_size", population_size, 1)
+    if num_generations is not None:
+        _check_int("num_generations", num_generations, 0)
+    if num_parents is not None:
+        _check_int("num_parents", num_parents, 1)
+    _check_probability("mutation_rate", mutation_rate)
+    _check_probability("crossover_prob", crossover_prob)
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise ArchSearchError(
+            f"optimize_acqf_edits: generator must be a torch.Generator, got {type(generator).__name__}."
+        )
+    d = max_layers * num_features(max_edges)
+    dtype, device = _encoding_dtype_device(acq_function)
+    scorer = _Scorer(
+        acq_function, space, max_layers, max_edges, dtype, device,
+        _avoid_digests(X_avoid, d), max_batch_size,
+    )
+    if method == "random":
+        scorer.score(space.sample(num_candidates, generator=generator))
+    else:
+        _evolve(
+            scorer, space, num_candidates, generator,
+            population_size=min(num_candidates, population_size or max(q, num_candidates // 10)),
+            num_generations=math.inf if num_generations is None else num_generations,
+            num_parents=num_parents,
+            mutation_rate=mutation_rate,
+            crossover_prob=crossover_prob,
+        )
+    return scorer.best(q, num_candidates)
+
+
+def _evolve(
+    scorer: _Scorer,
+    space: SearchSpace,
+    budget: int,
+    generator: torch.Generator | None,
+    *,
+    population_size: int,
+    num_generations: float,
+    num_parents: int | None,
+    mutation_rate: float,
+    crossover_prob: float,
+) -> None:
+    """Truncation-selection evolution over edits, scoring every new child with ``scorer``."""
+    generated = population_size
+    scorer.score(space.sample(population_size, generator=generator))
+    num_parents = num_parents or max(2, population_size // 5)
+    generation = 0
+    while generated < budget and generation < num_generations:
+        n = min(population_size, budget - generated)
+        parents = scorer.top_edits(num_parents)
+        if not parents:  # nothing scored yet (all avoided): start afresh
+            children = space.sample(n, generator=generator)
+        else:
+            pick = torch.randint(len(parents), (2, n), generator=generator).tolist()
+            first = [parents[i] for i in pick[0]]
+            cross = (torch.rand(n, generator=generator) < crossover_prob).nonzero().flatten().tolist()
+            if cross:
+                second = [parents[pick[1][c]] for c in cross]
+                mixed = crossover_edits(space, [first[c] for c in cross], second, generator)
+                for c, child in zip(cross, mixed):
+                    first[c] = child
+            children = mutate_edits(space, first, generator, mutation_rate)
+        scorer.score(children)
+        generated += n
+        generation += 1
+
+
+class _Scorer:
+    """Applies, deduplicates, encodes and scores candidate edits in batches; keeps only the
+    edits and values of the scored ones (plus digests for deduplication)."""
+
+    def __init__(
+        self,
+        acq_function: Callable[[Tensor], Tensor],
+        space: SearchSpace,
+        max_layers: int,
+        max_edges: int,
+        dtype: torch.dtype,
+        device: torch.device,
+        avoid: set[bytes],
+        max_batch_size: int,
+    ) -> None:
+        self.acq_function, self.space = acq_function, space
+        self.max_layers, self.max_edges, self.dtype, self.device = max_layers, max_edges, dtype, device
+        self.max_batch_size = max_batch_size
+        self.seen_keys: set[str] = set()
+        self.seen_rows = avoid  # digests of X_avoid rows and of every scored encoding
+        self.edits: list[Edit] = []
+        self.values: list[Tensor] = []
+        self._ranking: Tensor | None = None
+
+    @property
+    def num_scored(self) -> int:
+        return len(self.edits)
+
+    def score(self, edits: Sequence[Edit]) -> None:
+        for start in range(0, len(edits), self.max_batch_size):
+            batch, graphs = [], []
+            for edit in edits[start : start + self.max_batch_size]:
+                graph = self.space.apply(edit)
+                key = graph.key()
+                if key not in self.seen_keys:
+                    self.seen_keys.add(key)
+                    batch.append(edit)
+                    graphs.append(graph)
+            if not graphs:
+                continue
+            X = encode(graphs, self.max_layers, self.max_edges, dtype=self.dtype)
+            keep = []
+            for i, digest in enumerate(_row_digests(X)):
+                if digest not in self.seen_rows:
+                    self.seen_rows.add(digest)
+                    keep.append(i)
+            if not keep:
+                continue
+            X = X[keep].to(self.device)
+            with torch.no_grad():
+                values = self.acq_function(X.unsqueeze(-2))
+            if not isinstance(values, Tensor) or values.numel() != len(keep):
+                shape = tuple(values.shape) if isinstance(values, Tensor) else type(values).__name__
+                raise ArchSearchError(
+                    f"optimize_acqf_edits: acq_function returned {shape} for a "
+                    f"{tuple(X.unsqueeze(-2).shape)} input; expected {len(keep)} values, one per t-batch."
+                )
+            self.edits.extend(batch[i] for i in keep)
+            self.values.append(values.detach().reshape(-1))
+            self._ranking = None
+
+    def _rank(self) -> Tensor:
+        """Indices of the scored candidates by decreasing value (NaN last, ties by order)."""
+        if self._ranking is None:
+            values = torch.cat(self.values) if self.values else torch.zeros(0)
+            key = torch.where(torch.isnan(values), torch.full_like(values, -math.inf), values)
+            self._ranking = torch.sort(key, descending=True, stable=True).indices
+        return self._ranking
+
+    def top_edits(self, k: int) -> list[Edit]:
+        return [self.edits[i] for i in self._rank()[:k].tolist()]
+
+    def best(self, q: int, num_candidates: int) -> EditOptimizationResult:
+        if self.num_scored < q:
+            raise ArchSearchError(
+                f"optimize_acqf_edits: found {self.num_scored} distinct candidates not in X_avoid "
+                f"among num_candidates={num_candidates} generated edits, fewer than q={q}; raise "
+                "num_candidates or lower q."
+            )
+        top = self._rank()[:q]
+        edits = [self.edits[i] for i in top.tolist()]
+        graphs = [self.space.apply(e) for e in edits]
+        X = encode(graphs, self.max_layers, self.max_edges, dtype=self.dtype).to(self.device)
+        values = torch.cat(self.values)[top.to(self.values[0].device)]
+        return EditOptimizationResult(graphs, edits, X, values, self.num_scored)
+
+
+def _encoding_dtype_device(acq_function: object) -> tuple[torch.dtype, torch.device]:
+    """The dtype and device of the acquisition model's training inputs, if it has them."""
+    inputs = getattr(getattr(acq_function, "model", None), "train_inputs", None)
+    while isinstance(inputs, (tuple, list)) and inputs:  # SingleTaskGP: (X,); ModelListGP: [(X,), ...]
+        inputs = inputs[0]
+    if isinstance(inputs, Tensor) and inputs.is_floating_point():
+        return inputs.dtype, inputs.device
+    return torch.get_default_dtype(), torch.device("cpu")
+
+
+def _row_digests(X: Tensor) -> list[bytes]:
+    """A digest per row of an `n x d` tensor, equal exactly when the rows' values are equal."""
+    rows = np.ascontiguousarray(X.detach().cpu().to(torch.float64).numpy()) + 0.0  # -0.0 -> 0.0
+    return [hashlib.blake2b(row.tobytes(), digest_size=16).digest() for row in rows]
+
+
+def _avoid_digests(X_avoid: Tensor | None, d: int) -> set[bytes]:
+    if X_avoid is None:
+        return set()
+    if not isinstance(X_avoid, Tensor) or X_avoid.dim() != 2 or X_avoid.shape[-1] != d:
+        shape = tuple(X_avoid.shape) if isinstance(X_avoid, Tensor) else type(X_avoid).__name__
+        raise ArchSearchError(
+            f"optimize_acqf_edits: X_avoid must be a n_avoid x d tensor with d = max_layers * "
+            f"(7 + max_edges) = {d}, got shape {shape}."
+        )
+    return set(_row_digests(X_avoid))
+
+
+def _check_int(name: str, value: int, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ArchSearchError(f"optimize_acqf_edits: {name} must be an integer >= {minimum}, got {value!r}.")
+
+
+def _check_probability(name: str, value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+        raise ArchSearchError(f"optimize_acqf_edits: {name} must be a probability in [0, 1], got {value!r}.")
+
+
+__all__ = ["EDIT_OPTIMIZATION_METHODS", "EditOptimizationResult", "optimize_acqf_edits"]
