@@ -10,8 +10,8 @@ from botorch_archsearch.gp.fit import (
 )
 
 __all__ = [
-    "OBJECTIVES",
     "FitResult",
+    "OBJECTIVES",
     "architecture_gp",
     "fit_architecture_gp",
     "loo_objective",

@@ -218,8 +218,8 @@ def _shape(value: object) -> str:
 
 
 __all__ = [
-    "OBJECTIVES",
     "FitResult",
+    "OBJECTIVES",
     "architecture_gp",
     "fit_architecture_gp",
     "loo_objective",

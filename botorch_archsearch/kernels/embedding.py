@@ -155,10 +155,20 @@ class BiLSTMEmbedding(nn.Module):
                 f"= {self.max_layers} * {width} = {self.max_layers * width}; encode with the same settings."
             )
         batch_shape = X.shape[:-1]
-        param = self.attribute_columns.weight
-        rows = X.reshape(-1, self.max_layers, width).to(param.dtype)
-        if rows.shape[0] == 0:
+        flat = X.reshape(-1, X.shape[-1])
+        if flat.shape[0] == 0:
             return X.new_zeros(*batch_shape, self.output_dim)
+        # Batched acquisition functions repeat the same architectures (e.g. qNEI's baseline in
+        # every t-batch): embed each distinct row once.
+        unique, inverse = torch.unique(flat, dim=0, return_inverse=True)
+        if unique.shape[0] < flat.shape[0]:
+            return self._embed(unique)[inverse].to(X.dtype).reshape(*batch_shape, self.output_dim)
+        return self._embed(flat).to(X.dtype).reshape(*batch_shape, self.output_dim)
+
+    def _embed(self, flat: Tensor) -> Tensor:
+        """Embeddings of a `b x d` tensor of encodings (in the module's dtype)."""
+        param = self.attribute_columns.weight
+        rows = flat.reshape(-1, self.max_layers, num_features(self.max_edges)).to(param.dtype)
         lengths = (rows[..., 0] > 0).sum(-1)
         if int(lengths.min()) == 0:
             raise EncodingError("BiLSTMEmbedding: an encoded architecture has no layers (an all-zero row).")
@@ -166,8 +176,7 @@ class BiLSTMEmbedding(nn.Module):
         hidden, _ = self.lstm(packed)
         hidden, _ = pad_packed_sequence(hidden, batch_first=True)  # zeros past each length
         pooled = hidden.sum(1) / lengths.unsqueeze(-1).to(hidden.dtype)
-        h = nn.functional.normalize(pooled, dim=-1)
-        return h.to(X.dtype).reshape(*batch_shape, self.output_dim)
+        return nn.functional.normalize(pooled, dim=-1)
 
 
 __all__ = ["ATTRIBUTE_SCALE", "BiLSTMEmbedding", "scale_attributes"]
