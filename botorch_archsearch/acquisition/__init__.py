@@ -1,13 +1,18 @@
-r"""Acquisition optimization over the edits of a teacher (random sampling, evolutionary)."""
+r"""Acquisition optimization over the edits of a teacher (random sampling, evolutionary), and the
+multiple-kernel proposal strategy."""
 
 from botorch_archsearch.acquisition.edits import (
     EDIT_OPTIMIZATION_METHODS,
     EditOptimizationResult,
     optimize_acqf_edits,
 )
+from botorch_archsearch.acquisition.multi_kernel import ACQUISITIONS, Proposal, propose_architectures
 
 __all__ = [
+    "ACQUISITIONS",
     "EDIT_OPTIMIZATION_METHODS",
     "EditOptimizationResult",
+    "Proposal",
     "optimize_acqf_edits",
+    "propose_architectures",
 ]
