@@ -11,7 +11,9 @@ from gpytorch.constraints import Interval
 from gpytorch.kernels import Kernel, RBFKernel
 from torch import Tensor
 
-from botorch_archsearch.kernels.embedding import BiLSTMEmbedding
+from botorch_archsearch.exceptions import ArchSearchError
+
+SIGMA_RANGE = (0.01, 10.0)  # the RBF width's constraint
 
 
 class ArchitectureKernel(Kernel):
@@ -50,13 +52,18 @@ class ArchitectureKernel(Kernel):
         """
         super().__init__(**kwargs)
         self.embedding = embedding
+        if sigma is not None and base_kernel is not None:
+            raise ArchSearchError("ArchitectureKernel: sigma can only be fixed with the default RBF base kernel.")
+        if sigma is not None and not (SIGMA_RANGE[0] < sigma < SIGMA_RANGE[1]):
+            raise ArchSearchError(
+                f"ArchitectureKernel: sigma must lie strictly between {SIGMA_RANGE[0]} and {SIGMA_RANGE[1]} "
+                f"(embeddings are unit vectors, distances at most 2), got {sigma!r}."
+            )
         if base_kernel is None:
-            base_kernel = RBFKernel(batch_shape=self.batch_shape, lengthscale_constraint=Interval(0.01, 10.0))
+            base_kernel = RBFKernel(batch_shape=self.batch_shape, lengthscale_constraint=Interval(*SIGMA_RANGE))
             base_kernel.lengthscale = 1.0 if sigma is None else sigma
             if sigma is not None:
                 base_kernel.raw_lengthscale.requires_grad_(False)
-        elif sigma is not None:
-            raise ValueError("ArchitectureKernel: sigma can only be fixed with the default RBF base kernel.")
         self.base_kernel = base_kernel
 
     def forward(self, x1: Tensor, x2: Tensor, diag: bool = False, **params: Any) -> Tensor:
@@ -75,4 +82,4 @@ class ArchitectureKernel(Kernel):
         return self.base_kernel.forward(h1, h2, diag=diag, **params)
 
 
-__all__ = ["ArchitectureKernel"]
+__all__ = ["SIGMA_RANGE", "ArchitectureKernel"]

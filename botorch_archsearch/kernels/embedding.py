@@ -19,7 +19,6 @@ import math
 
 import torch
 from torch import Tensor, nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from botorch_archsearch.exceptions import EncodingError
 from botorch_archsearch.graph.encoding import DEFAULT_MAX_EDGES, NUM_ATTRIBUTES, NUM_LAYER_TYPES, num_features
@@ -44,8 +43,8 @@ class BiLSTMEmbedding(nn.Module):
 
     A GPyTorch deep-kernel feature extractor: it takes encoded architectures (from
     :func:`~botorch_archsearch.graph.encode`) and returns unit-norm embeddings; one call embeds a
-    whole batch, each sequence read over its own layers only (packed), so padding never changes
-    the result.
+    whole batch, each sequence read over its own layers only (in both directions), so padding
+    never changes the result.
 
     Example:
         >>> embedding = BiLSTMEmbedding(max_layers=graph.num_layers)
@@ -73,11 +72,11 @@ class BiLSTMEmbedding(nn.Module):
                 ``hidden_size``).
         """
         super().__init__()
-        for name, value in (("max_layers", max_layers), ("max_edges", max_edges),
-                            ("hidden_size", hidden_size), ("num_layers", num_layers)):
+        input_size = hidden_size if input_size is None else input_size
+        for name, value in (("max_layers", max_layers), ("max_edges", max_edges), ("hidden_size", hidden_size),
+                            ("num_layers", num_layers), ("input_size", input_size)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise EncodingError(f"BiLSTMEmbedding: {name} must be an integer >= 1, got {value!r}.")
-        input_size = hidden_size if input_size is None else input_size
         self.max_layers, self.max_edges = max_layers, max_edges
         self.hidden_size, self.num_layers, self.bidirectional = hidden_size, num_layers, bool(bidirectional)
         self.input_size = input_size
@@ -172,11 +171,36 @@ class BiLSTMEmbedding(nn.Module):
         lengths = (rows[..., 0] > 0).sum(-1)
         if int(lengths.min()) == 0:
             raise EncodingError("BiLSTMEmbedding: an encoded architecture has no layers (an all-zero row).")
-        packed = pack_padded_sequence(self.project(rows), lengths.cpu(), batch_first=True, enforce_sorted=False)
-        hidden, _ = self.lstm(packed)
-        hidden, _ = pad_packed_sequence(hidden, batch_first=True)  # zeros past each length
-        pooled = hidden.sum(1) / lengths.unsqueeze(-1).to(hidden.dtype)
+        hidden = self._run_lstm(self.project(rows), lengths)
+        valid = (torch.arange(rows.shape[1], device=rows.device) < lengths.unsqueeze(-1)).unsqueeze(-1)
+        pooled = (hidden * valid).sum(1) / lengths.unsqueeze(-1).to(hidden.dtype)
         return nn.functional.normalize(pooled, dim=-1)
+
+    def _run_lstm(self, u: Tensor, lengths: Tensor) -> Tensor:
+        r"""Run ``self.lstm`` over each sequence's first ``lengths`` steps, layer by layer.
+
+        Same result as packing the sequences, but on padded tensors (packed LSTMs are several
+        times slower on CPU): the forward direction never sees the padding before a valid step,
+        and the backward direction runs forward over each sequence reversed within its length,
+        so padding stays at the end. Outputs past a sequence's length are garbage and are
+        masked by the caller.
+        """
+        lstm = self.lstm
+        T = u.shape[1]
+        steps = torch.arange(T, device=u.device)
+        reverse = torch.where(steps < lengths.unsqueeze(-1), lengths.unsqueeze(-1) - 1 - steps, steps)
+        reverse = reverse.unsqueeze(-1)
+        x = u
+        for layer in range(lstm.num_layers):
+            outputs = []
+            for suffix in ("", "_reverse") if lstm.bidirectional else ("",):
+                params = [getattr(lstm, f"{kind}_l{layer}{suffix}") for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+                inp = x if not suffix else x.gather(1, reverse.expand_as(x))
+                zeros = inp.new_zeros(1, inp.shape[0], lstm.hidden_size)
+                out = torch.lstm(inp, (zeros, zeros), params, True, 1, 0.0, self.training, False, True)[0]
+                outputs.append(out if not suffix else out.gather(1, reverse.expand_as(out)))
+            x = torch.cat(outputs, dim=-1) if len(outputs) > 1 else outputs[0]
+        return x
 
 
 __all__ = ["ATTRIBUTE_SCALE", "BiLSTMEmbedding", "scale_attributes"]
