@@ -82,4 +82,4 @@ class ArchitectureKernel(Kernel):
         return self.base_kernel.forward(h1, h2, diag=diag, **params)
 
 
-__all__ = ["SIGMA_RANGE", "ArchitectureKernel"]
+__all__ = ["ArchitectureKernel", "SIGMA_RANGE"]
