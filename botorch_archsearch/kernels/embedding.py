@@ -157,9 +157,9 @@ class BiLSTMEmbedding(nn.Module):
         flat = X.reshape(-1, X.shape[-1])
         if flat.shape[0] == 0:
             return X.new_zeros(*batch_shape, self.output_dim)
-        # Batched acquisition functions repeat the same architectures (e.g. qNEI's baseline in
-        # every t-batch): embed each distinct row once.
-        unique, inverse = torch.unique(flat, dim=0, return_inverse=True)
+        # Batched posteriors repeat the same architectures (the training set in every t-batch,
+        # qNEI's baseline): embed each distinct row once.
+        unique, inverse = _distinct_rows(flat)
         if unique.shape[0] < flat.shape[0]:
             return self._embed(unique)[inverse].to(X.dtype).reshape(*batch_shape, self.output_dim)
         return self._embed(flat).to(X.dtype).reshape(*batch_shape, self.output_dim)
@@ -201,6 +201,32 @@ class BiLSTMEmbedding(nn.Module):
                 outputs.append(out if not suffix else out.gather(1, reverse.expand_as(out)))
             x = torch.cat(outputs, dim=-1) if len(outputs) > 1 else outputs[0]
         return x
+
+
+def _distinct_rows(flat: Tensor) -> tuple[Tensor, Tensor]:
+    """The distinct rows of a `b x d` tensor and, per row, the index of its distinct row.
+
+    Rows are keyed by a fixed random projection (sorting 1-d keys is far cheaper than
+    ``torch.unique(dim=0)`` on wide rows); the grouping is then checked exactly and the exact
+    method used if two different rows ever shared a key.
+    """
+    with torch.no_grad():
+        g = torch.Generator(device="cpu").manual_seed(0)
+        direction = torch.rand(flat.shape[-1], generator=g, dtype=torch.float64).to(flat.device)
+        keys = flat.detach().to(torch.float64) @ direction
+        _, first, inverse = _unique_1d(keys)
+        if not torch.equal(flat[first][inverse], flat):
+            unique, inverse = torch.unique(flat, dim=0, return_inverse=True)
+            return unique, inverse
+    return flat[first], inverse
+
+
+def _unique_1d(keys: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Distinct values of a 1-d tensor, the index of one occurrence of each, and the inverse."""
+    values, inverse = torch.unique(keys, return_inverse=True)
+    first = torch.full((len(values),), len(keys), dtype=torch.long, device=keys.device)
+    first.scatter_reduce_(0, inverse, torch.arange(len(keys), device=keys.device), reduce="amin")
+    return values, first, inverse
 
 
 __all__ = ["ATTRIBUTE_SCALE", "BiLSTMEmbedding", "scale_attributes"]
