@@ -55,7 +55,6 @@ def architecture_gp(
     num_layers: int = 4,
     sigma: float | None = None,
     noise_lower_bound: float = 1e-4,
-    embedding_dtype: torch.dtype | None = torch.float32,
 ) -> SingleTaskGP:
     r"""A ``SingleTaskGP`` over encoded architectures with the learned architecture kernel.
 
@@ -70,8 +69,6 @@ def architecture_gp(
         num_layers: LSTM layers of the default kernel.
         sigma: Fixed RBF width of the default kernel (learned if ``None``).
         noise_lower_bound: Lower bound of the Gaussian noise variance (on standardised rewards).
-        embedding_dtype: dtype of the Bi-LSTM's weights (``None``: the data's dtype). The GP
-            algebra always runs in the data's dtype.
 
     Returns:
         The model, with a ``Standardize`` outcome transform and a Gaussian likelihood.
@@ -89,12 +86,6 @@ def architecture_gp(
             train_X, train_Y, likelihood=likelihood, covar_module=covar_module,
             outcome_transform=Standardize(m=train_Y.shape[-1]),
         )
-    # SingleTaskGP moves every parameter to train_X's dtype; the network runs much faster in
-    # float32 (the kernel casts its inputs and returns embeddings in the data's dtype).
-    if embedding_dtype is not None:
-        for module in model.covar_module.modules():
-            if isinstance(module, BiLSTMEmbedding):
-                module.to(embedding_dtype)
     return model
 
 

@@ -43,7 +43,8 @@ def _embedding(
     max_layers: int, dtype: torch.dtype = torch.float32, seed: int = 0, **kwargs
 ) -> BiLSTMEmbedding:
     torch.manual_seed(seed)
-    return BiLSTMEmbedding(max_layers, **{**SMALL, **kwargs}).to(dtype)
+    # compute in the weights' dtype, so float64 checks are exact
+    return BiLSTMEmbedding(max_layers, **{"compute_dtype": None, **SMALL, **kwargs}).to(dtype)
 
 
 def _projection(emb: BiLSTMEmbedding) -> torch.Tensor:
@@ -303,3 +304,19 @@ def test_is_a_plain_module():
     emb = BiLSTMEmbedding(3, **SMALL)
     assert isinstance(emb, nn.Module) and isinstance(emb.lstm, nn.LSTM)
     assert emb.lstm.batch_first and emb.lstm.bidirectional
+
+
+def test_default_compute_dtype_is_float32_whatever_the_weights(resnet_space):
+    L = resnet_space.graph.num_layers
+    X = encode([resnet_space.apply(e) for e in resnet_space.sample(6, generator=torch.Generator().manual_seed(1))],
+               L, dtype=torch.float64)
+    torch.manual_seed(0)
+    fast = BiLSTMEmbedding(L, **SMALL).double()  # as BoTorch leaves it: float64 weights
+    exact = BiLSTMEmbedding(L, compute_dtype=None, **SMALL).double()
+    exact.load_state_dict(fast.state_dict())
+    h_fast, h_exact = fast(X), exact(X)
+    assert h_fast.dtype == torch.float64 and all(p.dtype == torch.float64 for p in fast.parameters())
+    assert not torch.equal(h_fast, h_exact)  # float32 arithmetic really happened
+    torch.testing.assert_close(h_fast, h_exact, atol=1e-5, rtol=0)
+    h_fast.sum().backward()
+    assert all(p.grad is None or p.grad.dtype == torch.float64 for p in fast.parameters())
