@@ -158,6 +158,7 @@ def run_batched(space, L, X, Y, kernels, candidates, max_steps, seed, lstm_probe
         if lstm_probe and k == 0:
             rec.update(_lstm_probe(model.covar_module.embedding, train_X, L))
         rec["fit_dtype"] = _param_dtype(model.covar_module.embedding)
+        rec["compute_dtype"] = str(model.covar_module.embedding.compute_dtype or rec["fit_dtype"]).replace("torch.", "")
         total, sample_s, enc_s, acq_s = score_batched(model, space, L, X, train_Y, candidates, seed + k)
         rec.update(score=total, sample=sample_s, encode=enc_s, acq=acq_s,
                    score_dtype=_param_dtype(model.covar_module.embedding))
@@ -392,15 +393,16 @@ def bench_size(n: int, space, L: int, X: Tensor, Y: Tensor, args) -> dict:
     r0 = recs[0]
     emb_dtype = getattr(torch, r0["fit_dtype"])
     lstm_share = r0["lstm_fwdbwd"] / (r0["fit"] / r0["steps"])
-    print(f"  Bi-LSTM weights: {r0['fit_dtype']} while fitting, {r0['score_dtype']} after LogEI scoring "
-          f"(GP algebra in {args.dtype})")
+    print(f"  Bi-LSTM weights: {r0['fit_dtype']} while fitting, {r0['score_dtype']} after LogEI scoring, "
+          f"computing in {r0['compute_dtype']} (BiLSTMEmbedding.compute_dtype; GP algebra in {args.dtype})")
     print(f"  LSTM of kernel 0 on its {r0['n']} points: forward {r0['lstm_fwd']:.3f} s "
           f"({2 * r0['lstm_macs'] / r0['lstm_fwd'] / 1e9:.2f} GFLOP/s), forward+backward "
           f"{r0['lstm_fwdbwd']:.3f} s ({6 * r0['lstm_macs'] / r0['lstm_fwdbwd'] / 1e9:.2f} GFLOP/s) "
           f"= {100 * lstm_share:.0f}% of its s/step", flush=True)
 
-    print(f"N = {n}: naive path (per-architecture LSTM calls, per-pair kernel loop; LSTM in "
-          f"{r0['fit_dtype']}, GP algebra in {args.dtype}, as the batched fit)", flush=True)
+    print(f"N = {n}: naive path (per-architecture LSTM calls, per-pair kernel loop; LSTM weights in "
+          f"{r0['fit_dtype']} computing in {r0['compute_dtype']}, GP algebra in {args.dtype}, as the batched fit)",
+          flush=True)
     naive_steps = []
     for k, r in enumerate(recs[: args.naive_kernels]):
         t = naive_fit_step_seconds(L, X[r["keep"]], Y[r["keep"]], args.naive_steps, args.seed * 1000 + k,
