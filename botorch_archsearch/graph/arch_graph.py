@@ -57,20 +57,7 @@ CHANNELWISE_TYPES = frozenset(
 
 # Layers that the removal operator may turn into identities (when their input and output shapes
 # agree); merges, reshapes and the network input are structure, not layers to remove.
-REMOVABLE_TYPES = frozenset(
-    {
-        "conv",
-        "linear",
-        "batchnorm",
-        "relu",
-        "relu6",
-        "activation",
-        "maxpool",
-        "avgpool",
-        "adaptive_avgpool",
-        "dropout",
-    }
-)
+REMOVABLE_TYPES = (CHANNELWISE_TYPES - {"mean", "add"}) | {"conv", "linear"}
 
 
 class LayerSpec(NamedTuple):

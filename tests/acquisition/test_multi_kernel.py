@@ -8,7 +8,7 @@ import torch
 from botorch_archsearch.acquisition import propose_architectures
 from botorch_archsearch.acquisition.multi_kernel import _subset
 from botorch_archsearch.exceptions import ArchSearchError
-from botorch_archsearch.graph import count_params, encode, trace
+from botorch_archsearch.graph import count_params, encode, num_features, trace
 from botorch_archsearch.models import get_teacher
 from botorch_archsearch.space import SearchSpace
 
@@ -41,7 +41,7 @@ def test_proposals_are_distinct_new_and_one_per_kernel():
     assert len({g.key() for g in proposal.graphs}) == 3
     for row in proposal.X:
         assert not (X == row).all(-1).any(), "a proposal repeats an evaluated architecture"
-    assert torch.equal(proposal.X, encode(proposal.graphs, X.shape[1] // 15, dtype=X.dtype))
+    assert torch.equal(proposal.X, encode(proposal.graphs, X.shape[1] // num_features(), dtype=X.dtype))
     assert torch.isfinite(proposal.values).all()
 
 
