@@ -66,6 +66,23 @@ class ArchitectureKernel(Kernel):
                 base_kernel.raw_lengthscale.requires_grad_(False)
         self.base_kernel = base_kernel
 
+    def __call__(
+        self, x1: Tensor, x2: Tensor | None = None, diag: bool = False, last_dim_is_batch: bool = False, **params: Any
+    ) -> Any:
+        r"""Embed the architectures once, then call the base kernel on the embeddings.
+
+        GPyTorch evaluates kernels lazily: a posterior builds one kernel over the training and
+        test points together and then slices it (test-test, test-train), and every slice would
+        run :meth:`forward` again. Embedding here, before the lazy tensor is formed, runs the
+        Bi-LSTM once per architecture per call; the slices only recompute the base kernel on
+        embeddings. Same values as :meth:`forward`.
+        """
+        if last_dim_is_batch:
+            raise ArchSearchError("ArchitectureKernel: last_dim_is_batch is not supported (encodings are not additive).")
+        h1 = self.embedding(x1)
+        h2 = None if x2 is None or _same(x1, x2) else self.embedding(x2)
+        return self.base_kernel(h1, h2, diag=diag, **params)
+
     def forward(self, x1: Tensor, x2: Tensor, diag: bool = False, **params: Any) -> Tensor:
         r"""Kernel between encoded architectures.
 
@@ -78,8 +95,13 @@ class ArchitectureKernel(Kernel):
             A `batch_shape x n x m` kernel matrix (`batch_shape x n` if ``diag``).
         """
         h1 = self.embedding(x1)
-        h2 = h1 if x2 is x1 or (x2.shape == x1.shape and torch.equal(x1, x2)) else self.embedding(x2)
+        h2 = h1 if _same(x1, x2) else self.embedding(x2)
         return self.base_kernel.forward(h1, h2, diag=diag, **params)
+
+
+def _same(x1: Tensor, x2: Tensor) -> bool:
+    """Whether two inputs are the same architectures (then they are embedded once)."""
+    return x2 is x1 or (x2.shape == x1.shape and torch.equal(x1, x2))
 
 
 __all__ = ["ArchitectureKernel", "SIGMA_RANGE"]

@@ -221,3 +221,35 @@ def test_covar_module_of_single_task_gp(space, encoded, dtype):
     assert torch.isfinite(posterior.variance).all()
     # Near-noiseless data at the training points: the posterior mean follows train_Y's order.
     assert torch.corrcoef(torch.stack([train_posterior.mean.squeeze(-1), train_Y.squeeze(-1)]))[0, 1] > 0.5
+
+
+def test_posterior_embeds_each_architecture_once_per_call(space, encoded):
+    """A posterior over test points slices one lazy kernel (test-test, test-train); the Bi-LSTM
+    must run once per call over the training and test rows, and give the same posterior as
+    evaluating the kernel's ``forward`` on each block."""
+    kernel = _kernel(space, torch.float64)
+    model = SingleTaskGP(encoded[:8], torch.linspace(0, 1, 8, dtype=torch.float64).unsqueeze(-1),
+                         covar_module=kernel)
+    model.eval()
+    model.posterior(encoded[:2]).variance  # builds the training-data caches (one embedding of 8 rows)
+    embedded = []
+    handle = kernel.embedding.register_forward_hook(lambda module, args, out: embedded.append(args[0].shape))
+    try:
+        posterior = model.posterior(encoded[8:])
+        mean, variance = posterior.mean, posterior.variance
+    finally:
+        handle.remove()
+    assert embedded == [torch.Size([13, encoded.shape[-1]])]  # 8 training + 5 test rows, one call
+    # Same posterior as the textbook formulas with the kernel's own forward on each block.
+    with torch.no_grad():
+        noise = model.likelihood.noise.item()
+        X, Xs = encoded[:8], encoded[8:]
+        y = model.outcome_transform(torch.linspace(0, 1, 8, dtype=torch.float64).unsqueeze(-1))[0].squeeze(-1)
+        K = kernel.forward(X, X) + noise * torch.eye(8, dtype=torch.float64)
+        Ks = kernel.forward(Xs, X)
+        mu = model.mean_module.constant + Ks @ torch.linalg.solve(K, y - model.mean_module.constant)
+        var = kernel.forward(Xs, Xs).diagonal() - (Ks @ torch.linalg.solve(K, Ks.T)).diagonal()
+        std = model.outcome_transform.stdvs.squeeze()
+        mu = mu * std + model.outcome_transform.means.squeeze()
+        torch.testing.assert_close(mean.squeeze(-1), mu)
+        torch.testing.assert_close(variance.squeeze(-1), var * std**2)
