@@ -168,6 +168,35 @@ def optimize_acqf_edits(
         raise ArchSearchError(
             f"optimize_acqf_edits: generator must be a torch.Generator, got {type(generator).__name__}."
         )
+    scorer = _score_edits(
+        acq_function, space, max_layers=max_layers, max_edges=max_edges, q=q, num_candidates=num_candidates,
+        method=method, X_avoid=X_avoid, max_batch_size=max_batch_size, generator=generator,
+        population_size=population_size, num_generations=num_generations, num_parents=num_parents,
+        mutation_rate=mutation_rate, crossover_prob=crossover_prob,
+    )
+    return scorer.best(q, num_candidates)
+
+
+def _score_edits(
+    acq_function: Callable[[Tensor], Tensor],
+    space: SearchSpace,
+    *,
+    max_layers: int,
+    max_edges: int,
+    q: int,
+    num_candidates: int,
+    method: str,
+    X_avoid: Tensor | None,
+    max_batch_size: int,
+    generator: torch.Generator | None,
+    population_size: int | None,
+    num_generations: int | None,
+    num_parents: int | None,
+    mutation_rate: float,
+    crossover_prob: float,
+) -> _Scorer:
+    """Generate and score the candidates of :func:`optimize_acqf_edits` (arguments checked); the
+    scorer ranks every distinct candidate scored."""
     d = max_layers * num_features(max_edges)
     dtype, device = _encoding_dtype_device(acq_function)
     scorer = _Scorer(
@@ -185,7 +214,7 @@ def optimize_acqf_edits(
             mutation_rate=mutation_rate,
             crossover_prob=crossover_prob,
         )
-    return scorer.best(q, num_candidates)
+    return scorer
 
 
 def _evolve(

@@ -8,14 +8,18 @@ none was evaluated before, so one step evaluates ``K`` new architectures.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any, NamedTuple
 
 import torch
 from botorch.acquisition import ExpectedImprovement, LogExpectedImprovement
 from botorch.models import SingleTaskGP
+from botorch.models.utils import gpt_posterior_settings
 from torch import Tensor
 
-from botorch_archsearch.acquisition.edits import optimize_acqf_edits
+from botorch_archsearch.acquisition.edits import EDIT_OPTIMIZATION_METHODS, _row_digests, _score_edits
 from botorch_archsearch.exceptions import ArchSearchError
 from botorch_archsearch.gp.fit import FitResult, architecture_gp, fit_architecture_gp
 from botorch_archsearch.graph.arch_graph import ArchGraph
@@ -61,6 +65,7 @@ def propose_architectures(
     kernel_options: dict[str, Any] | None = None,
     fit_options: dict[str, Any] | None = None,
     generator: torch.Generator | None = None,
+    num_workers: int | None = None,
 ) -> Proposal:
     r"""Propose ``num_kernels`` distinct new architectures (one step of ESNAC's Algorithm 1).
 
@@ -81,6 +86,12 @@ def propose_architectures(
         fit_options: Passed to :func:`~botorch_archsearch.gp.fit_architecture_gp` (``objective``,
             ``lr``, ``weight_decay``, ``max_steps``, ``tol``, ``window``).
         generator: Random number generator (subsets, kernel initialisations, candidates).
+        num_workers: Kernels fitted and scored concurrently, in threads (default: one per intra-op
+            thread, ``torch.get_num_threads()``, at most ``num_kernels``). A kernel fit is a
+            sequence of small LSTM steps that one thread runs almost as fast as two, so on a CPU
+            several kernels at a time finish sooner. While they run, ``torch.set_num_threads`` is
+            set to share the threads between the workers (restored after). The result does not
+            depend on ``num_workers``.
 
     Returns:
         A :class:`Proposal`; its ``K`` architectures are distinct and not in ``train_X``.
@@ -100,33 +111,88 @@ def propose_architectures(
         raise ArchSearchError(
             f"propose_architectures: need at least min_subset={min_subset} evaluated architectures, got {n}."
         )
+    if num_workers is not None and (isinstance(num_workers, bool) or not isinstance(num_workers, int)
+                                    or num_workers < 1):
+        raise ArchSearchError(f"propose_architectures: num_workers must be an integer >= 1, got {num_workers!r}.")
+    if method not in EDIT_OPTIMIZATION_METHODS:
+        raise ArchSearchError(
+            f"propose_architectures: method must be one of {list(EDIT_OPTIMIZATION_METHODS)}, got {method!r}."
+        )
+    if isinstance(num_candidates, bool) or not isinstance(num_candidates, int) or num_candidates < 1:
+        raise ArchSearchError(
+            f"propose_architectures: num_candidates must be an integer >= 1, got {num_candidates!r}."
+        )
     kernel_options = dict(kernel_options or {})
     fit_options = dict(fit_options or {})
     best_f = train_Y.max()
-    graphs: list[ArchGraph] = []
-    rows: list[Tensor] = []
-    values, models, fits, subsets = [], [], [], []
+    # Every random draw happens here, in order, so the result does not depend on num_workers.
+    subsets, models, candidate_seeds = [], [], []
     for _ in range(num_kernels):
         subset = _subset(n, subset_prob, min_subset, generator)
         seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
         with torch.random.fork_rng():
             torch.manual_seed(seed)  # the kernel's initial weights
-            model = architecture_gp(train_X[subset], train_Y[subset], max_layers=max_layers,
-                                    max_edges=max_edges, **kernel_options)
-            fit = fit_architecture_gp(model, **fit_options)
-        acq = ACQUISITIONS[acquisition](model, best_f=best_f)
-        X_avoid = torch.cat([train_X] + rows) if rows else train_X
-        result = optimize_acqf_edits(
-            acq, space, max_layers=max_layers, max_edges=max_edges, q=1, num_candidates=num_candidates,
-            method=method, X_avoid=X_avoid, generator=generator,
-        )
-        graphs.append(result.graphs[0])
-        rows.append(result.X.to(train_X))
-        values.append(result.values[0])
-        models.append(model)
-        fits.append(fit)
+            models.append(architecture_gp(train_X[subset], train_Y[subset], max_layers=max_layers,
+                                          max_edges=max_edges, **kernel_options))
         subsets.append(subset)
+        candidate_seeds.append(int(torch.randint(2**31 - 1, (1,), generator=generator)))
+    top = min(num_kernels, num_candidates)  # enough for every kernel to find one not taken before it
+
+    def fit_and_score(k: int) -> tuple[FitResult, Any]:
+        fit = fit_architecture_gp(models[k], **fit_options)
+        acq = ACQUISITIONS[acquisition](models[k], best_f=best_f)
+        scorer = _score_edits(
+            acq, space, max_layers=max_layers, max_edges=max_edges, q=top, num_candidates=num_candidates,
+            method=method, X_avoid=train_X, max_batch_size=1024,
+            generator=torch.Generator().manual_seed(candidate_seeds[k]), population_size=None,
+            num_generations=None, num_parents=None, mutation_rate=0.1, crossover_prob=0.5,
+        )
+        if scorer.num_scored == 0:
+            raise ArchSearchError(
+                f"propose_architectures: kernel {k} found no candidate that was not evaluated before among "
+                f"num_candidates={num_candidates} edits; raise num_candidates."
+            )
+        return fit, scorer.best(min(top, scorer.num_scored), num_candidates)
+
+    workers = min(num_kernels, torch.get_num_threads() if num_workers is None else num_workers)
+    # BoTorch's posterior settings are process-wide GPyTorch flags that each call sets and restores;
+    # set once around all the kernels, concurrent calls leave them alone.
+    with gpt_posterior_settings():
+        if workers == 1:
+            outcomes = [fit_and_score(k) for k in range(num_kernels)]
+        else:
+            with _intra_op_threads(max(1, torch.get_num_threads() // workers)), \
+                    ThreadPoolExecutor(workers, thread_name_prefix="archsearch-kernel") as pool:
+                outcomes = list(pool.map(fit_and_score, range(num_kernels)))
+    graphs: list[ArchGraph] = []
+    rows, values, fits = [], [], []
+    taken: set[bytes] = set()
+    for k, (fit, result) in enumerate(outcomes):
+        # The kernel's best candidate that no earlier kernel of this step proposed.
+        digests = _row_digests(result.X)
+        i = next((i for i, digest in enumerate(digests) if digest not in taken), None)
+        if i is None:
+            raise ArchSearchError(
+                f"propose_architectures: kernel {k} found no candidate that an earlier kernel did not propose; "
+                f"raise num_candidates (now {num_candidates})."
+            )
+        taken.add(digests[i])
+        graphs.append(result.graphs[i])
+        rows.append(result.X[i : i + 1].to(train_X))
+        values.append(result.values[i])
+        fits.append(fit)
     return Proposal(graphs, torch.cat(rows), torch.stack(values), models, fits, subsets)
+
+
+@contextmanager
+def _intra_op_threads(num_threads: int) -> Iterator[None]:
+    """Run with ``torch.set_num_threads(num_threads)`` (process-wide), restored on exit."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(num_threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def _subset(n: int, prob: float, minimum: int, generator: torch.Generator | None) -> Tensor:

@@ -8,8 +8,10 @@ from botorch_archsearch.gp.fit import (
     loo_objective,
     transferred_gp,
 )
+from botorch_archsearch.gp.model import ArchitectureGP
 
 __all__ = [
+    "ArchitectureGP",
     "FitResult",
     "OBJECTIVES",
     "architecture_gp",

@@ -24,6 +24,7 @@ from gpytorch.mlls import ExactMarginalLogLikelihood, LeaveOneOutPseudoLikelihoo
 from torch import Tensor
 
 from botorch_archsearch.exceptions import ArchSearchError, EncodingError
+from botorch_archsearch.gp.model import ArchitectureGP
 from botorch_archsearch.kernels import ArchitectureKernel, BiLSTMEmbedding, load_kernel
 
 OBJECTIVES = ("loo", "exact")
@@ -55,8 +56,9 @@ def architecture_gp(
     num_layers: int = 4,
     sigma: float | None = None,
     noise_lower_bound: float = 1e-4,
-) -> SingleTaskGP:
-    r"""A ``SingleTaskGP`` over encoded architectures with the learned architecture kernel.
+) -> ArchitectureGP:
+    r"""A GP over encoded architectures with the learned architecture kernel: an
+    :class:`~botorch_archsearch.gp.ArchitectureGP` (a ``SingleTaskGP``).
 
     Args:
         train_X: A `n x d` tensor of encoded architectures.
@@ -82,7 +84,7 @@ def architecture_gp(
     likelihood = GaussianLikelihood(noise_constraint=GreaterThan(noise_lower_bound))
     # Encodings are integers, not unit-cube points: BoTorch's scaling check does not apply.
     with botorch_settings.validate_input_scaling(False):
-        model = SingleTaskGP(
+        model = ArchitectureGP(
             train_X, train_Y, likelihood=likelihood, covar_module=covar_module,
             outcome_transform=Standardize(m=train_Y.shape[-1]),
         )
@@ -153,7 +155,7 @@ def fit_architecture_gp(
     return FitResult(model, losses, len(losses), converged)
 
 
-def transferred_gp(path: str | Path, train_X: Tensor, train_Y: Tensor) -> SingleTaskGP:
+def transferred_gp(path: str | Path, train_X: Tensor, train_Y: Tensor) -> ArchitectureGP:
     r"""A GP with a saved kernel, conditioned on new data without any training (kernel transfer,
     paper section 4.3).
 

@@ -1,6 +1,7 @@
 """Tests of the multiple-kernel proposal strategy (paper section 3.3)."""
 
 import functools
+import threading
 
 import pytest
 import torch
@@ -61,6 +62,33 @@ def test_reproducible_from_the_generator():
     torch.testing.assert_close(a.values, b.values)
 
 
+def test_result_does_not_depend_on_num_workers():
+    one, three = _propose(seed=5, num_workers=1), _propose(seed=5, num_workers=3)
+    assert [g.key() for g in one.graphs] == [g.key() for g in three.graphs]
+    torch.testing.assert_close(one.values, three.values)
+    assert [f.losses for f in one.fits] == [f.losses for f in three.fits]
+    assert all(torch.equal(a, b) for a, b in zip(one.subsets, three.subsets))
+
+
+def test_kernels_are_fitted_concurrently_and_threads_restored(monkeypatch):
+    from botorch_archsearch.acquisition import multi_kernel
+
+    barrier = threading.Barrier(2, timeout=60)  # breaks unless two fits run at the same time
+    names = []
+    fit = multi_kernel.fit_architecture_gp
+
+    def fit_together(model, **options):
+        names.append(threading.current_thread().name)
+        barrier.wait()
+        return fit(model, **options)
+
+    monkeypatch.setattr(multi_kernel, "fit_architecture_gp", fit_together)
+    threads = torch.get_num_threads()
+    proposal = _propose(num_kernels=2, num_workers=2)
+    assert len(proposal.graphs) == 2 and len(set(names)) == 2
+    assert torch.get_num_threads() == threads
+
+
 def test_subset_keeps_about_half_and_at_least_the_minimum():
     g = torch.Generator().manual_seed(0)
     sizes = [len(_subset(100, 0.5, 2, g)) for _ in range(200)]
@@ -78,6 +106,9 @@ def test_subset_keeps_about_half_and_at_least_the_minimum():
         (dict(subset_prob=0.0), "subset_prob"),
         (dict(min_subset=1), "min_subset"),
         (dict(min_subset=20), "min_subset=20"),
+        (dict(num_workers=0), "num_workers"),
+        (dict(method="grid"), "method"),
+        (dict(num_candidates=0), "num_candidates"),
     ],
 )
 def test_bad_arguments(kwargs, match):

@@ -197,6 +197,25 @@ def test_batch_order_invariance(shufflenet_space):
         torch.testing.assert_close(emb(X[perm]), emb(X)[perm], atol=1e-12, rtol=1e-10)
 
 
+@pytest.mark.parametrize("batch_size", [1, 4, 7])
+def test_chunked_by_length_equals_one_call_with_gradients(shufflenet_space, batch_size):
+    """Inputs longer than ``batch_size`` are embedded in length-sorted chunks: same values and
+    same gradients as one call over the whole padded batch."""
+    L = shufflenet_space.graph.num_layers
+    X = encode(_students(shufflenet_space, 19, seed=7), max_layers=L, dtype=torch.float64)
+    lengths = (X.reshape(len(X), L, -1)[..., 0] > 0).sum(-1)
+    assert len(set(lengths.tolist())) > 5  # chunks of different lengths
+    whole = _embedding(L, torch.float64, hidden_size=8, num_layers=2, batch_size=64)
+    chunked = _embedding(L, torch.float64, hidden_size=8, num_layers=2, batch_size=batch_size)
+    weights = torch.randn(len(X), whole.output_dim, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    (whole(X) * weights).sum().backward()
+    (chunked(X) * weights).sum().backward()
+    with torch.no_grad():
+        torch.testing.assert_close(chunked(X), whole(X), atol=1e-12, rtol=1e-10)
+    for (name, a), b in zip(whole.named_parameters(), chunked.parameters()):
+        torch.testing.assert_close(b.grad, a.grad, atol=1e-12, rtol=1e-10, msg=name)
+
+
 def test_distinct_architectures_get_distinct_embeddings(resnet_space):
     L = resnet_space.graph.num_layers
     X = encode(_students(resnet_space, 6, seed=7), max_layers=L)
@@ -286,6 +305,7 @@ def test_bad_inputs_raise_encoding_error(resnet_space):
         ({"max_layers": 4, "hidden_size": -1}, "hidden_size"),
         ({"max_layers": 4, "num_layers": 0}, "num_layers"),
         ({"max_layers": 4, "num_layers": "2"}, "num_layers"),
+        ({"max_layers": 4, "batch_size": 0}, "batch_size"),
     ],
 )
 def test_bad_constructor_arguments(kwargs, name):
