@@ -8,9 +8,7 @@ none was evaluated before, so one step evaluates ``K`` new architectures.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from typing import Any, NamedTuple
 
 import torch
@@ -25,6 +23,7 @@ from botorch_archsearch.gp.fit import FitResult, architecture_gp, fit_architectu
 from botorch_archsearch.graph.arch_graph import ArchGraph
 from botorch_archsearch.graph.encoding import DEFAULT_MAX_EDGES
 from botorch_archsearch.space.search_space import SearchSpace
+from botorch_archsearch.utils.threads import intra_op_threads
 
 ACQUISITIONS = {"logei": LogExpectedImprovement, "ei": ExpectedImprovement}
 
@@ -161,7 +160,7 @@ def propose_architectures(
         if workers == 1:
             outcomes = [fit_and_score(k) for k in range(num_kernels)]
         else:
-            with _intra_op_threads(max(1, torch.get_num_threads() // workers)), \
+            with intra_op_threads(max(1, torch.get_num_threads() // workers)), \
                     ThreadPoolExecutor(workers, thread_name_prefix="archsearch-kernel") as pool:
                 outcomes = list(pool.map(fit_and_score, range(num_kernels)))
     graphs: list[ArchGraph] = []
@@ -182,17 +181,6 @@ def propose_architectures(
         values.append(result.values[i])
         fits.append(fit)
     return Proposal(graphs, torch.cat(rows), torch.stack(values), models, fits, subsets)
-
-
-@contextmanager
-def _intra_op_threads(num_threads: int) -> Iterator[None]:
-    """Run with ``torch.set_num_threads(num_threads)`` (process-wide), restored on exit."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(num_threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _subset(n: int, prob: float, minimum: int, generator: torch.Generator | None) -> Tensor:

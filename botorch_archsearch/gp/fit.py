@@ -10,6 +10,7 @@ is trained from scratch every time.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import NamedTuple
 
@@ -38,12 +39,14 @@ class FitResult(NamedTuple):
         losses: The negative objective after every step.
         num_steps: Steps taken.
         converged: Whether the moving-average rule stopped it before ``max_steps``.
+        seconds: Wall-clock time of the fit.
     """
 
     model: SingleTaskGP
     losses: list[float]
     num_steps: int
     converged: bool
+    seconds: float = 0.0
 
 
 def architecture_gp(
@@ -134,6 +137,7 @@ def fit_architecture_gp(
     optimizer = torch.optim.Adam(
         [{"params": network, "weight_decay": weight_decay}, {"params": others, "weight_decay": 0.0}], lr=lr
     )
+    start = time.perf_counter()
     model.train()
     train_X, train_Y = model.train_inputs[0], model.train_targets
     losses: list[float] = []
@@ -152,7 +156,7 @@ def fit_architecture_gp(
                 break
             previous = average
     model.eval()
-    return FitResult(model, losses, len(losses), converged)
+    return FitResult(model, losses, len(losses), converged, time.perf_counter() - start)
 
 
 def transferred_gp(path: str | Path, train_X: Tensor, train_Y: Tensor) -> ArchitectureGP:

@@ -1,5 +1,6 @@
 r"""Small utilities shared by the package."""
 
+from botorch_archsearch.utils.threads import intra_op_threads
 from botorch_archsearch.utils.torchvision import import_torchvision
 
-__all__ = ["import_torchvision"]
+__all__ = ["import_torchvision", "intra_op_threads"]

@@ -228,6 +228,7 @@ def test_fit_runs_steps_and_records_losses(space, data, objective, dtype):
     result = fit_architecture_gp(model, objective=objective, lr=1e-2, max_steps=2, tol=0.0)
     assert isinstance(result, FitResult) and result.model is model
     assert result.num_steps == 2 and len(result.losses) == 2 and not result.converged
+    assert result.seconds > 0
     assert all(math.isfinite(loss) for loss in result.losses)
     tol = 1e-6 if dtype == torch.float64 else 1e-4
     # losses[k] is the negative objective before step k + 1.
