@@ -23,6 +23,10 @@ class EncodingError(ArchSearchError):
     """An architecture cannot be encoded with the requested settings."""
 
 
+class DatasetNotFoundError(ArchSearchError):
+    """The files of a data set are in none of the places searched for them."""
+
+
 class ArchSearchWarning(UserWarning):
     """Base class of every warning issued by botorch-archsearch."""
 
@@ -30,6 +34,7 @@ class ArchSearchWarning(UserWarning):
 __all__ = [
     "ArchSearchError",
     "ArchSearchWarning",
+    "DatasetNotFoundError",
     "EncodingError",
     "InvalidEditError",
     "UnsupportedLayerError",

@@ -1,0 +1,169 @@
+r"""Speed of candidate evaluation: K students distilled in lock-step vs a naive loop.
+
+The library path (``evaluate_students``): the dataset is held as tensors on the training device,
+batches are sliced and augmented there, the K students train in lock-step on the same batches
+and share one teacher forward per batch, then each is validated.
+
+The naive path, written here: a torch ``DataLoader`` over a ``Dataset`` that applies per-sample
+torchvision transforms (PIL image -> tensor -> normalise), students trained one after another,
+the teacher's forward repeated for every student; then each is validated through a DataLoader.
+
+Both train every student on the same number of batches and validate it on the same images;
+the figure is training images per second summed over the students (K x batches x batch size /
+time), measured in the same run. The teacher is a freshly initialised tiny ResNet-18 (speed does
+not depend on its weights); the students are random edits of it.
+
+Usage: ``.venv/bin/python benchmarks/bench_eval.py [--students 8] [--batches 40] [--width 0.125]
+[--dataset fashion_mnist] [--device cpu]``. Timings are never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import platform
+import time
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from botorch_archsearch.evaluation.data import load_dataset
+from botorch_archsearch.evaluation.distill import evaluate_students
+from botorch_archsearch.graph import build_student, count_params, trace
+from botorch_archsearch.models import get_teacher
+from botorch_archsearch.space import SearchSpace
+from botorch_archsearch.utils.torchvision import import_torchvision
+
+
+class _PerSampleDataset(Dataset):
+    """Images as PIL, transformed one by one (what a torchvision dataset does)."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, mean, std, augment: bool) -> None:
+        tv = import_torchvision()
+        self.images = [img for img in x.cpu().numpy()]  # C x H x W uint8
+        self.labels = y.cpu().tolist()
+        self.pil = tv.transforms.functional.to_pil_image
+        steps = []
+        if augment:
+            size = x.shape[-1]
+            steps += [tv.transforms.RandomCrop(size, padding=4), tv.transforms.RandomHorizontalFlip()]
+        steps += [tv.transforms.ToTensor(), tv.transforms.Normalize(mean, std)]
+        self.transform = tv.transforms.Compose(steps)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int):
+        image = self.images[i]
+        pil = self.pil(np.ascontiguousarray(image.transpose(1, 2, 0)).squeeze(-1) if image.shape[0] == 1
+                       else np.ascontiguousarray(image.transpose(1, 2, 0)))
+        return self.transform(pil), self.labels[i]
+
+
+def naive(teacher: nn.Module, students: list[nn.Module], data, batches: int, batch_size: int,
+          device: torch.device) -> float:
+    """Students one after another, a per-sample DataLoader, the teacher's forward per student."""
+    train = _PerSampleDataset(data.train_x, data.train_y, data.mean, data.std, data.augment != "none")
+    val = _PerSampleDataset(data.val_x, data.val_y, data.mean, data.std, False)
+    g = torch.Generator().manual_seed(0)
+    start = time.perf_counter()
+    for student in students:
+        student.to(device).train()
+        optimizer = torch.optim.Adam(student.parameters(), lr=1e-3, weight_decay=5e-4)
+        loader = DataLoader(train, batch_size=batch_size, shuffle=True, generator=g)
+        for b, (x, _) in enumerate(loader):
+            if b == batches:
+                break
+            x = x.to(device)
+            with torch.no_grad():
+                target = teacher(x)
+            loss = nn.functional.mse_loss(student(x), target)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        student.eval()
+        with torch.no_grad():
+            for x, y in DataLoader(val, batch_size=256):
+                student(x.to(device)).argmax(-1).eq(y.to(device)).sum()
+    return time.perf_counter() - start
+
+
+def machine_info() -> str:
+    try:
+        load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    except OSError:
+        load = "n/a"
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return (f"machine: {cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+            f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}, load average {load}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--students", type=int, default=8)
+    parser.add_argument("--batches", type=int, default=40, help="training batches per student")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--val-images", type=int, default=1024, help="validation images per student")
+    parser.add_argument("--width", type=float, default=0.125, help="ResNet-18 width multiplier (tiny: 0.125)")
+    parser.add_argument("--dataset", default="fashion_mnist")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--skip-naive", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", os.cpu_count() or 1)))
+    device = torch.device(args.device)
+    wall = time.perf_counter()
+    print(machine_info(), flush=True)
+    data = load_dataset(args.dataset)
+    data = dataclasses.replace(data, val_x=data.val_x[: args.val_images], val_y=data.val_y[: args.val_images])
+    print(f"dataset {data.name}: train {tuple(data.train_x.shape)}, validation {len(data.val_y)} images, "
+          f"augment {data.augment!r}", flush=True)
+    torch.manual_seed(args.seed)
+    teacher = get_teacher("resnet18", num_classes=data.num_classes, in_channels=data.in_channels,
+                          width=args.width).eval()
+    graph = trace(teacher, torch.zeros(1, data.in_channels, data.image_size, data.image_size))
+    space = SearchSpace(graph)
+    edits = space.sample(args.students, generator=torch.Generator().manual_seed(args.seed))
+    graphs = [space.apply(e) for e in edits]
+    teacher_params = count_params(graph)
+    sizes = ", ".join(f"{count_params(g) / teacher_params:.2f}" for g in graphs)
+    print(f"teacher ResNet-18 width {args.width}: {teacher_params:,} parameters; students' size / teacher: {sizes}",
+          flush=True)
+    images = args.students * args.batches * args.batch_size
+
+    def students() -> list[nn.Module]:
+        return [build_student(g, teacher) for g in graphs]
+
+    # Warm-up: first-call costs of oneDNN and autograd.
+    evaluate_students(teacher, students()[:2], data, epochs=1, max_batches=2, batch_size=args.batch_size,
+                      device=device, progress=False)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    results = evaluate_students(teacher, students(), data, epochs=1, max_batches=args.batches,
+                                batch_size=args.batch_size, device=device, progress=False)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    lock = time.perf_counter() - start
+    failed = sum(not r.ok for r in results)
+    print(f"lock-step (library): {lock:.1f} s, {images / lock:,.0f} training images/s "
+          f"({args.students} students x {args.batches} batches x {args.batch_size}, + validation)"
+          f"{f'; {failed} failed' if failed else ''}", flush=True)
+    if args.skip_naive:
+        return
+    naive_s = naive(teacher, students(), data, args.batches, args.batch_size, device)
+    print(f"naive loop: {naive_s:.1f} s, {images / naive_s:,.0f} training images/s", flush=True)
+    print(f"\nlock-step vs naive: {naive_s / lock:.2f}x (target on this CPU: >= 3x)")
+    print(f"wall time of this script: {time.perf_counter() - wall:.0f} s; {machine_info()}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,323 @@
+r"""Knowledge-distillation evaluation of candidate students (paper section 4.1, appendix 6.1).
+
+A search spends almost all its time here. ``K`` students train in lock-step on the same batches
+and share one teacher forward per batch; each is validated after every epoch and its best epoch
+is kept. A student that fails (its loss becomes NaN or infinite, it runs out of memory, its
+forward raises) is marked failed with the reason and dropped; the others go on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import math
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+from botorch_archsearch.evaluation.data import ImageDataset
+from botorch_archsearch.evaluation.progress import Progress
+from botorch_archsearch.exceptions import ArchSearchError
+from botorch_archsearch.utils.threads import intra_op_threads
+
+KD_LOSSES = ("mse", "kl")
+
+
+@dataclass
+class StudentResult:
+    r"""The outcome of distilling one student.
+
+    Args:
+        accuracy: Best validation accuracy over the epochs (a fraction); 0.0 for a failed student.
+        best_epoch: The epoch (1-based) that reached it; 0 if no epoch finished.
+        history: Validation accuracy after each finished epoch.
+        losses: Mean training loss of each finished epoch.
+        status: ``"ok"`` or ``"failed"``.
+        reason: Why it failed (``None`` if it did not).
+        seconds: Time spent on this student (its forward/backward passes and validation).
+        state_dict: The best epoch's weights (on the CPU); ``None`` if no epoch finished.
+    """
+
+    accuracy: float = 0.0
+    best_epoch: int = 0
+    history: list[float] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)
+    status: str = "ok"
+    reason: str | None = None
+    seconds: float = 0.0
+    state_dict: dict[str, Tensor] | None = field(default=None, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        """Whether the student trained to the end."""
+        return self.status == "ok"
+
+
+def kd_loss(student_logits: Tensor, teacher_logits: Tensor, loss: str = "mse", temperature: float = 4.0) -> Tensor:
+    r"""The distillation loss between student and teacher logits.
+
+    Args:
+        student_logits: A `b x classes` tensor.
+        teacher_logits: A `b x classes` tensor (no gradient needed).
+        loss: ``"mse"``: mean squared error between the logits (the reference's KD);
+            ``"kl"``: ``T^2 KL(softmax(t / T) || softmax(s / T))`` (Hinton et al., 2015).
+        temperature: ``T`` of ``"kl"``.
+
+    Returns:
+        A scalar tensor.
+    """
+    student_logits, teacher_logits = student_logits.float(), teacher_logits.float()
+    if loss == "mse":
+        return nn.functional.mse_loss(student_logits, teacher_logits)
+    log_p = nn.functional.log_softmax(student_logits / temperature, dim=-1)
+    log_q = nn.functional.log_softmax(teacher_logits / temperature, dim=-1)
+    return nn.functional.kl_div(log_p, log_q, reduction="batchmean", log_target=True) * temperature**2
+
+
+@torch.no_grad()
+def accuracy(
+    model: nn.Module,
+    data: ImageDataset,
+    split: str = "val",
+    batch_size: int = 512,
+    device: str | torch.device | None = None,
+) -> float:
+    r"""Classification accuracy of ``model`` on a split of ``data`` (eval mode, no augmentation).
+
+    Args:
+        model: A classifier (its mode is restored afterwards).
+        data: The dataset.
+        split: ``"train"``, ``"val"`` or ``"test"``.
+        batch_size: Images per forward.
+        device: Where to compute (default: the dataset's device).
+
+    Returns:
+        The fraction of correctly classified images.
+    """
+    device = data.device if device is None else torch.device(device)
+    was_training = model.training
+    model.eval()
+    correct = total = 0
+    try:
+        for x, y in data.batches(split, batch_size, augment=False):
+            logits = model(x.to(device))
+            correct += int((logits.argmax(-1) == y.to(device)).sum())
+            total += len(y)
+    finally:
+        model.train(was_training)
+    return correct / max(total, 1)
+
+
+@dataclass
+class _Run:
+    """One student's training state."""
+
+    index: int
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    result: StudentResult
+    loss_sum: float = 0.0
+    batches: int = 0
+
+
+def evaluate_students(
+    teacher: nn.Module,
+    students: Sequence[nn.Module],
+    data: ImageDataset,
+    *,
+    epochs: int = 10,
+    lr: float = 1e-3,
+    weight_decay: float = 5e-4,
+    batch_size: int = 128,
+    loss: str = "mse",
+    temperature: float = 4.0,
+    device: str | torch.device | None = None,
+    channels_last: bool | None = None,
+    bf16: bool | None = None,
+    seed: int = 0,
+    max_batches: int | None = None,
+    workers: int | None = None,
+    progress: bool | None = None,
+) -> list[StudentResult]:
+    r"""Distil ``students`` from ``teacher`` together, in lock-step, and validate every epoch.
+
+    Every batch is drawn once (on the dataset's device, augmented there), the teacher runs once on
+    it, and each student takes an Adam step on the distillation loss against the teacher's logits.
+    After each epoch every student is validated; the best epoch's weights and accuracy are kept,
+    and at the end each student module holds its best epoch's weights.
+
+    A student whose loss becomes NaN or infinite, that runs out of memory, or whose forward or
+    backward raises, is marked ``"failed"`` with the reason (its ``accuracy`` is its best
+    validation accuracy so far, 0.0 if none) and leaves the loop; nothing is raised for it.
+
+    Args:
+        teacher: The trained teacher (kept in eval mode, never updated).
+        students: The students (trained in place).
+        data: The dataset; its ``train`` split trains, ``val`` validates.
+        epochs: Training epochs (paper: 10).
+        lr: Adam learning rate (reference: 1e-3).
+        weight_decay: Adam weight decay (reference: 5e-4).
+        batch_size: Images per batch.
+        loss: ``"mse"`` between logits (reference) or ``"kl"`` with ``temperature``.
+        temperature: Softmax temperature of ``"kl"``.
+        device: Where to train (default: the dataset's device); the dataset is moved there once.
+        channels_last: Channels-last memory format (default: on CUDA only).
+        bf16: bfloat16 autocast for the forward passes (default: on CUDA if supported).
+        seed: Seed of the batch order and augmentation.
+        max_batches: Stop each epoch after this many batches (for quick runs and tests).
+        workers: Students that take their step at the same time, in threads (default: one per
+            intra-op thread on a CPU, ``torch.get_num_threads()``; 1 on CUDA). Small students'
+            operations use one CPU thread about as well as two, so on a CPU students side by side,
+            one thread each, go about twice as fast; ``torch.set_num_threads`` is set to share the
+            threads while they train (restored after). The results do not depend on it.
+        progress: Show progress (``None``: only on a terminal); see :class:`Progress`.
+
+    Returns:
+        One :class:`StudentResult` per student, in order.
+    """
+    _check(epochs=epochs, batch_size=batch_size, max_batches=max_batches, lr=lr, weight_decay=weight_decay,
+           workers=workers)
+    if loss not in KD_LOSSES:
+        raise ArchSearchError(f"evaluate_students: loss must be one of {list(KD_LOSSES)}, got {loss!r}.")
+    device = data.device if device is None else torch.device(device)
+    data = data.to(device)
+    cuda = device.type == "cuda"
+    channels_last = cuda if channels_last is None else channels_last
+    bf16 = (cuda and torch.cuda.is_bf16_supported()) if bf16 is None else bf16
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    teacher = teacher.to(device, memory_format=memory_format).eval()
+    runs = []
+    for i, student in enumerate(students):
+        result = StudentResult()
+        try:
+            student.to(device, memory_format=memory_format).train()
+            optimizer = torch.optim.Adam(student.parameters(), lr=lr, weight_decay=weight_decay)
+        except Exception as error:  # noqa: BLE001 - one bad student must not stop the others
+            _fail(result, f"could not be moved to {device}: {_describe(error)}", device)
+            runs.append(_Run(i, student, None, result))
+            continue
+        runs.append(_Run(i, student, optimizer, result))
+    active = [run for run in runs if run.result.ok]
+    generator = torch.Generator().manual_seed(seed)
+    num_batches = data.num_batches("train", batch_size)
+    num_batches = num_batches if max_batches is None else min(num_batches, max_batches)
+    autocast = functools.partial(torch.autocast, device.type, dtype=torch.bfloat16, enabled=bf16)
+    display = Progress(f"distil {len(runs)} students", epochs, enabled=progress)
+    workers = min(len(runs), (1 if cuda else torch.get_num_threads()) if workers is None else workers) or 1
+
+    def train_step(run: _Run, x: Tensor, target: Tensor, epoch: int, b: int) -> None:
+        start = time.perf_counter()
+        try:
+            with autocast():
+                value = kd_loss(run.model(x), target, loss, temperature)
+            if not torch.isfinite(value):
+                raise _Diverged(f"training loss became {value.item()} at epoch {epoch}, batch {b}")
+            run.optimizer.zero_grad(set_to_none=True)
+            value.backward()
+            run.optimizer.step()
+            run.loss_sum += value.item()
+            run.batches += 1
+        except Exception as error:  # noqa: BLE001 - NaN, out of memory, a broken student
+            _fail(run.result, str(error) if isinstance(error, _Diverged) else _describe(error), device)
+            run.optimizer.zero_grad(set_to_none=True)
+        run.result.seconds += time.perf_counter() - start
+
+    def validate(run: _Run, epoch: int) -> None:
+        start = time.perf_counter()
+        try:
+            value = accuracy(run.model, data, "val", batch_size=max(batch_size, 256), device=device)
+        except Exception as error:  # noqa: BLE001
+            _fail(run.result, f"validation failed: {_describe(error)}", device)
+            return
+        result = run.result
+        result.history.append(value)
+        result.losses.append(run.loss_sum / max(run.batches, 1))
+        if result.best_epoch == 0 or value > result.accuracy:
+            result.accuracy, result.best_epoch = value, epoch
+            result.state_dict = {k: v.detach().to("cpu", copy=True) for k, v in run.model.state_dict().items()}
+        result.seconds += time.perf_counter() - start
+
+    with contextlib.ExitStack() as stack:
+        if workers > 1:  # students in parallel threads, the CPU's threads shared between them
+            stack.enter_context(intra_op_threads(max(1, torch.get_num_threads() // workers)))
+            pool = stack.enter_context(ThreadPoolExecutor(workers, thread_name_prefix="archsearch-student"))
+
+        def each(function, *args) -> None:
+            if workers > 1:
+                list(pool.map(lambda run: function(run, *args), active))
+            else:
+                for run in active:
+                    function(run, *args)
+
+        for epoch in range(1, epochs + 1):
+            for run in active:
+                run.loss_sum, run.batches = 0.0, 0
+            batches = data.batches("train", batch_size, shuffle=True, generator=generator)
+            for b, (x, _) in enumerate(batches, 1):
+                if b > num_batches or not active:
+                    break
+                x = x.contiguous(memory_format=memory_format)
+                with torch.no_grad(), autocast():
+                    target = teacher(x)
+                each(train_step, x, target, epoch, b)
+                active = [run for run in active if run.result.ok]
+                display.batch(epoch, b, num_batches, _status(runs, active))
+            each(validate, epoch)
+            active = [run for run in active if run.result.ok]
+            display.epoch(epoch, _status(runs, active))
+    display.close()
+    for run in runs:
+        if run.result.state_dict is not None:
+            run.model.load_state_dict(run.result.state_dict)
+    return [run.result for run in runs]
+
+
+class _Diverged(RuntimeError):
+    """A student's loss stopped being finite."""
+
+
+def _fail(result: StudentResult, reason: str, device: torch.device) -> None:
+    result.status, result.reason = "failed", reason
+    if device.type == "cuda":
+        torch.cuda.empty_cache()  # an out-of-memory student's blocks go back to the others
+
+
+def _describe(error: BaseException) -> str:
+    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    if isinstance(error, torch.OutOfMemoryError) or "out of memory" in text or "can't allocate memory" in text:
+        return f"out of memory ({type(error).__name__}: {text})"
+    return f"{type(error).__name__}: {text}"
+
+
+def _status(runs: list[_Run], active: list[_Run]) -> str:
+    done = [run.result for run in runs if run.result.history]
+    best = max(done, key=lambda r: r.accuracy, default=None)
+    failed = sum(not run.result.ok for run in runs)
+    text = f"{len(active)} training"
+    if failed:
+        text += f", {failed} failed"
+    if best is not None:
+        text += f" | best val {best.accuracy:.4f}"
+    return text
+
+
+def _check(**values: float | None) -> None:
+    for name in ("epochs", "batch_size", "max_batches", "workers"):
+        value = values[name]
+        if value is None and name in ("max_batches", "workers"):
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ArchSearchError(f"evaluate_students: {name} must be an integer >= 1, got {value!r}.")
+    if not (isinstance(values["lr"], (int, float)) and values["lr"] > 0 and math.isfinite(values["lr"])):
+        raise ArchSearchError(f"evaluate_students: lr must be a positive number, got {values['lr']!r}.")
+    if not (isinstance(values["weight_decay"], (int, float)) and values["weight_decay"] >= 0):
+        raise ArchSearchError(
+            f"evaluate_students: weight_decay must be a number >= 0, got {values['weight_decay']!r}."
+        )
+
+
+__all__ = ["KD_LOSSES", "StudentResult", "accuracy", "evaluate_students", "kd_loss"]

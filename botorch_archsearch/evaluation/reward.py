@@ -1,0 +1,103 @@
+r"""The compression reward ``f(x)`` that the search maximises (N2N, paper section 4.1).
+
+``f(x) = C (2 - C) A(x) / A_teacher`` with ``C = 1 - size(x) / size_teacher``: ``C (2 - C)``
+rises from 0 (no compression) to 1 (everything removed) with a slope that decreases, so that
+accuracy is traded for size less and less eagerly. The size is the number of parameters (paper)
+or, as an option, the FLOPs (multiply-accumulates of convolutions and linear layers). A hard
+budget (size at most ``B``) gives students above it a reward of 0.
+"""
+
+from __future__ import annotations
+
+import math
+
+from botorch_archsearch.exceptions import ArchSearchError
+
+REWARD_MEASURES = ("params", "flops")
+FAILED_REWARD = 0.0
+r"""The reward of a student that failed to train (NaN loss, out of memory, an error): 0.0, the
+reward of a student with no accuracy, and the floor of ``f`` for students no larger than the
+teacher."""
+
+
+def compression(size: float, teacher_size: float) -> float:
+    r"""``C = 1 - size / teacher_size``.
+
+    Args:
+        size: The student's size (parameters or FLOPs).
+        teacher_size: The teacher's size, > 0.
+
+    Returns:
+        The compression, 0 for the teacher's size and 1 for nothing left.
+    """
+    if not (teacher_size > 0 and math.isfinite(teacher_size)):
+        raise ArchSearchError(f"compression: teacher_size must be a positive number, got {teacher_size!r}.")
+    if not (size >= 0 and math.isfinite(size)):
+        raise ArchSearchError(f"compression: size must be a number >= 0, got {size!r}.")
+    return 1.0 - size / teacher_size
+
+
+def reward(
+    accuracy: float,
+    teacher_accuracy: float,
+    params: float,
+    teacher_params: float,
+    *,
+    flops: float | None = None,
+    teacher_flops: float | None = None,
+    measure: str = "params",
+    budget: float | None = None,
+    budget_measure: str | None = None,
+    failed: bool = False,
+) -> float:
+    r"""The N2N reward ``f(x) = C (2 - C) A / A_teacher`` of one student.
+
+    Args:
+        accuracy: The student's validation accuracy (fraction).
+        teacher_accuracy: The teacher's validation accuracy (fraction, > 0).
+        params: The student's number of parameters.
+        teacher_params: The teacher's number of parameters.
+        flops: The student's FLOPs (needed for ``measure="flops"`` or a FLOPs budget).
+        teacher_flops: The teacher's FLOPs (needed for ``measure="flops"``).
+        measure: What ``C`` measures: ``"params"`` (paper) or ``"flops"``.
+        budget: A hard limit: a student whose size is above it gets a reward of 0.
+        budget_measure: What the budget limits, ``"params"`` or ``"flops"`` (default: ``measure``).
+        failed: The student failed to train: :data:`FAILED_REWARD`.
+
+    Returns:
+        ``f(x)``.
+
+    Example:
+        >>> reward(0.90, 0.95, params=1e6, teacher_params=1e7)  # C = 0.9
+        0.9378947368421054
+    """
+    if measure not in REWARD_MEASURES:
+        raise ArchSearchError(f"reward: measure must be one of {list(REWARD_MEASURES)}, got {measure!r}.")
+    budget_measure = measure if budget_measure is None else budget_measure
+    if budget_measure not in REWARD_MEASURES:
+        raise ArchSearchError(
+            f"reward: budget_measure must be one of {list(REWARD_MEASURES)}, got {budget_measure!r}."
+        )
+    if not (teacher_accuracy > 0 and math.isfinite(teacher_accuracy)):
+        raise ArchSearchError(f"reward: teacher_accuracy must be a positive number, got {teacher_accuracy!r}.")
+    if failed:
+        return FAILED_REWARD
+    if not (0 <= accuracy <= 1):
+        raise ArchSearchError(f"reward: accuracy must lie in [0, 1], got {accuracy!r}.")
+    if "flops" in (measure, budget_measure) and flops is None:
+        raise ArchSearchError("reward: pass flops (and teacher_flops) to measure compression or a budget in FLOPs.")
+    if budget is not None:
+        if not budget > 0:
+            raise ArchSearchError(f"reward: budget must be a positive number, got {budget!r}.")
+        if (params if budget_measure == "params" else flops) > budget:
+            return 0.0
+    if measure == "params":
+        c = compression(params, teacher_params)
+    else:
+        if teacher_flops is None:
+            raise ArchSearchError("reward: pass teacher_flops to measure compression in FLOPs.")
+        c = compression(flops, teacher_flops)
+    return c * (2.0 - c) * accuracy / teacher_accuracy
+
+
+__all__ = ["FAILED_REWARD", "REWARD_MEASURES", "compression", "reward"]
