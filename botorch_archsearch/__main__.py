@@ -1,70 +1,69 @@
-r"""``python -m botorch_archsearch``: the main job.
+r"""``python -m botorch_archsearch`` (and the ``botorch-archsearch`` command): the Hydra application.
 
-Until the search itself lands (kernel, evaluation and search issues), the main job explores the
-compression search space of a small teacher: it traces the teacher, samples edits with the
-reference sampler, builds every student with inherited weights, runs it forward and prints a
-table of the students (layers, parameters, MACs, compression) next to the teacher.
+Hydra composes ``conf/`` (teacher, dataset, search, experiment presets; any key overridable on
+the command line) and this module calls the library: :func:`botorch_archsearch.search.compress`
+with the composed :class:`~botorch_archsearch.search.CompressConfig`, writing the run directory
+in Hydra's output directory. ``resume=<run dir>`` continues a killed search there.
+
+Examples::
+
+    python -m botorch_archsearch                                   # the embedded demo (digits)
+    python -m botorch_archsearch teacher=tiny_vgg19 dataset=fashion_mnist dataset.image_size=32
+    python -m botorch_archsearch -m search.num_kernels=1,2,4,8,16 seed=0,1,2
+    python -m botorch_archsearch +experiment=table1_resnet18_cifar10 dataset.download=true
+    python -m botorch_archsearch resume=outputs/2026-11-22/10-00-00
 """
 
 from __future__ import annotations
 
-import argparse
+import json
+import logging
 import sys
-import time
+from pathlib import Path
 
-import torch
+import hydra
+from omegaconf import DictConfig, OmegaConf
 
-from botorch_archsearch.graph import build_student, count_flops, count_params, encode, trace
-from botorch_archsearch.models import TEACHER_NAMES, get_teacher
-from botorch_archsearch.space import SearchSpace
+from botorch_archsearch.exceptions import ArchSearchError
+from botorch_archsearch.search.config import CompressConfig, check_config
+from botorch_archsearch.search.loop import CONFIG_NAME, compress
+
+logger = logging.getLogger("botorch_archsearch")
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the main job; returns the process exit code."""
-    parser = argparse.ArgumentParser(
-        prog="botorch-archsearch",
-        description="Explore the compression search space of a teacher network (ESNAC edits).",
-    )
-    parser.add_argument("--teacher", default="resnet18", choices=TEACHER_NAMES)
-    parser.add_argument("--width", type=float, default=0.25, help="channel width multiplier of the teacher")
-    parser.add_argument("--image-size", type=int, default=32)
-    parser.add_argument("--in-channels", type=int, default=1, help="1 for digits / Fashion-MNIST")
-    parser.add_argument("--num-classes", type=int, default=10)
-    parser.add_argument("--samples", type=int, default=1000, help="edits to sample and encode")
-    parser.add_argument("--build", type=int, default=8, help="students to build and run")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+def app(cfg: DictConfig) -> float | None:
+    r"""Run one search from a composed config; returns the best reward (for sweepers)."""
+    from hydra.core.hydra_config import HydraConfig
 
-    torch.manual_seed(args.seed)
-    teacher = get_teacher(args.teacher, num_classes=args.num_classes, in_channels=args.in_channels, width=args.width)
-    x = torch.randn(2, args.in_channels, args.image_size, args.image_size)
-    graph = trace(teacher.eval(), x[:1])
-    space = SearchSpace(graph)
-    t_params, t_flops = count_params(graph), count_flops(graph)
-    print(f"teacher {args.teacher} (width {args.width}): {graph.num_layers} layers, "
-          f"{t_params:,} params, {t_flops / 1e6:.1f}M MACs")
-    print(f"search space: {len(space.removable)} removable layers, {space.num_groups} channel groups, "
-          f"{len(space.skip_candidates)} possible skips")
+    values = OmegaConf.to_container(cfg, resolve=True)
+    resume = values.pop("resume", None)
+    try:
+        if resume:
+            run_dir = Path(hydra.utils.to_absolute_path(str(resume)))
+            if not (run_dir / CONFIG_NAME).is_file():
+                raise ArchSearchError(
+                    f"resume={resume!r}: not a run directory (no {CONFIG_NAME}); give the directory of the search "
+                    "to continue, e.g. resume=outputs/<date>/<time>."
+                )
+            config = CompressConfig.from_dict(json.loads((run_dir / CONFIG_NAME).read_text()))
+            logger.info("resuming the search in %s with its saved config", run_dir)
+        else:
+            config = CompressConfig.from_dict(values)
+            run_dir = Path(HydraConfig.get().runtime.output_dir)
+        check_config(config)
+        result = compress(config=config, run_dir=run_dir, resume=bool(resume))
+    except ArchSearchError as error:
+        print(f"botorch-archsearch: error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    best = [record["reward"] for record in result.best.values()]
+    return max(best) if best else None
 
-    start = time.perf_counter()
-    edits = space.sample(args.samples, generator=torch.Generator().manual_seed(args.seed))
-    X = encode([space.apply(e) for e in edits], max_layers=graph.num_layers)
-    print(f"sampled, applied and encoded {args.samples} candidates in {time.perf_counter() - start:.2f} s "
-          f"(X: {tuple(X.shape)})")
 
-    print(f"\n{'student':>8} {'layers':>7} {'params':>12} {'ratio':>7} {'MACs(M)':>9} {'forward':>8}")
-    print(f"{'teacher':>8} {graph.num_layers:>7} {t_params:>12,} {1.0:>7.2f} {t_flops / 1e6:>9.2f} {'ok':>8}")
-    for k, edit in enumerate(edits[: args.build]):
-        student_graph = space.apply(edit)
-        student = build_student(student_graph, teacher).eval()
-        with torch.no_grad():
-            y = student(x)
-        ok = "ok" if y.shape == (2, args.num_classes) and torch.isfinite(y).all() else "FAILED"
-        params = count_params(student_graph)
-        print(f"{k:>8} {student_graph.num_layers:>7} {params:>12,} {t_params / params:>7.2f} "
-              f"{count_flops(student_graph) / 1e6:>9.2f} {ok:>8}")
-    return 0
+def main() -> None:
+    r"""Console entry point (``botorch-archsearch``)."""
+    app()
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

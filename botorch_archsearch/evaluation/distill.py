@@ -209,7 +209,10 @@ def evaluate_students(
     num_batches = num_batches if max_batches is None else min(num_batches, max_batches)
     autocast = functools.partial(torch.autocast, device.type, dtype=torch.bfloat16, enabled=bf16)
     display = Progress(f"distil {len(runs)} students", epochs, enabled=progress)
-    workers = min(len(runs), (1 if cuda else torch.get_num_threads()) if workers is None else workers) or 1
+    workers = (1 if cuda else torch.get_num_threads()) if workers is None else workers
+    # Each student computes on the same number of intra-op threads however many there are, so a
+    # student's result does not depend on the others (a resumed step evaluates fewer).
+    threads_each = max(1, torch.get_num_threads() // workers)
 
     def train_step(run: _Run, x: Tensor, target: Tensor, epoch: int, b: int) -> None:
         start = time.perf_counter()
@@ -246,8 +249,10 @@ def evaluate_students(
 
     with contextlib.ExitStack() as stack:
         if workers > 1:  # students in parallel threads, the CPU's threads shared between them
-            stack.enter_context(intra_op_threads(max(1, torch.get_num_threads() // workers)))
-            pool = stack.enter_context(ThreadPoolExecutor(workers, thread_name_prefix="archsearch-student"))
+            stack.enter_context(intra_op_threads(threads_each))
+            pool = stack.enter_context(
+                ThreadPoolExecutor(min(workers, max(len(runs), 1)), thread_name_prefix="archsearch-student")
+            )
 
         def each(function, *args) -> None:
             if workers > 1:  # longest first, so the threads finish together

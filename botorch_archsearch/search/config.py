@@ -1,0 +1,317 @@
+r"""The settings of a compression search, as dataclasses (Hydra composes them from ``conf/``;
+Python users build them directly). :func:`check_config` validates everything before any work
+and names the key and the accepted values of anything wrong.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from botorch_archsearch.acquisition.edits import EDIT_OPTIMIZATION_METHODS
+from botorch_archsearch.acquisition.multi_kernel import ACQUISITIONS
+from botorch_archsearch.evaluation.data import DATASET_NAMES
+from botorch_archsearch.evaluation.distill import KD_LOSSES
+from botorch_archsearch.evaluation.reward import REWARD_MEASURES
+from botorch_archsearch.exceptions import ArchSearchError
+from botorch_archsearch.gp.fit import OBJECTIVES
+from botorch_archsearch.models import TEACHER_NAMES
+
+SEARCH_METHODS = ("esnac", "random", "both")
+
+
+@dataclass
+class TeacherConfig:
+    r"""The teacher: a zoo network trained on the dataset (cached), or a user's checkpoint.
+
+    Args:
+        name: A zoo network (:data:`~botorch_archsearch.models.TEACHER_NAMES`).
+        width: Channel-width multiplier (1.0: paper size).
+        checkpoint: A state_dict file of ``name`` to load instead of training one.
+        epochs: Training epochs when trained here.
+        lr: Initial SGD learning rate.
+        batch_size: Images per batch.
+        max_batches: Stop each training epoch after this many batches (quick runs).
+        cache_dir: The trained-teacher cache (default ``~/.cache/botorch_archsearch/teachers``).
+    """
+
+    name: str = "resnet18"
+    width: float = 0.125
+    checkpoint: str | None = None
+    epochs: int = 15
+    lr: float = 0.05
+    batch_size: int = 128
+    max_batches: int | None = None
+    cache_dir: str | None = None
+
+
+@dataclass
+class DatasetConfig:
+    r"""The dataset (see :func:`~botorch_archsearch.evaluation.load_dataset`)."""
+
+    name: str = "digits"
+    root: str | None = None
+    download: bool = False
+    val_size: int | None = None
+    image_size: int | None = None
+
+
+@dataclass
+class SearchSettings:
+    r"""The search.
+
+    Args:
+        method: ``"esnac"`` (Algorithm 1), ``"random"`` (random search, same evaluator and
+            budget) or ``"both"`` (random search, then ESNAC, in one run).
+        steps: ``T``, search steps (paper: 20).
+        num_kernels: ``K``, kernels per step = architectures evaluated per step (paper: 8).
+            Random search evaluates ``T * K`` architectures, ``K`` at a time.
+        subset_prob: Probability that a kernel trains on each evaluated architecture (paper: 0.5).
+        removal: Allow layer removal.
+        shrinkage: Allow layer shrinkage.
+        skip: Allow skip-connection addition.
+        removal_probs: Per-candidate layer-removal probabilities to draw from (default: the
+            search space's).
+        shrink_range: ``[low, high]`` of the shrinkage ratios (default ``[0, 1]``).
+        skip_probs: Per-candidate skip-addition probabilities to draw from (default: the
+            search space's).
+    """
+
+    method: str = "esnac"
+    steps: int = 20
+    num_kernels: int = 8
+    subset_prob: float = 0.5
+    removal: bool = True
+    shrinkage: bool = True
+    skip: bool = True
+    removal_probs: list[float] | None = None
+    shrink_range: list[float] | None = None
+    skip_probs: list[float] | None = None
+
+
+@dataclass
+class KernelConfig:
+    r"""The learned kernel and its fitting (paper sections 3.1, 3.3).
+
+    Args:
+        hidden_size: Bi-LSTM hidden size (reference: 64).
+        num_layers: Bi-LSTM layers (reference: 4).
+        objective: ``"loo"`` (paper Eq. 5) or ``"exact"`` marginal likelihood.
+        lr: Adam learning rate.
+        weight_decay: Weight decay of the network.
+        max_steps: At most this many Adam steps.
+        tol: Moving-average stopping tolerance.
+        transfer_from: A run directory whose saved kernels score the candidates (no training).
+    """
+
+    hidden_size: int = 64
+    num_layers: int = 4
+    objective: str = "loo"
+    lr: float = 1e-3
+    weight_decay: float = 5e-4
+    max_steps: int = 100
+    tol: float = 1e-3
+    transfer_from: str | None = None
+
+
+@dataclass
+class AcquisitionConfig:
+    r"""The acquisition: ``"logei"`` or ``"ei"``, maximised by ``"random"`` sampling of
+    ``num_candidates`` edits (paper 3.2) or ``"evolutionary"`` (Table 6)."""
+
+    name: str = "logei"
+    method: str = "random"
+    num_candidates: int = 1000
+
+
+@dataclass
+class EvaluationConfig:
+    r"""Knowledge-distillation evaluation of each proposed student (paper 4.1)."""
+
+    epochs: int = 10
+    lr: float = 1e-3
+    weight_decay: float = 5e-4
+    batch_size: int = 128
+    loss: str = "mse"
+    temperature: float = 4.0
+    max_batches: int | None = None
+    device: str = "cpu"
+    workers: int | None = None
+
+
+@dataclass
+class RewardConfig:
+    r"""The reward ``f(x) = C (2 - C) A / A_teacher``: ``measure`` of ``C`` (``"params"`` or
+    ``"flops"``) and an optional hard ``budget`` on ``budget_measure``."""
+
+    measure: str = "params"
+    budget: float | None = None
+    budget_measure: str | None = None
+
+
+@dataclass
+class FinalConfig:
+    r"""Full training of the best students (paper: top 4, 300 epochs, SGD 0.01, x0.1 every 100)."""
+
+    top_k: int = 4
+    epochs: int = 300
+    lr: float = 0.01
+    step_size: int = 100
+    batch_size: int = 128
+    max_batches: int | None = None
+
+
+@dataclass
+class CompressConfig:
+    r"""Everything a compression search needs; the root of the Hydra config."""
+
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    search: SearchSettings = field(default_factory=SearchSettings)
+    kernel: KernelConfig = field(default_factory=KernelConfig)
+    acquisition: AcquisitionConfig = field(default_factory=AcquisitionConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    final: FinalConfig = field(default_factory=FinalConfig)
+    seed: int = 0
+    progress: bool | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain dict (for the run directory)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> CompressConfig:
+        """Build from a (possibly partial) nested dict; unknown keys are an error naming them."""
+        kwargs = {}
+        for f in dataclasses.fields(cls):
+            if f.name not in values:
+                continue
+            value = values[f.name]
+            if dataclasses.is_dataclass(f.default_factory) if f.default_factory is not dataclasses.MISSING else False:
+                sub = f.default_factory
+                known = {g.name for g in dataclasses.fields(sub)}
+                if not isinstance(value, dict):
+                    raise ArchSearchError(f"{f.name} must be a mapping of {sorted(known)}, got {value!r}.")
+                unknown = sorted(set(value) - known)
+                if unknown:
+                    raise ArchSearchError(f"{f.name}: unknown key(s) {unknown}; accepted keys: {sorted(known)}.")
+                value = sub(**value)
+            kwargs[f.name] = value
+        unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ArchSearchError(f"unknown config key(s) {unknown}; accepted: {[f.name for f in dataclasses.fields(cls)]}.")
+        return cls(**kwargs)
+
+
+def check_config(config: CompressConfig) -> None:
+    r"""Validate a configuration before any work.
+
+    Raises:
+        ArchSearchError: Naming the first wrong key, its value and what is accepted.
+    """
+    _choice("teacher.name", config.teacher.name, TEACHER_NAMES)
+    _positive("teacher.width", config.teacher.width)
+    _integer("teacher.epochs", config.teacher.epochs, 1)
+    _positive("teacher.lr", config.teacher.lr)
+    _integer("teacher.batch_size", config.teacher.batch_size, 1)
+    _integer("teacher.max_batches", config.teacher.max_batches, 1, optional=True)
+    _choice("dataset.name", config.dataset.name, DATASET_NAMES)
+    _integer("dataset.val_size", config.dataset.val_size, 1, optional=True)
+    _integer("dataset.image_size", config.dataset.image_size, 4, optional=True)
+    _choice("search.method", config.search.method, SEARCH_METHODS)
+    _integer("search.steps", config.search.steps, 1)
+    _integer("search.num_kernels", config.search.num_kernels, 1)
+    _ratio("search.subset_prob", config.search.subset_prob, open_low=True)
+    if not (config.search.removal or config.search.shrinkage or config.search.skip):
+        raise ArchSearchError("search: at least one of search.removal, search.shrinkage, search.skip must be true.")
+    for key in ("removal_probs", "shrink_range", "skip_probs"):
+        values = getattr(config.search, key)
+        if values is None:
+            continue
+        if not isinstance(values, (list, tuple)) or not values:
+            raise ArchSearchError(f"search.{key} must be a non-empty list of numbers in [0, 1], got {values!r}.")
+        for value in values:
+            _ratio(f"search.{key}", value)
+    if config.search.shrink_range is not None and (
+        len(config.search.shrink_range) != 2 or config.search.shrink_range[0] > config.search.shrink_range[1]
+    ):
+        raise ArchSearchError(f"search.shrink_range must be [low, high] with low <= high, got {config.search.shrink_range!r}.")
+    _integer("kernel.hidden_size", config.kernel.hidden_size, 1)
+    _integer("kernel.num_layers", config.kernel.num_layers, 1)
+    _choice("kernel.objective", config.kernel.objective, OBJECTIVES)
+    _positive("kernel.lr", config.kernel.lr)
+    _non_negative("kernel.weight_decay", config.kernel.weight_decay)
+    _integer("kernel.max_steps", config.kernel.max_steps, 1)
+    _non_negative("kernel.tol", config.kernel.tol)
+    _choice("acquisition.name", config.acquisition.name, tuple(ACQUISITIONS))
+    _choice("acquisition.method", config.acquisition.method, EDIT_OPTIMIZATION_METHODS)
+    _integer("acquisition.num_candidates", config.acquisition.num_candidates, 1)
+    _integer("evaluation.epochs", config.evaluation.epochs, 1)
+    _positive("evaluation.lr", config.evaluation.lr)
+    _non_negative("evaluation.weight_decay", config.evaluation.weight_decay)
+    _integer("evaluation.batch_size", config.evaluation.batch_size, 1)
+    _choice("evaluation.loss", config.evaluation.loss, KD_LOSSES)
+    _positive("evaluation.temperature", config.evaluation.temperature)
+    _integer("evaluation.max_batches", config.evaluation.max_batches, 1, optional=True)
+    _integer("evaluation.workers", config.evaluation.workers, 1, optional=True)
+    if not isinstance(config.evaluation.device, str) or not config.evaluation.device.split(":")[0] in ("cpu", "cuda"):
+        raise ArchSearchError(
+            f"evaluation.device must be 'cpu', 'cuda' or 'cuda:N', got {config.evaluation.device!r}."
+        )
+    _choice("reward.measure", config.reward.measure, REWARD_MEASURES)
+    if config.reward.budget is not None:
+        _positive("reward.budget", config.reward.budget)
+    if config.reward.budget_measure is not None:
+        _choice("reward.budget_measure", config.reward.budget_measure, REWARD_MEASURES)
+    _integer("final.top_k", config.final.top_k, 0)
+    _integer("final.epochs", config.final.epochs, 1)
+    _positive("final.lr", config.final.lr)
+    _integer("final.step_size", config.final.step_size, 1)
+    _integer("final.batch_size", config.final.batch_size, 1)
+    _integer("final.max_batches", config.final.max_batches, 1, optional=True)
+    _integer("seed", config.seed, 0)
+
+
+def _choice(key: str, value: Any, accepted: tuple[str, ...]) -> None:
+    if value not in accepted:
+        raise ArchSearchError(f"{key} must be one of {list(accepted)}, got {value!r}.")
+
+
+def _integer(key: str, value: Any, minimum: int, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ArchSearchError(f"{key} must be an integer >= {minimum}{' or null' if optional else ''}, got {value!r}.")
+
+
+def _positive(key: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ArchSearchError(f"{key} must be a number > 0, got {value!r}.")
+
+
+def _non_negative(key: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise ArchSearchError(f"{key} must be a number >= 0, got {value!r}.")
+
+
+def _ratio(key: str, value: Any, open_low: bool = False) -> None:
+    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and (0 < value <= 1 if open_low else 0 <= value <= 1)
+    if not ok:
+        raise ArchSearchError(f"{key} must be a number in {'(0, 1]' if open_low else '[0, 1]'}, got {value!r}.")
+
+
+__all__ = [
+    "AcquisitionConfig",
+    "CompressConfig",
+    "DatasetConfig",
+    "EvaluationConfig",
+    "FinalConfig",
+    "KernelConfig",
+    "RewardConfig",
+    "SEARCH_METHODS",
+    "SearchSettings",
+    "TeacherConfig",
+    "check_config",
+]

@@ -1,0 +1,152 @@
+r"""The run journal: one JSON record per evaluated architecture, appended and flushed to disk
+(``fsync``) as soon as it is known, so a search killed at any moment loses nothing it evaluated.
+
+A record holds the search step and kernel that proposed the architecture, the architecture
+(``ArchGraph.to_dict``), the edit, the encoding, its size, accuracy, reward, time and status.
+Reading a journal whose last line was cut off (a kill in the middle of a write) reports it and
+keeps every complete record; :func:`repair_journal` moves such a tail aside before appending.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from botorch_archsearch.exceptions import ArchSearchError
+
+JOURNAL_NAME = "journal.jsonl"
+
+
+class JournalError(ArchSearchError):
+    r"""A journal that cannot be read: a corrupted line before the last one."""
+
+
+class JournalContents(NamedTuple):
+    r"""What :func:`read_journal` found.
+
+    Args:
+        records: The complete records, in order.
+        problem: A description of a cut-off or corrupted last line (``None`` if there was none).
+        valid_bytes: Length of the file up to the end of the last complete record.
+    """
+
+    records: list[dict[str, Any]]
+    problem: str | None
+    valid_bytes: int
+
+
+def read_journal(path: str | Path) -> JournalContents:
+    r"""Read a journal.
+
+    Args:
+        path: The ``journal.jsonl`` file (a missing file reads as empty).
+
+    Returns:
+        The complete records; a cut-off or corrupted *last* line is reported in ``problem``
+        and left out.
+
+    Raises:
+        JournalError: If a line before the last one is not a JSON record.
+    """
+    path = Path(path)
+    if not path.exists():
+        return JournalContents([], None, 0)
+    data = path.read_bytes()
+    records: list[dict[str, Any]] = []
+    offset = 0
+    lines = data.split(b"\n")
+    for number, line in enumerate(lines, 1):
+        end = offset + len(line) + 1  # with its newline
+        is_last = number == len(lines) or (number == len(lines) - 1 and lines[-1] == b"")
+        if not line.strip():
+            offset = min(end, len(data))
+            continue
+        try:
+            record = json.loads(line)
+            if not isinstance(record, dict):
+                raise ValueError("not a JSON object")
+            if number == len(lines):  # no newline after it: the write did not finish
+                raise ValueError("no newline at the end")
+        except ValueError as error:
+            if is_last:
+                problem = (
+                    f"{path}: line {number} is cut off or corrupted ({error}); kept the {len(records)} complete "
+                    "records before it."
+                )
+                return JournalContents(records, problem, offset)
+            raise JournalError(
+                f"{path}: line {number} of {len(lines) - (lines[-1] == b'')} is not a JSON record ({error}); "
+                "only the last line of a journal can be cut off by a kill. Fix or remove the line by hand."
+            ) from error
+        records.append(record)
+        offset = min(end, len(data))
+    return JournalContents(records, None, offset)
+
+
+def repair_journal(path: str | Path) -> JournalContents:
+    r"""Read a journal and, if its last line is cut off, move that line to
+    ``journal.jsonl.corrupt-<time>`` (nothing is deleted) so that records can be appended.
+
+    Args:
+        path: The journal file.
+
+    Returns:
+        What :func:`read_journal` found.
+    """
+    path = Path(path)
+    contents = read_journal(path)
+    if contents.problem is not None:
+        data = path.read_bytes()
+        aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+        aside.write_bytes(data[contents.valid_bytes :])
+        with open(path, "r+b") as f:
+            f.truncate(contents.valid_bytes)
+            f.flush()
+            os.fsync(f.fileno())
+    return contents
+
+
+class Journal:
+    r"""An append-only journal file: each :meth:`append` writes one line and syncs it to disk.
+
+    Example:
+        >>> with Journal(run_dir / "journal.jsonl") as journal:
+        ...     journal.append({"index": 0, "reward": 0.71})
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        r"""Open (or create) the journal for appending.
+
+        Args:
+            path: The journal file.
+        """
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(self.path, "a", encoding="utf-8")
+
+    def append(self, record: dict[str, Any]) -> None:
+        r"""Append one record and flush it to disk before returning.
+
+        Args:
+            record: A JSON-serialisable dict.
+        """
+        line = json.dumps(record, separators=(",", ":"), allow_nan=False)
+        self._file.write(line + "\n")
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def close(self) -> None:
+        r"""Close the file."""
+        self._file.close()
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+__all__ = ["JOURNAL_NAME", "Journal", "JournalContents", "JournalError", "read_journal", "repair_journal"]

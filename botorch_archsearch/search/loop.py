@@ -1,0 +1,540 @@
+r"""The compression search: ESNAC's Algorithm 1 and random search with the same evaluator and
+budget (paper section 4.1), then full training of the best students.
+
+ESNAC: ``T`` steps; the first evaluates ``K`` random edits of the teacher; each later step
+trains ``K`` kernels on random halves of the evaluated architectures, each proposes one new
+architecture (:func:`~botorch_archsearch.acquisition.propose_architectures`), and the ``K``
+students are distilled together (:func:`~botorch_archsearch.evaluation.evaluate_students`).
+Random search evaluates ``T * K`` random edits, ``K`` at a time.
+
+Every evaluated architecture is appended to the run's journal as soon as it is known. All the
+randomness of a step is drawn from ``(seed, method, step)``, so a search killed at any moment
+and resumed (``resume=True``) ends exactly as an uninterrupted one would on a CPU: the journal's
+records are reused, and only what is missing is evaluated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from botorch_archsearch.acquisition import ACQUISITIONS, optimize_acqf_edits, propose_architectures
+from botorch_archsearch.acquisition.edits import _row_digests
+from botorch_archsearch.evaluation import (
+    ImageDataset,
+    Teacher,
+    evaluate_students,
+    finetune,
+    load_dataset,
+    load_teacher,
+    reward,
+    trained_teacher,
+)
+from botorch_archsearch.exceptions import ArchSearchError
+from botorch_archsearch.gp import transferred_gp
+from botorch_archsearch.graph import ArchGraph, build_student, count_flops, count_params, encode, save_student, trace
+from botorch_archsearch.kernels import load_kernel, save_kernel
+from botorch_archsearch.models import get_teacher
+from botorch_archsearch.search.config import CompressConfig, check_config
+from botorch_archsearch.search.journal import JOURNAL_NAME, Journal, read_journal, repair_journal
+from botorch_archsearch.search.report import TensorBoardLogger, write_report
+from botorch_archsearch.space import SearchSpace
+
+logger = logging.getLogger("botorch_archsearch")
+
+CONFIG_NAME = "config.json"
+FINAL_NAME = "final.jsonl"
+
+
+@dataclass
+class SearchResult:
+    r"""What :func:`compress` found.
+
+    Args:
+        records: Every evaluated architecture (the journal's records), in order.
+        best: Per method, its record with the highest reward.
+        final: The fully trained top students (test accuracy), per method and rank.
+        teacher: The teacher's name, size and accuracy.
+        run_dir: The run directory (``None`` if the search wrote none).
+        seconds: Wall-clock time of this call.
+    """
+
+    records: list[dict[str, Any]]
+    best: dict[str, dict[str, Any]]
+    final: list[dict[str, Any]]
+    teacher: dict[str, Any]
+    run_dir: Path | None = None
+    seconds: float = 0.0
+    summary: str = field(default="", repr=False)
+
+
+def compress(
+    teacher: nn.Module | Teacher | None = None,
+    data: ImageDataset | None = None,
+    config: CompressConfig | None = None,
+    run_dir: str | Path | None = None,
+    resume: bool = False,
+) -> SearchResult:
+    r"""Search for a compressed student of ``teacher`` on ``data``.
+
+    Args:
+        teacher: A trained network (its validation accuracy is measured once), a
+            :class:`~botorch_archsearch.evaluation.Teacher`, or ``None``: the zoo teacher of
+            ``config.teacher``, trained on the dataset (and cached) or loaded from its checkpoint.
+        data: The dataset, or ``None``: ``config.dataset`` loaded.
+        config: The settings (default :class:`CompressConfig`).
+        run_dir: Where to write the run directory (journal, kernels, best students, report,
+            TensorBoard); ``None``: nothing is written, except the journal is kept in memory.
+        resume: Continue the search in ``run_dir`` from its journal (its ``config.json`` must
+            match ``config``).
+
+    Returns:
+        A :class:`SearchResult`.
+    """
+    config = CompressConfig() if config is None else config
+    check_config(config)
+    start = time.perf_counter()
+    run_dir = None if run_dir is None else Path(run_dir)
+    if resume and run_dir is None:
+        raise ArchSearchError("compress: resume=True needs the run_dir to resume.")
+    if run_dir is not None:
+        _prepare_run_dir(run_dir, config, resume)
+    device = torch.device(config.evaluation.device)
+    if data is None:
+        d = config.dataset
+        data = load_dataset(d.name, d.root, download=d.download, val_size=d.val_size, seed=config.seed,
+                            image_size=d.image_size)
+    data = data.to(device)
+    teacher = _resolve_teacher(teacher, data, config, device)
+    example = torch.zeros(1, data.in_channels, data.image_size, data.image_size, device=device)
+    graph = trace(teacher.model, example)
+    space = SearchSpace(graph, **_space_options(config))
+    teacher_info = {
+        "name": teacher.name or type(teacher.model).__name__,
+        "params": count_params(graph),
+        "flops": count_flops(graph),
+        "val_accuracy": teacher.val_accuracy,
+        "test_accuracy": teacher.test_accuracy,
+        "seconds": None,
+    }
+    logger.info(
+        "teacher %s: %s parameters, validation accuracy %.4f; search space: %s",
+        teacher_info["name"], f"{teacher_info['params']:,}", teacher.val_accuracy, space,
+    )
+    search = _Search(config, space, teacher, teacher_info, data, run_dir)
+    try:
+        methods = ["random", "esnac"] if config.search.method == "both" else [config.search.method]
+        for method in methods:
+            search.run(method)
+        final = search.train_final(methods)
+    finally:
+        search.close()
+    best = {m: search.best(m) for m in methods if search.best(m) is not None}
+    summary = _summary(search.records, best, final, teacher_info)
+    for line in summary.splitlines():
+        logger.info("%s", line)
+    if run_dir is not None:
+        write_report(run_dir, search.records, teacher_info, final)
+        logger.info("run directory: %s (report.md, journal.jsonl, best/, kernels/, tensorboard/)", run_dir)
+    return SearchResult(search.records, best, final, teacher_info, run_dir, time.perf_counter() - start, summary)
+
+
+class _Search:
+    """The state of one search: the evaluated records, the journal, the kept weights."""
+
+    def __init__(self, config: CompressConfig, space: SearchSpace, teacher: Teacher, teacher_info: dict,
+                 data: ImageDataset, run_dir: Path | None) -> None:
+        self.config, self.space, self.teacher, self.teacher_info = config, space, teacher, teacher_info
+        self.data, self.run_dir = data, run_dir
+        self.L = space.graph.num_layers
+        self.records: list[dict[str, Any]] = []
+        self.graphs: list[ArchGraph] = []
+        self.journal = None
+        self.tensorboard = None
+        self._kept: dict[int, dict] = {}
+        if run_dir is not None:
+            contents = repair_journal(run_dir / JOURNAL_NAME)
+            if contents.problem:
+                logger.warning("%s", contents.problem)
+            for record in contents.records:
+                self.records.append(record)
+                self.graphs.append(ArchGraph.from_dict(record["architecture"]))
+            if contents.records:
+                logger.info("resuming: %d architectures already evaluated in %s", len(contents.records), run_dir)
+            self.journal = Journal(run_dir / JOURNAL_NAME)
+            self.tensorboard = TensorBoardLogger(run_dir / "tensorboard")
+        self.transfer = _transfer_kernels(config.kernel.transfer_from, self.L) if config.kernel.transfer_from else None
+
+    def close(self) -> None:
+        if self.journal is not None:
+            self.journal.close()
+        if self.tensorboard is not None:
+            self.tensorboard.close()
+
+    # ---------------------------------------------------------------- records
+    def of(self, method: str) -> list[int]:
+        return [i for i, r in enumerate(self.records) if r["method"] == method]
+
+    def best(self, method: str) -> dict[str, Any] | None:
+        ok = [self.records[i] for i in self.of(method) if self.records[i]["status"] == "ok"]
+        return max(ok, key=lambda r: r["reward"], default=None)
+
+    def top(self, method: str, k: int) -> list[dict[str, Any]]:
+        ok = [self.records[i] for i in self.of(method) if self.records[i]["status"] == "ok"]
+        return sorted(ok, key=lambda r: (-r["reward"], r["index"]))[:k]
+
+    # ---------------------------------------------------------------- the loop
+    def run(self, method: str) -> None:
+        c = self.config.search
+        for step in range(1, c.steps + 1):
+            done = [self.records[i] for i in self.of(method) if self.records[i]["step"] == step]
+            if len(done) >= c.num_kernels:
+                continue
+            step_start = time.perf_counter()
+            generator = _generator(self.config.seed, method, step)
+            if method == "random" or step == 1:
+                proposals = self._random(c.num_kernels, generator, method, step)
+            elif self.transfer is not None:
+                proposals = self._propose_transfer(method, step, generator)
+            else:
+                proposals = self._propose(method, step, generator)
+            done_keys = {r["key"] for r in done}
+            todo = [p for p in proposals if p["graph"].key() not in done_keys]
+            self._evaluate(todo, method, step)
+            best = self.best(method)
+            n = len(self.of(method))
+            logger.info(
+                "%s step %d/%d: %d evaluated (%d in all), best f(x) %s, step %s",
+                method, step, c.steps, len(todo), n,
+                "n/a" if best is None else
+                f"{best['reward']:.4f} (accuracy {best['accuracy']:.4f}, "
+                f"{self.teacher_info['params'] / max(best['params'], 1):.1f}x fewer parameters)",
+                _clock(time.perf_counter() - step_start),
+            )
+
+    def _random(self, k: int, generator: torch.Generator, method: str, step: int) -> list[dict[str, Any]]:
+        """``k`` distinct random students not evaluated before by this method."""
+        seen = {self.records[i]["key"] for i in self.of(method) if self.records[i]["step"] < step}
+        proposals, keys = [], set()
+        for _ in range(100):
+            for edit in self.space.sample(max(k, 16), generator=generator):
+                graph = self.space.apply(edit)
+                key = graph.key()
+                if key in seen or key in keys:
+                    continue
+                keys.add(key)
+                proposals.append({"graph": graph, "edit": edit, "kernel": None, "acquisition": None})
+                if len(proposals) == k:
+                    return proposals
+        raise ArchSearchError(
+            f"search: found only {len(proposals)} new distinct students for step {step}; the search space of this "
+            "teacher is too small for search.num_kernels, or enable more operators."
+        )
+
+    def _training_data(self, method: str, step: int) -> tuple[Tensor, Tensor, list[int]]:
+        """The method's architectures evaluated before ``step`` (a resumed step's own records
+        are left out, so it proposes what it proposed the first time)."""
+        indices = [i for i in self.of(method) if self.records[i]["step"] < step]
+        X = encode([self.graphs[i] for i in indices], self.L, dtype=torch.float64)
+        Y = torch.tensor([[self.records[i]["reward"]] for i in indices], dtype=torch.float64)
+        return X, Y, indices
+
+    def _propose(self, method: str, step: int, generator: torch.Generator) -> list[dict[str, Any]]:
+        c, k, a = self.config.search, self.config.kernel, self.config.acquisition
+        X, Y, _ = self._training_data(method, step)
+        proposal = propose_architectures(
+            self.space, X, Y, max_layers=self.L, num_kernels=c.num_kernels, subset_prob=c.subset_prob,
+            acquisition=a.name, num_candidates=a.num_candidates, method=a.method,
+            kernel_options={"hidden_size": k.hidden_size, "num_layers": k.num_layers},
+            fit_options={"objective": k.objective, "lr": k.lr, "weight_decay": k.weight_decay,
+                         "max_steps": k.max_steps, "tol": k.tol},
+            generator=generator,
+        )
+        if self.run_dir is not None:
+            folder = self.run_dir / "kernels" / f"{method}-step{step:03d}"
+            folder.mkdir(parents=True, exist_ok=True)
+            for i, model in enumerate(proposal.models):
+                save_kernel(model.covar_module, folder / f"kernel{i}.pt", noise=float(model.likelihood.noise.item()),
+                            metadata={"teacher": self.teacher_info["name"], "step": step, "kernel": i,
+                                      "fit_steps": proposal.fits[i].num_steps})
+        return [{"graph": g, "edit": g.edit, "kernel": i, "acquisition": float(v)}
+                for i, (g, v) in enumerate(zip(proposal.graphs, proposal.values))]
+
+    def _propose_transfer(self, method: str, step: int, generator: torch.Generator) -> list[dict[str, Any]]:
+        """Kernel transfer (paper 4.3): saved kernels score the candidates, no training."""
+        c, a = self.config.search, self.config.acquisition
+        paths, L = self.transfer
+        _, Y, indices = self._training_data(method, step)
+        X = encode([self.graphs[i] for i in indices], L, dtype=torch.float64)
+        taken: set[bytes] = set()
+        proposals = []
+        for k in range(c.num_kernels):
+            order = torch.randperm(len(X), generator=generator)
+            keep = order[torch.rand(len(X), generator=generator)[order] < c.subset_prob]
+            if len(keep) < 2:
+                keep = order[:2]
+            model = transferred_gp(paths[k % len(paths)], X[keep], Y[keep])
+            acq = ACQUISITIONS[a.name](model, best_f=Y.max())
+            result = optimize_acqf_edits(
+                acq, self.space, max_layers=L, q=min(c.num_kernels, a.num_candidates),
+                num_candidates=a.num_candidates, method=a.method, X_avoid=X,
+                generator=torch.Generator().manual_seed(int(torch.randint(2**31 - 1, (1,), generator=generator))),
+            )
+            digests = _row_digests(result.X)
+            i = next(i for i, d in enumerate(digests) if d not in taken)
+            taken.add(digests[i])
+            proposals.append({"graph": result.graphs[i], "edit": result.edits[i], "kernel": k,
+                              "acquisition": float(result.values[i])})
+        return proposals
+
+    def _evaluate(self, proposals: list[dict[str, Any]], method: str, step: int) -> None:
+        if not proposals:
+            return
+        e = self.config.evaluation
+        students = [build_student(p["graph"], self.teacher.model) for p in proposals]
+        results = evaluate_students(
+            self.teacher.model, students, self.data, epochs=e.epochs, lr=e.lr, weight_decay=e.weight_decay,
+            batch_size=e.batch_size, loss=e.loss, temperature=e.temperature, device=e.device,
+            seed=_seed(self.config.seed, method, step, "evaluate"), max_batches=e.max_batches, workers=e.workers,
+            progress=self.config.progress,
+        )
+        r = self.config.reward
+        for p, student, result in zip(proposals, students, results):
+            graph = p["graph"]
+            params, flops = count_params(graph), count_flops(graph)
+            f = reward(
+                result.accuracy if result.ok else 0.0, self.teacher.val_accuracy, params,
+                self.teacher_info["params"], flops=flops, teacher_flops=self.teacher_info["flops"],
+                measure=r.measure, budget=r.budget, budget_measure=r.budget_measure, failed=not result.ok,
+            )
+            record = {
+                "index": len(self.records), "method": method, "step": step, "kernel": p["kernel"],
+                "key": graph.key(), "params": params, "flops": flops, "accuracy": result.accuracy,
+                "best_epoch": result.best_epoch, "reward": f, "acquisition": p["acquisition"],
+                "seconds": result.seconds, "status": result.status, "reason": result.reason,
+                "history": result.history,
+                "architecture": graph.to_dict(), "edit": p["edit"].to_dict() if p["edit"] is not None else None,
+                "encoding": encode([graph], self.L, dtype=torch.float64)[0].to(torch.int64).tolist(),
+            }
+            record = {k: _finite(v) for k, v in record.items()}
+            self._keep_weights(method, record, result.state_dict)
+            self.records.append(record)
+            self.graphs.append(graph)
+            if self.journal is not None:
+                self.journal.append(record)
+            if self.tensorboard is not None:
+                self.tensorboard.log_record(record, self.best(method)["reward"] if self.best(method) else 0.0)
+
+    # ---------------------------------------------------------------- weights and final training
+    def _keep_weights(self, method: str, record: dict[str, Any], state_dict: dict | None) -> None:
+        """Keep the distilled weights of the method's current top-k students (for the final
+        training): on disk in the run directory, written before the journal record."""
+        if state_dict is None or record["status"] != "ok":
+            return
+        k = max(self.config.final.top_k, 1)
+        before = {r["index"] for r in self.top(method, k)}
+        ok = [self.records[i] for i in self.of(method) if self.records[i]["status"] == "ok"]
+        after = {r["index"] for r in sorted([*ok, record], key=lambda r: (-r["reward"], r["index"]))[:k]}
+        if record["index"] in after:
+            if self.run_dir is None:
+                self._kept[record["index"]] = state_dict
+            else:
+                path = self.run_dir / "weights" / f"{record['index']}.pt"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                torch.save(state_dict, path)
+        for index in before - after:
+            if self.run_dir is None:
+                self._kept.pop(index, None)
+            else:
+                (self.run_dir / "weights" / f"{index}.pt").unlink(missing_ok=True)
+
+    def _weights(self, index: int) -> dict | None:
+        if self.run_dir is None:
+            return self._kept.get(index)
+        path = self.run_dir / "weights" / f"{index}.pt"
+        return torch.load(path, map_location="cpu", weights_only=True) if path.exists() else None
+
+    def train_final(self, methods: list[str]) -> list[dict[str, Any]]:
+        f = self.config.final
+        done: dict[tuple[str, int], dict] = {}
+        final_path = None if self.run_dir is None else self.run_dir / FINAL_NAME
+        if final_path is not None:
+            for record in read_journal(final_path).records:
+                done[(record["method"], record["index"])] = record
+        final = []
+        for method in methods:
+            for rank, record in enumerate(self.top(method, f.top_k), 1):
+                if (method, record["index"]) in done:
+                    final.append(done[(method, record["index"])])
+                    continue
+                graph = self.graphs[record["index"]]
+                student = build_student(graph, self.teacher.model)
+                weights = self._weights(record["index"])
+                if weights is not None:
+                    student.load_state_dict(weights)
+                result = finetune(
+                    student, self.data, epochs=f.epochs, lr=f.lr, step_size=f.step_size, batch_size=f.batch_size,
+                    seed=_seed(self.config.seed, method, record["index"], "final"), max_batches=f.max_batches,
+                    device=self.config.evaluation.device, progress=self.config.progress,
+                )
+                entry = {
+                    "method": method, "index": record["index"], "rank": rank, "params": record["params"],
+                    "flops": record["flops"], "search_accuracy": record["accuracy"], "reward": record["reward"],
+                    "val_accuracy": result.val_accuracy, "test_accuracy": result.test_accuracy,
+                    "seconds": result.seconds, "path": None,
+                }
+                if self.run_dir is not None:
+                    entry["path"] = f"best/{method}-{rank}"
+                    save_student(student.cpu(), self.run_dir / entry["path"])
+                    with Journal(final_path) as journal:
+                        journal.append(entry)
+                logger.info(
+                    "%s rank %d (evaluation %d): test accuracy %.4f after %d epochs of full training, %s parameters",
+                    method, rank, record["index"], result.test_accuracy, f.epochs, f"{record['params']:,}",
+                )
+                final.append(entry)
+        return final
+
+
+def _transfer_kernels(run_dir: str, L: int) -> tuple[list[Path], int]:
+    """The last step's saved kernels of a run directory, and the ``max_layers`` they read."""
+    folder = Path(run_dir) / "kernels"
+    steps = sorted(p for p in folder.glob("*-step*") if p.is_dir()) if folder.is_dir() else []
+    if not steps:
+        raise ArchSearchError(
+            f"kernel.transfer_from: no saved kernels under {str(folder)!r}; give the run directory of an ESNAC "
+            "search (it saves kernels/<method>-stepNNN/kernelK.pt)."
+        )
+    paths = sorted(steps[-1].glob("kernel*.pt"))
+    max_layers = load_kernel(paths[0]).kernel.embedding.max_layers
+    if max_layers < L:
+        raise ArchSearchError(
+            f"kernel.transfer_from: the saved kernels read architectures of at most {max_layers} layers; this "
+            f"teacher has {L}. Transfer from a search on a teacher with at least as many layers."
+        )
+    return paths, max_layers
+
+
+def _resolve_teacher(teacher: nn.Module | Teacher | None, data: ImageDataset, config: CompressConfig,
+                     device: torch.device) -> Teacher:
+    if isinstance(teacher, Teacher):
+        return teacher
+    if isinstance(teacher, nn.Module):
+        check_teacher_input(teacher, data, name=type(teacher).__name__)
+        return load_teacher(teacher, data, device=device)
+    if teacher is not None:
+        raise ArchSearchError(f"compress: teacher must be an nn.Module, a Teacher or None, got {type(teacher).__name__}.")
+    t = config.teacher
+    check_teacher_input(get_teacher(t.name, num_classes=data.num_classes, in_channels=data.in_channels,
+                                    width=t.width), data, name=f"teacher {t.name!r}")
+    if t.checkpoint:
+        return load_teacher(t.checkpoint, data, name=t.name, width=t.width, device=device)
+    return trained_teacher(
+        t.name, data, width=t.width, epochs=t.epochs, lr=t.lr, batch_size=t.batch_size, seed=config.seed,
+        cache_dir=t.cache_dir, device=device, max_batches=t.max_batches, progress=config.progress,
+    )
+
+
+def check_teacher_input(model: nn.Module, data: ImageDataset, name: str = "teacher") -> None:
+    r"""Check that ``model`` takes the dataset's images and predicts its classes.
+
+    Raises:
+        ArchSearchError: Naming the teacher, the image shape and what went wrong.
+    """
+    shape = (1, data.in_channels, data.image_size, data.image_size)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(torch.zeros(shape, device=next(model.parameters()).device))
+    except Exception as error:  # noqa: BLE001 - any failure means the same to the user
+        raise ArchSearchError(
+            f"{name} cannot take dataset {data.name!r} images of shape {shape[1:]} ({type(error).__name__}: "
+            f"{str(error).splitlines()[0] if str(error) else ''}); use a dataset with larger images "
+            "(dataset.image_size=32) or another teacher."
+        ) from error
+    finally:
+        model.train(was_training)
+    if out.shape[-1] != data.num_classes:
+        raise ArchSearchError(
+            f"{name} predicts {out.shape[-1]} classes but dataset {data.name!r} has {data.num_classes}."
+        )
+
+
+def _space_options(config: CompressConfig) -> dict[str, Any]:
+    s = config.search
+    options: dict[str, Any] = {"removal": s.removal, "shrinkage": s.shrinkage, "skip": s.skip}
+    if s.removal_probs is not None:
+        options["removal_probs"] = tuple(s.removal_probs)
+    if s.shrink_range is not None:
+        options["shrink_range"] = tuple(s.shrink_range)
+    if s.skip_probs is not None:
+        options["skip_probs"] = tuple(s.skip_probs)
+    return options
+
+
+def _prepare_run_dir(run_dir: Path, config: CompressConfig, resume: bool) -> None:
+    path = run_dir / CONFIG_NAME
+    if resume:
+        if not path.exists():
+            raise ArchSearchError(f"resume: {str(run_dir)!r} is not a run directory (no {CONFIG_NAME}).")
+        saved = json.loads(path.read_text())
+        if saved != json.loads(json.dumps(config.to_dict())):
+            raise ArchSearchError(
+                f"resume: the config differs from the one {str(run_dir)!r} was started with; resume with its "
+                f"{CONFIG_NAME} (the Hydra app does: resume=<run dir>)."
+            )
+        return
+    if (run_dir / JOURNAL_NAME).exists() and read_journal(run_dir / JOURNAL_NAME).records:
+        raise ArchSearchError(
+            f"{str(run_dir)!r} already holds a search journal; resume it (resume=True) or use another directory."
+        )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(config.to_dict(), indent=2, sort_keys=True))
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN or infinity: such a float is recorded as ``None``."""
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def _seed(seed: int, *tags: Any) -> int:
+    digest = hashlib.sha256(json.dumps([seed, *tags]).encode()).digest()
+    return int.from_bytes(digest[:8], "little") & (2**62 - 1)
+
+
+def _generator(seed: int, *tags: Any) -> torch.Generator:
+    return torch.Generator().manual_seed(_seed(seed, *tags))
+
+
+def _clock(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+def _summary(records: list[dict], best: dict[str, dict], final: list[dict], teacher: dict) -> str:
+    rows = [("method", "best f(x)", "accuracy", "test acc.", "#params", "ratio", "evaluations", "failed", "search time")]
+    rows.append(("teacher", "-", f"{teacher['val_accuracy']:.4f}",
+                 "-" if teacher["test_accuracy"] is None else f"{teacher['test_accuracy']:.4f}",
+                 f"{teacher['params']:,}", "1.0x", "-", "-", "-"))
+    for method, b in best.items():
+        mine = [r for r in records if r["method"] == method]
+        test = next((f["test_accuracy"] for f in final if f["method"] == method and f["rank"] == 1), None)
+        rows.append((method, f"{b['reward']:.4f}", f"{b['accuracy']:.4f}", "-" if test is None else f"{test:.4f}",
+                     f"{b['params']:,}", f"{teacher['params'] / max(b['params'], 1):.1f}x", str(len(mine)),
+                     str(sum(r["status"] != "ok" for r in mine)), _clock(sum(r["seconds"] for r in mine))))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.rjust(w) for cell, w in zip(row, widths)) for row in rows]
+    return "\n".join(["summary:", *lines])
+
+
+__all__ = ["CONFIG_NAME", "FINAL_NAME", "SearchResult", "check_teacher_input", "compress"]

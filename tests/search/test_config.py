@@ -1,0 +1,65 @@
+r"""Tests of botorch_archsearch/search/config.py: validation before any work."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from botorch_archsearch.exceptions import ArchSearchError
+from botorch_archsearch.search.config import CompressConfig, check_config
+
+
+def _with(**changes) -> CompressConfig:
+    config = CompressConfig()
+    for key, value in changes.items():
+        section, name = key.split("__") if "__" in key else (None, key)
+        if section is None:
+            config = dataclasses.replace(config, **{name: value})
+        else:
+            sub = dataclasses.replace(getattr(config, section), **{name: value})
+            config = dataclasses.replace(config, **{section: sub})
+    return config
+
+
+def test_defaults_are_valid():
+    check_config(CompressConfig())
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        (dict(search__num_kernels=0), "search.num_kernels must be an integer >= 1, got 0"),
+        (dict(search__steps=-1), "search.steps must be an integer >= 1"),
+        (dict(teacher__name="alexnet"), "teacher.name must be one of ['mobilenetv2', 'resnet18'"),
+        (dict(dataset__name="imagenet"), "dataset.name must be one of"),
+        (dict(search__subset_prob=1.5), r"search.subset_prob must be a number in \(0, 1\], got 1.5"),
+        (dict(search__shrink_range=[0.2, 1.3]), r"search.shrink_range must be a number in \[0, 1\], got 1.3"),
+        (dict(search__shrink_range=[0.8, 0.2]), "low <= high"),
+        (dict(search__removal_probs=[-0.1]), "search.removal_probs"),
+        (dict(search__method="grid"), "search.method must be one of ['esnac', 'random', 'both']"),
+        (dict(kernel__objective="mll"), "kernel.objective must be one of ['loo', 'exact']"),
+        (dict(acquisition__name="ucb"), "acquisition.name must be one of"),
+        (dict(acquisition__method="grid"), "acquisition.method must be one of"),
+        (dict(evaluation__loss="ce"), "evaluation.loss must be one of ['mse', 'kl']"),
+        (dict(evaluation__device="tpu"), "evaluation.device must be"),
+        (dict(reward__measure="latency"), "reward.measure must be one of ['params', 'flops']"),
+        (dict(reward__budget=0), "reward.budget must be a number > 0"),
+        (dict(final__top_k=-1), "final.top_k must be an integer >= 0"),
+        (dict(search__removal=False, search__shrinkage=False, search__skip=False), "at least one of"),
+        (dict(seed=1.5), "seed must be an integer"),
+    ],
+)
+def test_bad_values_name_the_key_and_what_is_accepted(changes, message):
+    with pytest.raises(ArchSearchError, match=message.replace("[", r"\[").replace("]", r"\]")
+                       if "\\" not in message else message):
+        check_config(_with(**changes))
+
+
+def test_from_dict_round_trip_and_unknown_keys():
+    config = _with(search__num_kernels=3, seed=7)
+    assert CompressConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(ArchSearchError, match=r"search: unknown key\(s\) \['kernels'\]"):
+        CompressConfig.from_dict({"search": {"kernels": 3}})
+    with pytest.raises(ArchSearchError, match=r"unknown config key\(s\) \['colour'\]"):
+        CompressConfig.from_dict({"colour": "red"})

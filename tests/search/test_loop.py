@@ -1,0 +1,154 @@
+r"""End-to-end tests of the search (botorch_archsearch/search/loop.py) on synthetic data."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+
+import pytest
+import torch
+
+from botorch_archsearch.evaluation import synthetic_dataset
+from botorch_archsearch.evaluation.distill import accuracy
+from botorch_archsearch.evaluation.teachers import load_teacher
+from botorch_archsearch.exceptions import ArchSearchError
+from botorch_archsearch.graph import count_params, load_student
+from botorch_archsearch.models import get_teacher
+from botorch_archsearch.search import (
+    AcquisitionConfig,
+    CompressConfig,
+    EvaluationConfig,
+    FinalConfig,
+    KernelConfig,
+    SearchSettings,
+    TeacherConfig,
+    compress,
+    read_journal,
+)
+
+
+def small_config(**search) -> CompressConfig:
+    """A search of a few seconds: 2 steps x 2 kernels, tiny kernel, one batch of training."""
+    return CompressConfig(
+        teacher=TeacherConfig(name="resnet18", width=0.125),
+        search=SearchSettings(**{"method": "esnac", "steps": 2, "num_kernels": 2, **search}),
+        kernel=KernelConfig(hidden_size=8, num_layers=1, max_steps=3),
+        acquisition=AcquisitionConfig(num_candidates=30),
+        evaluation=EvaluationConfig(epochs=2, max_batches=2, batch_size=32),
+        final=FinalConfig(top_k=1, epochs=1, max_batches=1, step_size=1),
+        progress=False,
+    )
+
+
+@functools.lru_cache(maxsize=None)
+def _data():
+    return synthetic_dataset(num_classes=4, in_channels=3, image_size=16, num_train=128, num_val=64, num_test=64)
+
+
+@functools.lru_cache(maxsize=None)
+def _teacher(width: float = 0.125):
+    torch.manual_seed(0)
+    model = get_teacher("resnet18", num_classes=4, in_channels=3, width=width)
+    return load_teacher(model, _data())
+
+
+def test_esnac_two_steps_writes_the_run_directory(tmp_path):
+    config = small_config()
+    result = compress(_teacher(), _data(), config, run_dir=tmp_path)
+    records = read_journal(tmp_path / "journal.jsonl").records
+    assert records == json.loads(json.dumps(result.records))
+    assert [r["index"] for r in records] == [0, 1, 2, 3]
+    assert [r["step"] for r in records] == [1, 1, 2, 2] and {r["method"] for r in records} == {"esnac"}
+    assert [r["kernel"] for r in records] == [None, None, 0, 1]  # step 1 is random, then one per kernel
+    assert len({r["key"] for r in records}) == 4  # never the same architecture twice
+    for r in records:
+        assert set(r) >= {"architecture", "encoding", "params", "flops", "accuracy", "reward", "seconds", "status"}
+        assert r["status"] == "ok" and 0 <= r["accuracy"] <= 1
+        c = 1 - r["params"] / result.teacher["params"]
+        assert r["reward"] == pytest.approx(c * (2 - c) * r["accuracy"] / _teacher().val_accuracy)
+    # kernels of step 2, the best student (loadable), the report, TensorBoard
+    assert len(list((tmp_path / "kernels").glob("esnac-step002/kernel*.pt"))) == 2
+    (final,) = result.final
+    student = load_student(tmp_path / final["path"])
+    best = max(records, key=lambda r: r["reward"])
+    assert final["index"] == best["index"] and count_params(student.graph) == best["params"]
+    assert accuracy(student, _data(), "test") == pytest.approx(final["test_accuracy"])
+    assert (tmp_path / "report.md").is_file() and list((tmp_path / "tensorboard").iterdir())
+    assert json.loads((tmp_path / "config.json").read_text()) == json.loads(json.dumps(config.to_dict()))
+
+
+def test_random_search_has_the_same_budget_and_both_share_a_run(tmp_path):
+    result = compress(_teacher(), _data(), small_config(method="both"), run_dir=tmp_path)
+    methods = [r["method"] for r in result.records]
+    assert methods == ["random"] * 4 + ["esnac"] * 4
+    assert all(r["kernel"] is None for r in result.records if r["method"] == "random")
+    assert set(result.best) == {"random", "esnac"} and len(result.final) == 2
+    assert "random" in (tmp_path / "report.md").read_text()
+
+
+def test_same_seed_same_search_without_a_run_directory():
+    a = compress(_teacher(), _data(), small_config())
+    b = compress(_teacher(), _data(), small_config())
+    strip = [{k: v for k, v in r.items() if k != "seconds"} for r in a.records]
+    assert strip == [{k: v for k, v in r.items() if k != "seconds"} for r in b.records]
+    assert a.run_dir is None
+
+
+def test_resume_after_a_cut_off_journal_matches_an_uninterrupted_run(tmp_path):
+    """A journal cut in the middle of a record (a kill during a write) resumes to the same end."""
+    full = compress(_teacher(), _data(), small_config(steps=3), run_dir=tmp_path / "full")
+    run = tmp_path / "cut"
+    compress(_teacher(), _data(), small_config(steps=3), run_dir=run)
+    lines = (run / "journal.jsonl").read_bytes().splitlines(keepends=True)
+    (run / "journal.jsonl").write_bytes(b"".join(lines[:3]) + lines[3][:40])  # 3 records + half of one
+    for name in ("final.jsonl", "report.md"):
+        (run / name).unlink()
+    resumed = compress(_teacher(), _data(), small_config(steps=3), run_dir=run, resume=True)
+    strip = lambda records: [{k: v for k, v in r.items() if k != "seconds"} for r in records]  # noqa: E731
+    assert strip(resumed.records) == strip(full.records)
+    assert [f["test_accuracy"] for f in resumed.final] == [f["test_accuracy"] for f in full.final]
+    assert list(run.glob("journal.jsonl.corrupt-*"))  # the cut-off tail was kept aside
+
+
+def test_run_directory_guards(tmp_path):
+    compress(_teacher(), _data(), small_config(steps=1), run_dir=tmp_path)
+    with pytest.raises(ArchSearchError, match="already holds a search journal"):
+        compress(_teacher(), _data(), small_config(steps=1), run_dir=tmp_path)
+    with pytest.raises(ArchSearchError, match="config differs"):
+        compress(_teacher(), _data(), small_config(steps=2), run_dir=tmp_path, resume=True)
+    with pytest.raises(ArchSearchError, match="not a run directory"):
+        compress(_teacher(), _data(), small_config(), run_dir=tmp_path / "nothing", resume=True)
+
+
+def test_kernel_transfer_scores_with_saved_kernels_and_trains_none(tmp_path, monkeypatch):
+    source = tmp_path / "source"
+    compress(_teacher(), _data(), small_config(), run_dir=source)
+    from botorch_archsearch.acquisition import multi_kernel
+    from botorch_archsearch.gp import fit as gp_fit
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("a transferred kernel was trained")
+
+    monkeypatch.setattr(multi_kernel, "fit_architecture_gp", no_fit)
+    monkeypatch.setattr(gp_fit, "fit_architecture_gp", no_fit)
+    config = small_config()
+    config = dataclasses.replace(config, kernel=dataclasses.replace(config.kernel, transfer_from=str(source)))
+    other = _teacher(0.25)  # another teacher (wider), same number of layers
+    result = compress(other, _data(), config, run_dir=tmp_path / "target")
+    step2 = [r for r in result.records if r["step"] == 2]
+    assert len(step2) == 2 and [r["kernel"] for r in step2] == [0, 1] and len({r["key"] for r in step2}) == 2
+    assert not (tmp_path / "target" / "kernels").exists()
+
+
+def test_transfer_from_a_directory_without_kernels_is_a_clear_error(tmp_path):
+    config = small_config()
+    config = dataclasses.replace(config, kernel=dataclasses.replace(config.kernel, transfer_from=str(tmp_path)))
+    with pytest.raises(ArchSearchError, match="no saved kernels"):
+        compress(_teacher(), _data(), config)
+
+
+def test_a_teacher_that_cannot_take_the_images_fails_before_any_work():
+    config = dataclasses.replace(small_config(), teacher=TeacherConfig(name="vgg19", width=0.125, epochs=1))
+    with pytest.raises(ArchSearchError, match=r"teacher 'vgg19' cannot take dataset 'synthetic' images of shape"):
+        compress(None, _data(), config)
