@@ -1,0 +1,44 @@
+r"""Every example runs: the per-teacher scripts and kernel transfer with ``--smoke`` (synthetic
+data, seconds), and the plain BoTorch loop."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+TEACHERS = ["vgg19", "resnet18", "resnet34", "shufflenet", "mobilenetv2"]
+
+
+def _run(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ, OMP_NUM_THREADS="1", BOTORCH_ARCHSEARCH_CACHE=str(cwd / "cache"))
+    return subprocess.run([sys.executable, str(EXAMPLES / script), *args], capture_output=True, text=True,
+                          timeout=600, cwd=cwd, env=env)
+
+
+@pytest.mark.parametrize("teacher", TEACHERS)
+def test_teacher_example_smoke(teacher, tmp_path):
+    out = _run(f"{teacher}.py", "--smoke", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    run = tmp_path / "runs" / f"{teacher}-smoke"
+    records = [json.loads(line) for line in (run / "journal.jsonl").read_text().splitlines()]
+    assert [r["method"] for r in records] == ["random"] * 4 + ["esnac"] * 4
+    assert (run / "report.md").is_file() and "summary:" in out.stdout
+
+
+def test_kernel_transfer_example_smoke(tmp_path):
+    out = _run("kernel_transfer.py", "--smoke", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert list((tmp_path / "runs" / "transfer-smoke-source" / "kernels").glob("*/kernel*.pt"))
+    target = tmp_path / "runs" / "transfer-smoke-target"
+    assert (target / "report.md").is_file() and not (target / "kernels").exists()  # nothing trained
+
+
+def test_botorch_loop_example(tmp_path):
+    out = _run("botorch_loop.py", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]

@@ -1,0 +1,107 @@
+r"""Tests of the Hydra application (``python -m botorch_archsearch``), in subprocesses."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+TINY = [
+    "dataset=synthetic",
+    "teacher.epochs=1",
+    "teacher.max_batches=2",
+    "kernel.hidden_size=8",
+    "kernel.num_layers=1",
+    "kernel.max_steps=3",
+    "acquisition.num_candidates=30",
+    "evaluation.epochs=1",
+    "evaluation.max_batches=3",
+    "final.top_k=1",
+    "final.epochs=1",
+    "final.max_batches=1",
+    "final.step_size=1",
+]
+
+
+def _env(tmp_path: Path) -> dict:
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    env["BOTORCH_ARCHSEARCH_CACHE"] = str(tmp_path / "cache")  # the trained teacher, shared by the runs
+    return env
+
+
+def _app(args, tmp_path, timeout=300, **kwargs):
+    return subprocess.run([sys.executable, "-m", "botorch_archsearch", *args], capture_output=True, text=True,
+                          timeout=timeout, env=_env(tmp_path), cwd=tmp_path, **kwargs)
+
+
+def _records(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "journal.jsonl").read_text().splitlines()]
+
+
+def _strip(records):
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in records]
+
+
+def test_bad_values_fail_before_any_work_naming_the_key(tmp_path):
+    out = _app([*TINY, "search.num_kernels=0", "hydra.run.dir=run"], tmp_path)
+    assert out.returncode == 2
+    assert "search.num_kernels must be an integer >= 1, got 0" in out.stderr
+    assert not (tmp_path / "run" / "journal.jsonl").exists()
+    out = _app([*TINY, "search.shrink_range=[0.5,2.0]", "hydra.run.dir=run"], tmp_path)
+    assert out.returncode == 2 and "search.shrink_range must be a number in [0, 1], got 2.0" in out.stderr
+    out = _app([*TINY, "teacher=alexnet", "hydra.run.dir=run"], tmp_path)
+    assert out.returncode != 0 and "alexnet" in out.stderr and "tiny_resnet18" in out.stderr  # Hydra lists them
+    out = _app([*TINY, "teacher=tiny_vgg19", "dataset=digits", "hydra.run.dir=run"], tmp_path)
+    assert out.returncode == 2 and "teacher 'vgg19' cannot take dataset 'digits'" in out.stderr
+
+
+def test_multirun_sweep_writes_one_run_per_job(tmp_path):
+    out = _app(["-m", *TINY, "search.steps=1", "search.num_kernels=1,2", "hydra.sweep.dir=sweep"], tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert [len(_records(tmp_path / "sweep" / job)) for job in ("0", "1")] == [1, 2]
+    assert (tmp_path / "sweep" / "1" / "report.md").is_file()
+
+
+def test_kill_9_mid_search_then_resume_ends_as_an_uninterrupted_run(tmp_path):
+    args = [*TINY, "search.steps=4", "search.num_kernels=2", "evaluation.max_batches=6"]
+    full = _app([*args, "hydra.run.dir=full"], tmp_path)
+    assert full.returncode == 0, full.stderr[-3000:]
+    expected = _records(tmp_path / "full")
+    assert len(expected) == 8
+
+    proc = subprocess.Popen([sys.executable, "-m", "botorch_archsearch", *args, "hydra.run.dir=killed"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env(tmp_path), cwd=tmp_path)
+    journal = tmp_path / "killed" / "journal.jsonl"
+    deadline = time.monotonic() + 240
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if journal.exists() and len(journal.read_bytes().splitlines()) >= 3:
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, "the search ended before it could be killed"
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    before = _records(tmp_path / "killed") if journal.read_text().endswith("\n") else None
+    assert not (tmp_path / "killed" / "report.md").exists()
+
+    resumed = _app(["resume=killed"], tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    records = _records(tmp_path / "killed")
+    assert _strip(records) == _strip(expected)  # nothing lost, nothing evaluated twice, same result
+    if before is not None:
+        assert records[: len(before)] == before  # the records written before the kill were kept as they were
+    assert (tmp_path / "killed" / "report.md").is_file()
+
+
+def test_resume_of_a_directory_that_is_not_a_run_is_a_clear_error(tmp_path):
+    out = _app(["resume=nowhere"], tmp_path)
+    assert out.returncode == 2 and "not a run directory" in out.stderr
