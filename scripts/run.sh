@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set up (if needed) and run the main job on the embedded default data.
+# Set up (if needed) and run the main job (the Hydra app; no arguments: the demo on digits).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
