@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from botorch_archsearch.acquisition.edits import EDIT_OPTIMIZATION_METHODS
@@ -245,6 +246,11 @@ def check_config(config: CompressConfig) -> None:
     _non_negative("kernel.weight_decay", config.kernel.weight_decay)
     _integer("kernel.max_steps", config.kernel.max_steps, 1)
     _non_negative("kernel.tol", config.kernel.tol)
+    if config.kernel.transfer_from is not None and not (Path(config.kernel.transfer_from) / "kernels").is_dir():
+        raise ArchSearchError(
+            "kernel.transfer_from must be the run directory of an ESNAC search (holding kernels/), got "
+            f"{config.kernel.transfer_from!r}."
+        )
     _choice("acquisition.name", config.acquisition.name, tuple(ACQUISITIONS))
     _choice("acquisition.method", config.acquisition.method, EDIT_OPTIMIZATION_METHODS)
     _integer("acquisition.num_candidates", config.acquisition.num_candidates, 1)

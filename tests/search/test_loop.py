@@ -144,7 +144,7 @@ def test_kernel_transfer_scores_with_saved_kernels_and_trains_none(tmp_path, mon
 def test_transfer_from_a_directory_without_kernels_is_a_clear_error(tmp_path):
     config = small_config()
     config = dataclasses.replace(config, kernel=dataclasses.replace(config.kernel, transfer_from=str(tmp_path)))
-    with pytest.raises(ArchSearchError, match="no saved kernels"):
+    with pytest.raises(ArchSearchError, match="kernel.transfer_from must be the run directory of an ESNAC search"):
         compress(_teacher(), _data(), config)
 
 
