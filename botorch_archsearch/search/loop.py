@@ -1,7 +1,8 @@
 r"""The compression search: ESNAC's Algorithm 1 and random search with the same evaluator and
 budget (paper section 4.1), then full training of the best students.
 
-ESNAC: ``T`` steps; the first evaluates ``K`` random edits of the teacher; each later step
+ESNAC: ``T`` steps; the first evaluates ``K`` random edits of the teacher (and the second too
+while fewer than 2 architectures were evaluated, for ``K = 1``); each later step
 trains ``K`` kernels on random halves of the evaluated architectures, each proposes one new
 architecture (:func:`~botorch_archsearch.acquisition.propose_architectures`), and the ``K``
 students are distilled together (:func:`~botorch_archsearch.evaluation.evaluate_students`).
@@ -130,6 +131,8 @@ def compress(
         "teacher %s: %s parameters, validation accuracy %.4f; search space: %s",
         teacher_info["name"], f"{teacher_info['params']:,}", teacher.val_accuracy, space,
     )
+    if run_dir is not None:
+        (run_dir / "teacher.json").write_text(json.dumps(teacher_info, indent=2))
     search = _Search(config, space, teacher, teacher_info, data, run_dir)
     try:
         methods = ["random", "esnac"] if config.search.method == "both" else [config.search.method]
@@ -201,7 +204,8 @@ class _Search:
                 continue
             step_start = time.perf_counter()
             generator = _generator(self.config.seed, method, step)
-            if method == "random" or step == 1:
+            evaluated = sum(1 for i in self.of(method) if self.records[i]["step"] < step)
+            if method == "random" or step == 1 or evaluated < 2:  # a GP needs 2 points (K = 1: steps 1-2)
                 proposals = self._random(c.num_kernels, generator, method, step)
             elif self.transfer is not None:
                 proposals = self._propose_transfer(method, step, generator)

@@ -1,0 +1,251 @@
+r"""Search quality: ESNAC against random search at equal budget, with honest statistics.
+
+Two sub-commands:
+
+``run``: one search per seed through the Hydra application (``python -m botorch_archsearch
++experiment=<experiment> seed=<s> ...``), each in ``<out>/<name>/seed-<s>`` (an interrupted
+cell is resumed on the next call). Extra Hydra overrides after ``--`` define a variant (an
+ablation), e.g. ``-- search.method=esnac search.num_kernels=1 search.steps=48``.
+
+``report``: reads the journals of one or more variants and prints, per method, the mean and
+standard deviation over seeds of the best f(x), of its accuracy and compression ratio; the
+anytime curve (mean best f(x) after n evaluations); how many evaluations ESNAC needs to reach
+random search's final mean best f(x); and a paired comparison across seeds (bootstrap 95%
+interval of the mean difference and the Wilcoxon signed-rank test). With ``--figures`` it draws
+the anytime curves and the histograms of f(x) per method (paper Figure 2).
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_search.py run --name main --seeds 0 1 2 3 4
+    .venv/bin/python benchmarks/bench_search.py run --name k1 --seeds 0 1 2 3 4 -- \
+        search.method=esnac search.num_kernels=1 search.steps=48
+    .venv/bin/python benchmarks/bench_search.py report benchmarks/runs/main benchmarks/runs/k1 \
+        --figures benchmarks/figures
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# --------------------------------------------------------------------------------------------
+# run
+
+
+def run(args: argparse.Namespace) -> None:
+    out = Path(args.out) / args.name
+    for seed in args.seeds:
+        cell = out / f"seed-{seed}"
+        done = (cell / "report.md").exists()
+        if done:
+            print(f"{cell}: done", flush=True)
+            continue
+        resume = (cell / "config.json").exists()
+        command = [sys.executable, "-m", "botorch_archsearch"]
+        if resume:
+            command += [f"resume={cell.resolve()}", f"hydra.run.dir={(cell / 'resume-logs').resolve()}"]
+        else:
+            command += [f"+experiment={args.experiment}", f"seed={seed}", f"hydra.run.dir={cell.resolve()}",
+                        *args.overrides]
+        print(f"{cell}: {'resuming' if resume else 'running'}: {' '.join(command[1:])}", flush=True)
+        start = time.perf_counter()
+        env = dict(os.environ)
+        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        result = subprocess.run(command, cwd=ROOT, env=env)
+        if result.returncode != 0:
+            raise SystemExit(f"{cell}: the search failed (exit code {result.returncode})")
+        print(f"{cell}: {time.perf_counter() - start:.0f} s", flush=True)
+
+
+# --------------------------------------------------------------------------------------------
+# report
+
+
+def load_variant(folder: Path) -> dict[int, list[dict]]:
+    """Journal records per seed of one variant folder (``seed-<s>/journal.jsonl``)."""
+    cells = {}
+    for cell in sorted(folder.glob("seed-*")):
+        journal = cell / "journal.jsonl"
+        if journal.exists():
+            cells[int(cell.name.split("-", 1)[1])] = [json.loads(line) for line in journal.read_text().splitlines()
+                                                     if line.strip()]
+    if not cells:
+        raise SystemExit(f"{folder}: no seed-*/journal.jsonl")
+    return cells
+
+
+def teacher_params(folder: Path) -> int | None:
+    """The teacher's parameter count, from a cell's ``teacher.json``."""
+    for cell in sorted(folder.glob("seed-*")):
+        if (cell / "teacher.json").exists():
+            return json.loads((cell / "teacher.json").read_text())["params"]
+    return None
+
+
+def anytime(records: list[dict], budget: int) -> np.ndarray:
+    """Best f(x) after 1..budget evaluations (the last value carried if fewer were made)."""
+    rewards = [r["reward"] for r in records][:budget]
+    best = np.maximum.accumulate(np.array(rewards, dtype=float)) if rewards else np.zeros(0)
+    if len(best) < budget:
+        best = np.concatenate([best, np.full(budget - len(best), best[-1] if len(best) else np.nan)])
+    return best
+
+
+def bootstrap_ci(differences: np.ndarray, seed: int = 0, resamples: int = 20000) -> tuple[float, float]:
+    rng = np.random.default_rng(seed)
+    samples = rng.choice(differences, size=(resamples, len(differences)), replace=True).mean(1)
+    return float(np.quantile(samples, 0.025)), float(np.quantile(samples, 0.975))
+
+
+def summarize(name: str, cells: dict[int, list[dict]]) -> dict[str, dict]:
+    """Per method: best records per seed, anytime curves."""
+    out = {}
+    methods = sorted({r["method"] for records in cells.values() for r in records}, key=["random", "esnac"].index)
+    for method in methods:
+        per_seed = {s: [r for r in records if r["method"] == method] for s, records in cells.items()}
+        per_seed = {s: rs for s, rs in per_seed.items() if rs}
+        budget = min(len(rs) for rs in per_seed.values())
+        best = {s: max(rs[:budget], key=lambda r: r["reward"]) for s, rs in per_seed.items()}
+        out[f"{name}/{method}"] = {
+            "method": method, "variant": name, "budget": budget, "seeds": sorted(per_seed),
+            "best": best, "curves": np.stack([anytime(per_seed[s], budget) for s in sorted(per_seed)]),
+            "rewards": [r["reward"] for rs in per_seed.values() for r in rs[:budget] if r["status"] == "ok"],
+            "failed": sum(r["status"] != "ok" for rs in per_seed.values() for r in rs[:budget]),
+            "seconds": sum(r["seconds"] for rs in per_seed.values() for r in rs[:budget]),
+        }
+    return out
+
+
+def report(args: argparse.Namespace) -> None:
+    from scipy.stats import wilcoxon
+
+    rows: dict[str, dict] = {}
+    tparams = args.teacher_params
+    for folder in map(Path, args.variants):
+        rows.update(summarize(folder.name, load_variant(folder)))
+        tparams = tparams or teacher_params(folder)
+    print("| variant / method | seeds | evaluations | best f(x) mean +- std | its accuracy | its compression "
+          "(params ratio) | failed | evaluation time |")
+    print("|---|---|---|---|---|---|---|---|")
+    for key, row in rows.items():
+        best = list(row["best"].values())
+        f = np.array([b["reward"] for b in best])
+        acc = np.array([b["accuracy"] for b in best])
+        ratio = np.array([tparams / b["params"] for b in best]) if tparams else None
+        ratio_text = f"{ratio.mean():.1f}x +- {ratio.std(ddof=1) if len(ratio) > 1 else 0:.1f}" if ratio is not None \
+            else "n/a"
+        std = f.std(ddof=1) if len(f) > 1 else 0.0
+        print(f"| {key} | {len(best)} | {row['budget']} | {f.mean():.4f} +- {std:.4f} | "
+              f"{acc.mean():.4f} +- {acc.std(ddof=1) if len(acc) > 1 else 0:.4f} | {ratio_text} | {row['failed']} | "
+              f"{row['seconds'] / 60:.1f} min |")
+    print()
+    # anytime curves
+    checkpoints = sorted({n for row in rows.values() for n in (1, 4, 8, 12, 16, 24, 32, 40, 48, row["budget"])
+                          if n <= row["budget"]})
+    print("Anytime: mean best f(x) after n evaluations")
+    print("| variant / method | " + " | ".join(f"n={n}" for n in checkpoints) + " |")
+    print("|---|" + "---|" * len(checkpoints))
+    for key, row in rows.items():
+        mean = row["curves"].mean(0)
+        print(f"| {key} | " + " | ".join(f"{mean[n - 1]:.4f}" if n <= row["budget"] else "" for n in checkpoints) + " |")
+    print()
+    # ESNAC against random search (paired by seed) within each variant that ran both, and each
+    # ESNAC variant against the baseline variant's random search
+    random_rows = {k: r for k, r in rows.items() if r["method"] == "random"}
+    baseline = random_rows.get(f"{args.baseline}/random") or next(iter(random_rows.values()), None)
+    if baseline is None:
+        return
+    target = baseline["curves"].mean(0)[-1]
+    print(f"Paired against {baseline['variant']}/random (final mean best f(x) {target:.4f}, "
+          f"{baseline['budget']} evaluations):")
+    print("| variant / method | mean difference in best f(x) | bootstrap 95% CI | Wilcoxon p (two-sided) | "
+          "wins | evaluations to reach random's final mean |")
+    print("|---|---|---|---|---|---|")
+    for key, row in rows.items():
+        if row["method"] != "esnac":
+            continue
+        seeds = sorted(set(row["best"]) & set(baseline["best"]))
+        if not seeds:
+            continue
+        d = np.array([row["best"][s]["reward"] - baseline["best"][s]["reward"] for s in seeds])
+        lo, hi = bootstrap_ci(d)
+        try:
+            p = wilcoxon(d).pvalue if np.any(d != 0) else 1.0
+        except ValueError:
+            p = math.nan
+        mean = row["curves"].mean(0)
+        reach = next((n + 1 for n, v in enumerate(mean) if v >= target), None)
+        reach_text = str(reach) if reach is not None else f"not within {row['budget']}"
+        print(f"| {key} | {d.mean():+.4f} | [{lo:+.4f}, {hi:+.4f}] | {p:.3f} | {int((d > 0).sum())}/{len(d)} | "
+              f"{reach_text} |")
+    if args.figures:
+        figures(rows, Path(args.figures))
+
+
+def figures(rows: dict[str, dict], folder: Path) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    folder.mkdir(parents=True, exist_ok=True)
+    fig = Figure(figsize=(7, 4.5))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    for key, row in rows.items():
+        curves = row["curves"]
+        n = np.arange(1, curves.shape[1] + 1)
+        mean = curves.mean(0)
+        sem = curves.std(0, ddof=1) / math.sqrt(len(curves)) if len(curves) > 1 else np.zeros_like(mean)
+        ax.plot(n, mean, label=f"{key} ({len(curves)} seeds)")
+        ax.fill_between(n, mean - sem, mean + sem, alpha=0.2)
+    ax.set_xlabel("evaluations")
+    ax.set_ylabel("best f(x) so far (mean over seeds, +- s.e.m.)")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(folder / "anytime.png", dpi=110)
+    fig = Figure(figsize=(7, 4.5))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    all_rewards = [x for row in rows.values() for x in row["rewards"]]
+    bins = np.linspace(min(all_rewards), max(all_rewards), 25) if all_rewards else 10
+    for key, row in rows.items():
+        ax.hist(row["rewards"], bins=bins, alpha=0.5, label=f"{key} ({len(row['rewards'])} evaluations)")
+    ax.set_xlabel("f(x)")
+    ax.set_ylabel("evaluated architectures")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(folder / "histogram.png", dpi=110)
+    print(f"\nfigures: {folder / 'anytime.png'}, {folder / 'histogram.png'}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="run one search per seed through the Hydra app")
+    r.add_argument("--experiment", default="search_quality")
+    r.add_argument("--name", default="main", help="the variant's folder name")
+    r.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    r.add_argument("--out", default=str(ROOT / "benchmarks" / "runs"))
+    r.add_argument("overrides", nargs="*", help="Hydra overrides (after --)")
+    p = sub.add_parser("report", help="statistics over the seeds of one or more variant folders")
+    p.add_argument("variants", nargs="+")
+    p.add_argument("--baseline", default="main", help="the variant whose random search is the reference")
+    p.add_argument("--teacher-params", type=int, default=None, help="for the compression ratio")
+    p.add_argument("--figures", default=None, help="folder for anytime.png and histogram.png")
+    args = parser.parse_args()
+    run(args) if args.command == "run" else report(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,43 @@
+r"""Smoke version of the search-quality harness (benchmarks/bench_search.py): two seeds, a
+handful of evaluations on synthetic data, then the report with its statistics and figures."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = [
+    "dataset=synthetic", "teacher.epochs=1", "teacher.max_batches=2", "search.steps=2", "search.num_kernels=2",
+    "kernel.hidden_size=8", "kernel.num_layers=1", "kernel.max_steps=3", "acquisition.num_candidates=30",
+    "evaluation.epochs=1", "evaluation.max_batches=2",
+]
+
+
+def _bench(*args, cwd):
+    env = dict(os.environ, OMP_NUM_THREADS="1", BOTORCH_ARCHSEARCH_CACHE=str(cwd / "cache"))
+    return subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_search.py"), *args],
+                          capture_output=True, text=True, timeout=600, cwd=cwd, env=env)
+
+
+def test_harness_smoke(tmp_path):
+    out = _bench("run", "--name", "main", "--seeds", "0", "1", "--out", str(tmp_path / "runs"), "--", *TINY,
+                 cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    ablation = _bench("run", "--name", "k1", "--seeds", "0", "1", "--out", str(tmp_path / "runs"), "--", *TINY,
+                      "search.method=esnac", "search.num_kernels=1", "search.steps=4", cwd=tmp_path)
+    assert ablation.returncode == 0, ablation.stderr[-3000:]
+    again = _bench("run", "--name", "main", "--seeds", "0", "1", "--out", str(tmp_path / "runs"), cwd=tmp_path)
+    assert again.stdout.count(": done") == 2  # finished cells are not run again
+    report = _bench("report", str(tmp_path / "runs" / "main"), str(tmp_path / "runs" / "k1"),
+                    "--figures", str(tmp_path / "figures"), cwd=tmp_path)
+    assert report.returncode == 0, report.stderr[-3000:]
+    text = report.stdout
+    for row in ("| main/random | 2 | 4 |", "| main/esnac | 2 | 4 |", "| k1/esnac | 2 | 4 |"):
+        assert row in text, text
+    assert "Anytime: mean best f(x) after n evaluations" in text and "bootstrap 95% CI" in text
+    assert text.count("| main/esnac | ") == 3 and "| k1/esnac | " in text.split("Paired against")[1]
+    assert (tmp_path / "figures" / "anytime.png").stat().st_size > 5000
+    assert (tmp_path / "figures" / "histogram.png").stat().st_size > 5000
