@@ -7,6 +7,8 @@ Two sub-commands:
 cell is resumed on the next call). Extra Hydra overrides after ``--`` define a variant (an
 ablation), e.g. ``-- search.method=esnac search.num_kernels=1 search.steps=48``.
 
+``diagnose``: kernel fit quality per ESNAC step (the LOO rank correlation of the saved kernels).
+
 ``report``: reads the journals of one or more variants and prints, per method, the mean and
 standard deviation over seeds of the best f(x), of its accuracy and compression ratio; the
 anytime curve (mean best f(x) after n evaluations); how many evaluations ESNAC needs to reach
@@ -229,6 +231,56 @@ def figures(rows: dict[str, dict], folder: Path) -> None:
     print(f"\nfigures: {folder / 'anytime.png'}, {folder / 'histogram.png'}")
 
 
+def diagnose(args: argparse.Namespace) -> None:
+    """Kernel fit quality as the search goes: for each ESNAC step's saved kernels, the Spearman
+    rank correlation between the GP's leave-one-out predictions (the kernel conditioned on every
+    architecture evaluated before the step) and the true rewards; and how the proposals' rewards
+    compare with random search's at the same step."""
+    import torch
+    from scipy.stats import spearmanr
+
+    from botorch_archsearch.gp import transferred_gp
+    from botorch_archsearch.graph import ArchGraph, encode
+
+    folder = Path(args.variant)
+    by_step: dict[int, list[float]] = {}
+    proposed: dict[int, list[float]] = {}
+    for cell in sorted(folder.glob("seed-*")):
+        records = [json.loads(line) for line in (cell / "journal.jsonl").read_text().splitlines() if line.strip()]
+        esnac = [r for r in records if r["method"] == "esnac"]
+        for step_dir in sorted((cell / "kernels").glob("esnac-step*")):
+            step = int(step_dir.name.split("step")[1])
+            before = [r for r in esnac if r["step"] < step]
+            if len(before) < 4:
+                continue
+            graphs = [ArchGraph.from_dict(r["architecture"]) for r in before]
+            y = torch.tensor([[r["reward"]] for r in before], dtype=torch.float64)
+            for path in sorted(step_dir.glob("kernel*.pt")):
+                model = transferred_gp(path, encode(graphs, _max_layers(path), dtype=torch.float64), y)
+                with torch.no_grad():
+                    K = model.covar_module(model.train_inputs[0]).to_dense()
+                    K = K + model.likelihood.noise * torch.eye(len(y), dtype=K.dtype)
+                    z = model.train_targets  # standardised rewards
+                    inv = torch.linalg.inv(K)
+                    loo_mean = z - (inv @ z) / inv.diagonal()
+                rho = spearmanr(loo_mean.numpy(), y.squeeze(-1).numpy()).statistic
+                by_step.setdefault(step, []).append(float(rho))
+            proposed.setdefault(step, []).extend(r["reward"] for r in esnac if r["step"] == step)
+    print(f"Kernel fit quality, {folder.name}: LOO Spearman of the saved kernels on the data before each step")
+    print("| step | kernels | LOO Spearman mean | min | max | mean f(x) of the step's proposals |")
+    print("|---|---|---|---|---|---|")
+    for step in sorted(by_step):
+        rho = np.array(by_step[step])
+        print(f"| {step} | {len(rho)} | {np.nanmean(rho):.3f} | {np.nanmin(rho):.3f} | {np.nanmax(rho):.3f} | "
+              f"{np.mean(proposed.get(step, [np.nan])):.4f} |")
+
+
+def _max_layers(path: Path) -> int:
+    from botorch_archsearch.kernels import load_kernel
+
+    return load_kernel(path).kernel.embedding.max_layers
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -243,8 +295,10 @@ def main() -> None:
     p.add_argument("--baseline", default="main", help="the variant whose random search is the reference")
     p.add_argument("--teacher-params", type=int, default=None, help="for the compression ratio")
     p.add_argument("--figures", default=None, help="folder for anytime.png and histogram.png")
+    d = sub.add_parser("diagnose", help="kernel fit quality (LOO Spearman) per step of one ESNAC variant")
+    d.add_argument("variant")
     args = parser.parse_args()
-    run(args) if args.command == "run" else report(args)
+    {"run": run, "report": report, "diagnose": diagnose}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,9 @@ r"""``python -m botorch_archsearch`` (and the ``botorch-archsearch`` command): t
 Hydra composes ``conf/`` (teacher, dataset, search, experiment presets; any key overridable on
 the command line) and this module calls the library: :func:`botorch_archsearch.search.compress`
 with the composed :class:`~botorch_archsearch.search.CompressConfig`, writing the run directory
-in Hydra's output directory. ``resume=<run dir>`` continues a killed search there.
+in Hydra's output directory. ``resume=<run dir>`` continues a killed search there, with its saved config; only the settings
+of where and how fast it runs (``evaluation.backend``, ``evaluation.dask.*``,
+``evaluation.workers``, ``progress``) are taken from the command line.
 
 Examples::
 
@@ -26,7 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from botorch_archsearch.exceptions import ArchSearchError
 from botorch_archsearch.search.config import CompressConfig, check_config
-from botorch_archsearch.search.loop import CONFIG_NAME, compress
+from botorch_archsearch.search.loop import CONFIG_NAME, EXECUTION_KEYS, compress
 
 logger = logging.getLogger("botorch_archsearch")
 
@@ -46,7 +48,14 @@ def app(cfg: DictConfig) -> float | None:
                     f"resume={resume!r}: not a run directory (no {CONFIG_NAME}); give the directory of the search "
                     "to continue, e.g. resume=outputs/<date>/<time>."
                 )
-            config = CompressConfig.from_dict(json.loads((run_dir / CONFIG_NAME).read_text()))
+            saved = json.loads((run_dir / CONFIG_NAME).read_text())
+            for path in EXECUTION_KEYS:  # where and how fast it runs may change on resume
+                source, target = values, saved
+                for key in path[:-1]:
+                    source, target = source.get(key, {}), target.setdefault(key, {})
+                if path[-1] in source:
+                    target[path[-1]] = source[path[-1]]
+            config = CompressConfig.from_dict(saved)
             logger.info("resuming the search in %s with its saved config", run_dir)
         else:
             config = CompressConfig.from_dict(values)

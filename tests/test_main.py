@@ -105,3 +105,12 @@ def test_kill_9_mid_search_then_resume_ends_as_an_uninterrupted_run(tmp_path):
 def test_resume_of_a_directory_that_is_not_a_run_is_a_clear_error(tmp_path):
     out = _app(["resume=nowhere"], tmp_path)
     assert out.returncode == 2 and "not a run directory" in out.stderr
+
+
+def test_joblib_launcher_runs_a_two_job_sweep(tmp_path):
+    out = _app(["-m", "hydra/launcher=local_parallel", *TINY, "search.steps=1", "search.num_kernels=1",
+                "seed=0,1", "hydra.sweep.dir=sweep"], tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "Joblib" in out.stdout + out.stderr  # the joblib launcher ran the jobs
+    first, second = (_records(tmp_path / "sweep" / job) for job in ("0", "1"))
+    assert len(first) == len(second) == 1 and first[0]["key"] != second[0]["key"]  # seeds 0 and 1

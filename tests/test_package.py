@@ -30,6 +30,7 @@ def test_library_imports_without_hydra():
         "import sys; sys.modules['hydra'] = None; sys.modules['omegaconf'] = None\n"
         "import botorch_archsearch, botorch_archsearch.graph, botorch_archsearch.space, botorch_archsearch.models\n"
         "import botorch_archsearch.gp, botorch_archsearch.acquisition, botorch_archsearch.evaluation\n"
+        "import botorch_archsearch.search\n"
         "print('ok')"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -127,8 +127,31 @@ class AcquisitionConfig:
 
 
 @dataclass
+class DaskConfig:
+    r"""The Dask evaluation backend (``evaluation.backend=dask``).
+
+    Args:
+        address: A scheduler to join (``tcp://host:8786``); ``None``: a ``LocalCluster`` on
+            127.0.0.1 is started for the search.
+        workers: Worker processes of the local cluster.
+        threads_per_worker: Threads per local worker.
+        gpus_per_worker: ``GPU`` resources per local worker (one student per GPU at a time).
+        retries: Re-submissions of a student whose worker died, before it is recorded as failed.
+        dashboard: Serve the local cluster's dashboard on 127.0.0.1:8787.
+    """
+
+    address: str | None = None
+    workers: int = 2
+    threads_per_worker: int = 1
+    gpus_per_worker: int = 0
+    retries: int = 2
+    dashboard: bool = False
+
+
+@dataclass
 class EvaluationConfig:
-    r"""Knowledge-distillation evaluation of each proposed student (paper 4.1)."""
+    r"""Knowledge-distillation evaluation of each proposed student (paper 4.1), in this process
+    (``backend="local"``) or on a Dask cluster (``backend="dask"``, see :class:`DaskConfig`)."""
 
     epochs: int = 10
     lr: float = 1e-3
@@ -139,6 +162,8 @@ class EvaluationConfig:
     max_batches: int | None = None
     device: str = "cpu"
     workers: int | None = None
+    backend: str = "local"
+    dask: DaskConfig = field(default_factory=DaskConfig)
 
 
 @dataclass
@@ -185,25 +210,25 @@ class CompressConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> CompressConfig:
         """Build from a (possibly partial) nested dict; unknown keys are an error naming them."""
-        kwargs = {}
-        for f in dataclasses.fields(cls):
-            if f.name not in values:
-                continue
-            value = values[f.name]
-            if dataclasses.is_dataclass(f.default_factory) if f.default_factory is not dataclasses.MISSING else False:
-                sub = f.default_factory
-                known = {g.name for g in dataclasses.fields(sub)}
-                if not isinstance(value, dict):
-                    raise ArchSearchError(f"{f.name} must be a mapping of {sorted(known)}, got {value!r}.")
-                unknown = sorted(set(value) - known)
-                if unknown:
-                    raise ArchSearchError(f"{f.name}: unknown key(s) {unknown}; accepted keys: {sorted(known)}.")
-                value = sub(**value)
-            kwargs[f.name] = value
-        unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
-        if unknown:
-            raise ArchSearchError(f"unknown config key(s) {unknown}; accepted: {[f.name for f in dataclasses.fields(cls)]}.")
-        return cls(**kwargs)
+        return _from_dict(cls, values, "")
+
+
+def _from_dict(cls: type, values: Any, prefix: str) -> Any:
+    names = {f.name: f for f in dataclasses.fields(cls)}
+    if not isinstance(values, dict):
+        raise ArchSearchError(f"{prefix or 'config'} must be a mapping of {sorted(names)}, got {values!r}.")
+    unknown = sorted(set(values) - set(names))
+    if unknown:
+        where = f"{prefix}: unknown key(s)" if prefix else "unknown config key(s)"
+        raise ArchSearchError(f"{where} {unknown}; accepted: {sorted(names)}.")
+    kwargs = {}
+    for name, value in values.items():
+        f = names[name]
+        factory = f.default_factory
+        if factory is not dataclasses.MISSING and dataclasses.is_dataclass(factory):
+            value = _from_dict(factory, value, f"{prefix}.{name}" if prefix else name)
+        kwargs[name] = value
+    return cls(**kwargs)
 
 
 def check_config(config: CompressConfig) -> None:
@@ -266,6 +291,11 @@ def check_config(config: CompressConfig) -> None:
         raise ArchSearchError(
             f"evaluation.device must be 'cpu', 'cuda' or 'cuda:N', got {config.evaluation.device!r}."
         )
+    _choice("evaluation.backend", config.evaluation.backend, ("local", "dask"))
+    _integer("evaluation.dask.workers", config.evaluation.dask.workers, 1)
+    _integer("evaluation.dask.threads_per_worker", config.evaluation.dask.threads_per_worker, 1)
+    _integer("evaluation.dask.gpus_per_worker", config.evaluation.dask.gpus_per_worker, 0)
+    _integer("evaluation.dask.retries", config.evaluation.dask.retries, 0)
     _choice("reward.measure", config.reward.measure, REWARD_MEASURES)
     if config.reward.budget is not None:
         _positive("reward.budget", config.reward.budget)
@@ -311,6 +341,7 @@ def _ratio(key: str, value: Any, open_low: bool = False) -> None:
 __all__ = [
     "AcquisitionConfig",
     "CompressConfig",
+    "DaskConfig",
     "DatasetConfig",
     "EvaluationConfig",
     "FinalConfig",

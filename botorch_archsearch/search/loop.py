@@ -33,7 +33,6 @@ from botorch_archsearch.acquisition.edits import _row_digests
 from botorch_archsearch.evaluation import (
     ImageDataset,
     Teacher,
-    evaluate_students,
     finetune,
     load_dataset,
     load_teacher,
@@ -45,6 +44,7 @@ from botorch_archsearch.gp import transferred_gp
 from botorch_archsearch.graph import ArchGraph, build_student, count_flops, count_params, encode, save_student, trace
 from botorch_archsearch.kernels import load_kernel, save_kernel
 from botorch_archsearch.models import get_teacher
+from botorch_archsearch.search.backends import DaskBackend, LocalBackend
 from botorch_archsearch.search.config import CompressConfig, check_config
 from botorch_archsearch.search.journal import JOURNAL_NAME, Journal, read_journal, repair_journal
 from botorch_archsearch.search.report import TensorBoardLogger, write_report
@@ -176,8 +176,20 @@ class _Search:
             self.journal = Journal(run_dir / JOURNAL_NAME)
             self.tensorboard = TensorBoardLogger(run_dir / "tensorboard")
         self.transfer = _transfer_kernels(config.kernel.transfer_from, self.L) if config.kernel.transfer_from else None
+        e = config.evaluation
+        options = {"epochs": e.epochs, "lr": e.lr, "weight_decay": e.weight_decay, "batch_size": e.batch_size,
+                   "loss": e.loss, "temperature": e.temperature, "device": e.device, "max_batches": e.max_batches}
+        if e.backend == "dask":
+            d = e.dask
+            self.backend = DaskBackend(teacher.model, data, options, address=d.address, workers=d.workers,
+                                       threads_per_worker=d.threads_per_worker, gpus_per_worker=d.gpus_per_worker,
+                                       retries=d.retries, dashboard=d.dashboard)
+        else:
+            self.backend = LocalBackend(teacher.model, data, {**options, "workers": e.workers,
+                                                              "progress": config.progress})
 
     def close(self) -> None:
+        self.backend.close()
         if self.journal is not None:
             self.journal.close()
         if self.tensorboard is not None:
@@ -303,16 +315,9 @@ class _Search:
     def _evaluate(self, proposals: list[dict[str, Any]], method: str, step: int) -> None:
         if not proposals:
             return
-        e = self.config.evaluation
-        students = [build_student(p["graph"], self.teacher.model) for p in proposals]
-        results = evaluate_students(
-            self.teacher.model, students, self.data, epochs=e.epochs, lr=e.lr, weight_decay=e.weight_decay,
-            batch_size=e.batch_size, loss=e.loss, temperature=e.temperature, device=e.device,
-            seed=_seed(self.config.seed, method, step, "evaluate"), max_batches=e.max_batches, workers=e.workers,
-            progress=self.config.progress,
-        )
+        results = self.backend.evaluate([p["graph"] for p in proposals], _seed(self.config.seed, method, step, "evaluate"))
         r = self.config.reward
-        for p, student, result in zip(proposals, students, results):
+        for p, result in zip(proposals, results):
             graph = p["graph"]
             params, flops = count_params(graph), count_flops(graph)
             f = reward(
@@ -491,8 +496,8 @@ def _prepare_run_dir(run_dir: Path, config: CompressConfig, resume: bool) -> Non
     if resume:
         if not path.exists():
             raise ArchSearchError(f"resume: {str(run_dir)!r} is not a run directory (no {CONFIG_NAME}).")
-        saved = json.loads(path.read_text())
-        if saved != json.loads(json.dumps(config.to_dict())):
+        saved = _without_execution(json.loads(path.read_text()))
+        if saved != _without_execution(json.loads(json.dumps(config.to_dict()))):
             raise ArchSearchError(
                 f"resume: the config differs from the one {str(run_dir)!r} was started with; resume with its "
                 f"{CONFIG_NAME} (the Hydra app does: resume=<run dir>)."
@@ -509,6 +514,21 @@ def _prepare_run_dir(run_dir: Path, config: CompressConfig, resume: bool) -> Non
 def _finite(value: Any) -> Any:
     """JSON has no NaN or infinity: such a float is recorded as ``None``."""
     return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+EXECUTION_KEYS = (("evaluation", "backend"), ("evaluation", "dask"), ("evaluation", "workers"), ("progress",))
+"""Settings that change where and how fast a search runs, not its result: a resumed search may
+change them (another Dask scheduler, another number of threads)."""
+
+
+def _without_execution(values: dict[str, Any]) -> dict[str, Any]:
+    values = json.loads(json.dumps(values))
+    for path in EXECUTION_KEYS:
+        node = values
+        for key in path[:-1]:
+            node = node.get(key, {})
+        node.pop(path[-1], None)
+    return values
 
 
 def _seed(seed: int, *tags: Any) -> int:
@@ -541,4 +561,4 @@ def _summary(records: list[dict], best: dict[str, dict], final: list[dict], teac
     return "\n".join(["summary:", *lines])
 
 
-__all__ = ["CONFIG_NAME", "FINAL_NAME", "SearchResult", "check_teacher_input", "compress"]
+__all__ = ["CONFIG_NAME", "EXECUTION_KEYS", "FINAL_NAME", "SearchResult", "check_teacher_input", "compress"]

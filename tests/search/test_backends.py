@@ -1,0 +1,154 @@
+r"""Tests of botorch_archsearch/search/backends.py: the Dask backend on a LocalCluster on
+127.0.0.1 (started and stopped by the tests), against the local backend."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import threading
+import time
+
+import dask
+import pytest
+import torch
+from distributed import Client, LocalCluster
+
+from botorch_archsearch.graph import trace
+from botorch_archsearch.search import EvaluationConfig, compress, read_journal
+from botorch_archsearch.search.backends import ClusterLostError, DaskBackend, LocalBackend
+from botorch_archsearch.search.config import DaskConfig
+from botorch_archsearch.space import SearchSpace
+
+from test_loop import _data, _teacher, small_config  # noqa: E402
+
+
+def _strip(records):
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in records]
+
+
+def _dask_config(config, **dask_options):
+    evaluation = dataclasses.replace(config.evaluation, backend="dask", dask=DaskConfig(**dask_options))
+    return dataclasses.replace(config, evaluation=evaluation)
+
+
+@pytest.fixture
+def cluster():
+    """A 2-worker cluster on loopback that gives up on a task after 1 worker death."""
+    with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
+        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                               dashboard_address=None)
+    try:
+        yield cluster
+    finally:
+        cluster.close()
+
+
+def test_dask_backend_gives_the_records_of_the_local_backend(tmp_path):
+    config = small_config()
+    local = compress(_teacher(), _data(), config, run_dir=tmp_path / "local")
+    remote = compress(_teacher(), _data(), _dask_config(config, workers=2), run_dir=tmp_path / "dask")
+    assert _strip(remote.records) == _strip(local.records)
+    assert [f["test_accuracy"] for f in remote.final] == [f["test_accuracy"] for f in local.final]
+
+
+def _worker_pids(address):
+    with Client(address) as client:
+        return client.run(os.getpid)
+
+
+def _kill_a_busy_worker(address, stop):
+    """Kill (SIGKILL) the process of a worker while it trains a student."""
+    with Client(address) as client:
+        while not stop.is_set():
+            busy = [w for w, tasks in client.processing().items() if tasks]
+            if busy:
+                pid = client.run(os.getpid, workers=[busy[0]])[busy[0]]
+                os.kill(pid, signal.SIGKILL)
+                return pid
+            time.sleep(0.02)
+    return None
+
+
+def test_a_killed_worker_s_student_is_retried_and_nothing_is_lost(cluster, tmp_path):
+    config = dataclasses.replace(small_config(steps=2), evaluation=EvaluationConfig(
+        epochs=2, max_batches=6, batch_size=32))
+    expected = compress(_teacher(), _data(), config, run_dir=tmp_path / "local")
+    stop, killed = threading.Event(), []
+    killer = threading.Thread(target=lambda: killed.append(_kill_a_busy_worker(cluster.scheduler_address, stop)))
+    killer.start()
+    try:
+        result = compress(_teacher(), _data(), _dask_config(config, address=cluster.scheduler_address),
+                          run_dir=tmp_path / "dask")
+    finally:
+        stop.set()
+        killer.join(timeout=60)
+    assert killed and killed[0] is not None, "no worker was busy long enough to be killed"
+    records = read_journal(tmp_path / "dask" / "journal.jsonl").records
+    assert len(records) == 4 and all(r["status"] == "ok" for r in records)
+    assert _strip(records) == _strip(expected.records)  # the retried student trained as it would have
+    assert _strip(result.records) == _strip(records)
+
+
+def test_a_student_whose_worker_dies_past_the_retries_is_recorded_as_failed():
+    """allowed-failures=0: the first worker death gives up on the student (recorded, not raised)."""
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                               dashboard_address=None)
+    backend = DaskBackend(_teacher().model, _data(), {"epochs": 500, "batch_size": 32},
+                          address=cluster.scheduler_address, retries=0)
+    space = SearchSpace(trace(_teacher().model, torch.zeros(1, 3, 16, 16)))
+    graphs = [space.apply(space.sample(1, generator=torch.Generator().manual_seed(1))[0])]
+    stop, killed = threading.Event(), []
+    killer = threading.Thread(target=lambda: killed.append(_kill_a_busy_worker(cluster.scheduler_address, stop)))
+    killer.start()
+    try:
+        (result,) = backend.evaluate(graphs, seed=0)
+    finally:
+        stop.set()
+        killer.join(timeout=60)
+        backend.close()
+        cluster.close()
+    assert killed and killed[0] is not None
+    assert result.status == "failed" and "worker died" in result.reason
+
+
+def test_a_lost_scheduler_stops_the_search_and_it_resumes_locally(tmp_path):
+    with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
+        cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
+                               dashboard_address=None)
+    config = small_config(steps=3)
+    done = threading.Event()
+
+    def close_after_first_step():
+        journal = tmp_path / "run" / "journal.jsonl"
+        while not done.is_set():
+            if journal.exists() and len(journal.read_text().splitlines()) >= 2:
+                cluster.close()
+                return
+            time.sleep(0.05)
+
+    closer = threading.Thread(target=close_after_first_step)
+    closer.start()
+    try:
+        with pytest.raises(ClusterLostError, match="resume the run directory"), \
+                dask.config.set({"distributed.comm.timeouts.connect": "2s"}):
+            compress(_teacher(), _data(), _dask_config(config, address=cluster.scheduler_address),
+                     run_dir=tmp_path / "run")
+    finally:
+        done.set()
+        closer.join(timeout=60)
+        cluster.close()
+    kept = read_journal(tmp_path / "run" / "journal.jsonl").records
+    assert 2 <= len(kept) < 6
+    resumed = compress(_teacher(), _data(), config, run_dir=tmp_path / "run", resume=True)  # the local backend
+    full = compress(_teacher(), _data(), config)
+    assert _strip(resumed.records) == _strip(full.records)
+
+
+def test_local_backend_is_evaluate_students():
+    backend = LocalBackend(_teacher().model, _data(), {"epochs": 1, "max_batches": 1, "progress": False})
+    space = SearchSpace(trace(_teacher().model, torch.zeros(1, 3, 16, 16)))
+    graphs = [space.apply(e) for e in space.sample(2, generator=torch.Generator().manual_seed(0))]
+    results = backend.evaluate(graphs, seed=3)
+    assert len(results) == 2 and all(r.ok for r in results)
