@@ -10,6 +10,7 @@ import threading
 import time
 
 import dask
+import psutil
 import pytest
 import torch
 from distributed import Client, LocalCluster
@@ -21,6 +22,21 @@ from botorch_archsearch.search.config import DaskConfig
 from botorch_archsearch.space import SearchSpace
 
 from test_loop import _data, _teacher, small_config  # noqa: E402
+
+
+@pytest.fixture(autouse=True, scope="module")
+def no_process_left_behind():
+    """Every cluster these tests start is stopped: no worker or nanny process outlives them."""
+    yield
+    deadline = time.monotonic() + 30
+    while True:
+        left = [p for p in psutil.Process().children(recursive=True)
+                if p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+                and "resource_tracker" not in " ".join(p.cmdline())]
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert not left, f"processes left behind: {[' '.join(p.cmdline())[:120] for p in left]}"
 
 
 def _strip(records):
