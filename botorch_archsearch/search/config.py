@@ -35,6 +35,8 @@ class TeacherConfig:
         batch_size: Images per batch.
         max_batches: Stop each training epoch after this many batches (quick runs).
         cache_dir: The trained-teacher cache (default ``~/.cache/botorch_archsearch/teachers``).
+        seed: Seed of the teacher's training (not the search's ``seed``: searches with different
+            seeds share one trained teacher).
     """
 
     name: str = "resnet18"
@@ -45,17 +47,21 @@ class TeacherConfig:
     batch_size: int = 128
     max_batches: int | None = None
     cache_dir: str | None = None
+    seed: int = 0
 
 
 @dataclass
 class DatasetConfig:
-    r"""The dataset (see :func:`~botorch_archsearch.evaluation.load_dataset`)."""
+    r"""The dataset (see :func:`~botorch_archsearch.evaluation.load_dataset`). ``split_seed``
+    fixes which training images are held out for validation; it is not the search's ``seed``, so
+    searches with different seeds share the split and the cached teacher."""
 
     name: str = "digits"
     root: str | None = None
     download: bool = False
     val_size: int | None = None
     image_size: int | None = None
+    split_seed: int = 0
 
 
 @dataclass
@@ -243,9 +249,11 @@ def check_config(config: CompressConfig) -> None:
     _positive("teacher.lr", config.teacher.lr)
     _integer("teacher.batch_size", config.teacher.batch_size, 1)
     _integer("teacher.max_batches", config.teacher.max_batches, 1, optional=True)
+    _integer("teacher.seed", config.teacher.seed, 0)
     _choice("dataset.name", config.dataset.name, DATASET_NAMES)
     _integer("dataset.val_size", config.dataset.val_size, 1, optional=True)
     _integer("dataset.image_size", config.dataset.image_size, 4, optional=True)
+    _integer("dataset.split_seed", config.dataset.split_seed, 0)
     _choice("search.method", config.search.method, SEARCH_METHODS)
     _integer("search.steps", config.search.steps, 1)
     _integer("search.num_kernels", config.search.num_kernels, 1)

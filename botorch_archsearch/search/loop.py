@@ -112,7 +112,7 @@ def compress(
     device = torch.device(config.evaluation.device)
     if data is None:
         d = config.dataset
-        data = load_dataset(d.name, d.root, download=d.download, val_size=d.val_size, seed=config.seed,
+        data = load_dataset(d.name, d.root, download=d.download, val_size=d.val_size, seed=d.split_seed,
                             image_size=d.image_size)
     data = data.to(device)
     teacher = _resolve_teacher(teacher, data, config, device)
@@ -448,7 +448,7 @@ def _resolve_teacher(teacher: nn.Module | Teacher | None, data: ImageDataset, co
     if t.checkpoint:
         return load_teacher(t.checkpoint, data, name=t.name, width=t.width, device=device)
     return trained_teacher(
-        t.name, data, width=t.width, epochs=t.epochs, lr=t.lr, batch_size=t.batch_size, seed=config.seed,
+        t.name, data, width=t.width, epochs=t.epochs, lr=t.lr, batch_size=t.batch_size, seed=t.seed,
         cache_dir=t.cache_dir, device=device, max_batches=t.max_batches, progress=config.progress,
     )
 
