@@ -30,6 +30,7 @@ from torch import Tensor, nn
 
 from botorch_archsearch.acquisition import ACQUISITIONS, optimize_acqf_edits, propose_architectures
 from botorch_archsearch.acquisition.edits import _row_digests
+from botorch_archsearch.acquisition.multi_kernel import _subset
 from botorch_archsearch.evaluation import (
     ImageDataset,
     Teacher,
@@ -294,10 +295,7 @@ class _Search:
         taken: set[bytes] = set()
         proposals = []
         for k in range(c.num_kernels):
-            order = torch.randperm(len(X), generator=generator)
-            keep = order[torch.rand(len(X), generator=generator)[order] < c.subset_prob]
-            if len(keep) < 2:
-                keep = order[:2]
+            keep = _subset(len(X), c.subset_prob, 2, generator)  # as propose_architectures draws them
             model = transferred_gp(paths[k % len(paths)], X[keep], Y[keep])
             acq = ACQUISITIONS[a.name](model, best_f=Y.max())
             result = optimize_acqf_edits(
@@ -306,7 +304,12 @@ class _Search:
                 generator=torch.Generator().manual_seed(int(torch.randint(2**31 - 1, (1,), generator=generator))),
             )
             digests = _row_digests(result.X)
-            i = next(i for i, d in enumerate(digests) if d not in taken)
+            i = next((i for i, d in enumerate(digests) if d not in taken), None)
+            if i is None:
+                raise ArchSearchError(
+                    f"kernel transfer: kernel {k} found no candidate that an earlier kernel did not propose; raise "
+                    f"acquisition.num_candidates (now {a.num_candidates})."
+                )
             taken.add(digests[i])
             proposals.append({"graph": result.graphs[i], "edit": result.edits[i], "kernel": k,
                               "acquisition": float(result.values[i])})
