@@ -11,10 +11,12 @@ the teacher's forward repeated for every student; then each is validated through
 Both train every student on the same number of batches and validate it on the same images;
 the figure is training images per second summed over the students (K x batches x batch size /
 time), measured in the same run. The teacher is a freshly initialised tiny ResNet-18 (speed does
-not depend on its weights); the students are random edits of it.
+not depend on its weights); the students are random edits of it. The library path is timed in
+float32 and, where the device computes bf16 natively (the library's default there, see
+``botorch_archsearch.utils.native_bf16``), with bf16 autocast; the naive loop is float32.
 
 Usage: ``.venv/bin/python benchmarks/bench_eval.py [--students 8] [--batches 40] [--width 0.125]
-[--dataset fashion_mnist] [--device cpu]``. Timings are never asserted.
+[--dataset fashion_mnist] [--device cpu] [--bf16]``. Timings are never asserted.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from botorch_archsearch.evaluation.distill import evaluate_students
 from botorch_archsearch.graph import build_student, count_params, trace
 from botorch_archsearch.models import get_teacher
 from botorch_archsearch.space import SearchSpace
+from botorch_archsearch.utils.precision import native_bf16
 from botorch_archsearch.utils.torchvision import import_torchvision
 
 
@@ -117,7 +120,8 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-naive", action="store_true")
-    parser.add_argument("--bf16", action="store_true", help="also time the library path with bfloat16 autocast")
+    parser.add_argument("--bf16", action="store_true",
+                        help="also time bf16 autocast where it is not the default (no native bf16)")
     args = parser.parse_args()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", os.cpu_count() or 1)))
     device = torch.device(args.device)
@@ -148,30 +152,34 @@ def main() -> None:
                       device=device, progress=False)
     if device.type == "cuda":
         torch.cuda.synchronize()
-    start = time.perf_counter()
-    results = evaluate_students(teacher, students(), data, epochs=1, max_batches=args.batches,
-                                batch_size=args.batch_size, device=device, progress=False)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    lock = time.perf_counter() - start
-    failed = sum(not r.ok for r in results)
-    print(f"lock-step (library): {lock:.1f} s, {images / lock:,.0f} training images/s "
-          f"({args.students} students x {args.batches} batches x {args.batch_size}, + validation)"
-          f"{f'; {failed} failed' if failed else ''}", flush=True)
-    bf16_s = None
-    if args.bf16:
+    def lock_step(bf16: bool) -> tuple[float, int]:
         start = time.perf_counter()
-        evaluate_students(teacher, students(), data, epochs=1, max_batches=args.batches, batch_size=args.batch_size,
-                          device=device, progress=False, bf16=True)
-        bf16_s = time.perf_counter() - start
-        print(f"lock-step with bf16 autocast (what-if, not the CPU default): {bf16_s:.1f} s, "
-              f"{images / bf16_s:,.0f} training images/s", flush=True)
+        results = evaluate_students(teacher, students(), data, epochs=1, max_batches=args.batches,
+                                    batch_size=args.batch_size, device=device, progress=False, bf16=bf16)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter() - start, sum(not r.ok for r in results)
+
+    default_bf16 = native_bf16(device)
+    paths = [("float32", False)]
+    if default_bf16 or args.bf16:
+        paths.append(("bf16 autocast" + (" (the library's default here)" if default_bf16 else
+                                         " (what-if: no native bf16 here)"), True))
+    print(f"library default on {device}: {'bf16 autocast' if default_bf16 else 'float32'}", flush=True)
+    times = {}
+    for label, bf16 in paths:
+        seconds, failed = lock_step(bf16)
+        times[label] = seconds
+        print(f"lock-step (library), {label}: {seconds:.1f} s, {images / seconds:,.0f} training images/s "
+              f"({args.students} students x {args.batches} batches x {args.batch_size}, + validation)"
+              f"{f'; {failed} failed' if failed else ''}", flush=True)
     if args.skip_naive:
         return
     naive_s = naive(teacher, students(), data, args.batches, args.batch_size, device)
-    print(f"naive loop: {naive_s:.1f} s, {images / naive_s:,.0f} training images/s", flush=True)
-    print(f"\nlock-step vs naive: {naive_s / lock:.2f}x (target on this CPU: >= 3x)"
-          + (f"; with bf16 autocast {naive_s / bf16_s:.2f}x" if bf16_s else ""))
+    print(f"naive loop (float32): {naive_s:.1f} s, {images / naive_s:,.0f} training images/s", flush=True)
+    print()
+    for label, seconds in times.items():
+        print(f"lock-step {label} vs naive: {naive_s / seconds:.2f}x (target on this CPU: >= 3x)")
     print(f"wall time of this script: {time.perf_counter() - wall:.0f} s; {machine_info()}")
 
 

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from botorch_archsearch.evaluation.data import ImageDataset
 from botorch_archsearch.evaluation.progress import Progress
 from botorch_archsearch.exceptions import ArchSearchError
+from botorch_archsearch.utils.precision import native_bf16
 from botorch_archsearch.utils.threads import intra_op_threads
 
 KD_LOSSES = ("mse", "kl")
@@ -169,7 +170,13 @@ def evaluate_students(
         device: Where to train (default: the dataset's device); the dataset is moved there once.
         channels_last: Channels-last memory format for the networks and batches (faster for
             convolutions on CPUs and GPUs alike: about 1.4x for small students on this project's CPU).
-        bf16: bfloat16 autocast for the forward passes (default: on CUDA if supported).
+        bf16: bfloat16 autocast for the training forward passes (teacher and students;
+            validation runs in float32). Default (``None``): on where the device
+            computes bf16 natively (:func:`~botorch_archsearch.utils.native_bf16`: CUDA from
+            Ampere on, CPUs with AMX), float32 elsewhere. The weights, the optimizer and the
+            loss stay float32; on Fashion-MNIST students the validation accuracies moved by
+            0.002 on average (rank correlation 1.0 over 16 students), a fifth of what another
+            batch order moves them (see ``benchmarks/README.md``).
         seed: Seed of the batch order and augmentation.
         max_batches: Stop each epoch after this many batches (for quick runs and tests).
         workers: Students that take their step at the same time, in threads (default: one per
@@ -189,7 +196,7 @@ def evaluate_students(
     device = data.device if device is None else torch.device(device)
     data = data.to(device)
     cuda = device.type == "cuda"
-    bf16 = (cuda and torch.cuda.is_bf16_supported()) if bf16 is None else bf16
+    bf16 = native_bf16(device) if bf16 is None else bool(bf16)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     teacher = teacher.to(device, memory_format=memory_format).eval()
     runs = []
@@ -197,7 +204,7 @@ def evaluate_students(
         result = StudentResult()
         try:
             student.to(device, memory_format=memory_format).train()
-            optimizer = torch.optim.Adam(student.parameters(), lr=lr, weight_decay=weight_decay)
+            optimizer = _adam(student, lr, weight_decay, device)
         except Exception as error:  # noqa: BLE001 - one bad student must not stop the others
             _fail(result, f"could not be moved to {device}: {_describe(error)}", device)
             runs.append(_Run(i, student, None, result))
@@ -299,6 +306,17 @@ def evaluate_students(
         if run.result.state_dict is not None:
             run.model.load_state_dict(run.result.state_dict)
     return [run.result for run in runs]
+
+
+def _adam(model: nn.Module, lr: float, weight_decay: float, device: torch.device) -> torch.optim.Adam:
+    """Adam over ``model``'s parameters, with PyTorch's fused implementation where it has one.
+
+    The fused step updates every parameter in one kernel instead of a dozen small ones per
+    parameter (3x less time in ``step`` for a small student on a CPU); the arithmetic is Adam's.
+    """
+    if device.type in ("cpu", "cuda") and all(p.is_floating_point() for p in model.parameters()):
+        return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay, fused=True)
+    return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
 
 
 class _Diverged(RuntimeError):

@@ -157,7 +157,10 @@ class DaskConfig:
 @dataclass
 class EvaluationConfig:
     r"""Knowledge-distillation evaluation of each proposed student (paper 4.1), in this process
-    (``backend="local"``) or on a Dask cluster (``backend="dask"``, see :class:`DaskConfig`)."""
+    (``backend="local"``) or on a Dask cluster (``backend="dask"``, see :class:`DaskConfig`).
+    ``bf16``: bfloat16 autocast for the students' and teacher's forward passes; ``None`` turns it
+    on where the device computes bf16 natively (CUDA from Ampere on, CPUs with AMX; see
+    :func:`~botorch_archsearch.utils.native_bf16`)."""
 
     epochs: int = 10
     lr: float = 1e-3
@@ -167,6 +170,7 @@ class EvaluationConfig:
     temperature: float = 4.0
     max_batches: int | None = None
     device: str = "cpu"
+    bf16: bool | None = None
     workers: int | None = None
     backend: str = "local"
     dask: DaskConfig = field(default_factory=DaskConfig)
@@ -295,6 +299,11 @@ def check_config(config: CompressConfig) -> None:
     _positive("evaluation.temperature", config.evaluation.temperature)
     _integer("evaluation.max_batches", config.evaluation.max_batches, 1, optional=True)
     _integer("evaluation.workers", config.evaluation.workers, 1, optional=True)
+    if config.evaluation.bf16 is not None and not isinstance(config.evaluation.bf16, bool):
+        raise ArchSearchError(
+            f"evaluation.bf16 must be true, false or null (bf16 autocast where the device computes bf16 "
+            f"natively), got {config.evaluation.bf16!r}."
+        )
     if not isinstance(config.evaluation.device, str) or not config.evaluation.device.split(":")[0] in ("cpu", "cuda"):
         raise ArchSearchError(
             f"evaluation.device must be 'cpu', 'cuda' or 'cuda:N', got {config.evaluation.device!r}."

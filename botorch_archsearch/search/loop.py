@@ -50,6 +50,7 @@ from botorch_archsearch.search.config import CompressConfig, check_config
 from botorch_archsearch.search.journal import JOURNAL_NAME, Journal, read_journal, repair_journal
 from botorch_archsearch.search.report import TensorBoardLogger, write_report
 from botorch_archsearch.space import SearchSpace
+from botorch_archsearch.utils.precision import native_bf16
 
 logger = logging.getLogger("botorch_archsearch")
 
@@ -132,6 +133,9 @@ def compress(
         "teacher %s: %s parameters, validation accuracy %.4f; search space: %s",
         teacher_info["name"], f"{teacher_info['params']:,}", teacher.val_accuracy, space,
     )
+    if config.evaluation.backend == "local":
+        bf16 = native_bf16(device) if config.evaluation.bf16 is None else config.evaluation.bf16
+        logger.info("distillation on %s in %s", device, "bf16 autocast" if bf16 else "float32")
     if run_dir is not None:
         (run_dir / "teacher.json").write_text(json.dumps(teacher_info, indent=2))
     search = _Search(config, space, teacher, teacher_info, data, run_dir)
@@ -179,7 +183,8 @@ class _Search:
         self.transfer = _transfer_kernels(config.kernel.transfer_from, self.L) if config.kernel.transfer_from else None
         e = config.evaluation
         options = {"epochs": e.epochs, "lr": e.lr, "weight_decay": e.weight_decay, "batch_size": e.batch_size,
-                   "loss": e.loss, "temperature": e.temperature, "device": e.device, "max_batches": e.max_batches}
+                   "loss": e.loss, "temperature": e.temperature, "device": e.device, "max_batches": e.max_batches,
+                   "bf16": e.bf16}
         if e.backend == "dask":
             d = e.dask
             self.backend = DaskBackend(teacher.model, data, options, address=d.address, workers=d.workers,

@@ -162,3 +162,46 @@ def test_results_do_not_depend_on_workers():
         assert a.history == b.history and a.losses == b.losses
         for k, v in a.state_dict.items():
             torch.testing.assert_close(v, b.state_dict[k], msg=k)
+
+
+class _DtypeProbe(nn.Module):
+    """A student that records the dtype its first layer computes in, training and validating."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.fc = nn.Linear(4, 4)
+        self.dtypes: dict[bool, set[torch.dtype]] = {True: set(), False: set()}
+
+    def forward(self, x):
+        y = self.conv(x)
+        self.dtypes[self.training].add(y.dtype)
+        return self.fc(y.float().mean((2, 3)))
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_bf16_default_follows_the_device(monkeypatch, native):
+    """``bf16=None`` autocasts exactly where ``native_bf16`` says the device has bf16; an explicit
+    value wins either way. Validation always runs in float32."""
+    import botorch_archsearch.evaluation.distill as distill
+
+    data, teacher, _ = _setup()
+    monkeypatch.setattr(distill, "native_bf16", lambda device: native)
+    expected = torch.bfloat16 if native else torch.float32
+    for bf16, dtype in ((None, expected), (True, torch.bfloat16), (False, torch.float32)):
+        probe = _DtypeProbe()
+        [result] = evaluate_students(teacher, [probe], data, bf16=bf16, **OPTIONS)
+        assert result.ok
+        assert probe.dtypes == {True: {dtype}, False: {torch.float32}}
+        assert all(p.dtype == torch.float32 for p in probe.parameters())  # weights stay float32
+
+
+def test_bf16_autocast_barely_moves_the_accuracies():
+    """bf16 autocast against float32 on the same batches: same ranking, small differences."""
+    data, teacher, _ = _setup()
+    fp32 = evaluate_students(teacher, _students(4), data, bf16=False, **OPTIONS)
+    bf16 = evaluate_students(teacher, _students(4), data, bf16=True, **OPTIONS)
+    assert all(r.ok for r in fp32 + bf16)
+    difference = [abs(a.accuracy - b.accuracy) for a, b in zip(fp32, bf16)]
+    assert max(difference) <= 0.05, difference
+    assert all(math.isfinite(loss) for r in bf16 for loss in r.losses)

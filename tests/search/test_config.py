@@ -43,6 +43,7 @@ def test_defaults_are_valid():
         (dict(acquisition__method="grid"), "acquisition.method must be one of"),
         (dict(evaluation__loss="ce"), "evaluation.loss must be one of ['mse', 'kl']"),
         (dict(evaluation__device="tpu"), "evaluation.device must be"),
+        (dict(evaluation__bf16="yes"), "evaluation.bf16 must be true, false or null"),
         (dict(reward__measure="latency"), "reward.measure must be one of ['params', 'flops']"),
         (dict(reward__budget=0), "reward.budget must be a number > 0"),
         (dict(final__top_k=-1), "final.top_k must be an integer >= 0"),

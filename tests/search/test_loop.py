@@ -152,3 +152,24 @@ def test_a_teacher_that_cannot_take_the_images_fails_before_any_work():
     config = dataclasses.replace(small_config(), teacher=TeacherConfig(name="vgg19", width=0.125, epochs=1))
     with pytest.raises(ArchSearchError, match=r"teacher 'vgg19' cannot take dataset 'synthetic' images of shape"):
         compress(None, _data(), config)
+
+
+@pytest.mark.parametrize("bf16", [None, True, False])
+def test_evaluation_bf16_reaches_the_distillation(tmp_path, monkeypatch, bf16):
+    from botorch_archsearch.search import backends
+
+    seen = []
+    real = backends.evaluate_students
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["bf16"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(backends, "evaluate_students", spy)
+    config = small_config(method="random", steps=1)
+    config = dataclasses.replace(config, evaluation=dataclasses.replace(config.evaluation, bf16=bf16),
+                                 final=dataclasses.replace(config.final, top_k=0))
+    result = compress(_teacher(), _data(), config, run_dir=tmp_path)
+    assert seen and set(seen) == {bf16}
+    assert all(r["status"] == "ok" for r in result.records)
+    assert json.loads((tmp_path / "config.json").read_text())["evaluation"]["bf16"] == bf16

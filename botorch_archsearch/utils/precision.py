@@ -1,0 +1,49 @@
+r"""Where bfloat16 autocast pays: devices that compute in bfloat16 natively."""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+
+
+def native_bf16(device: str | torch.device) -> bool:
+    r"""Whether ``device`` computes bfloat16 natively, so that bf16 autocast makes training faster.
+
+    CUDA: ``torch.cuda.is_bf16_supported()`` (Ampere and later). CPU: Intel AMX (Sapphire Rapids
+    and later), where oneDNN runs bf16 convolutions and matrix products on the tile units;
+    without AMX, bf16 is emulated or barely faster, and float32 is kept. Other devices: ``False``.
+
+    Args:
+        device: The training device.
+
+    Returns:
+        ``True`` where the default of :func:`~botorch_archsearch.evaluation.evaluate_students` is
+        bf16 autocast.
+    """
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        return _cpu_amx()
+    return False
+
+
+@functools.cache
+def _cpu_amx() -> bool:
+    # torch.cpu has no public query for AMX; its private one is used when present, else
+    # /proc/cpuinfo (Linux); anything else: no.
+    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    if probe is not None:
+        try:
+            return bool(probe())
+        except Exception:  # noqa: BLE001 - a probe that fails means "no"
+            return False
+    try:
+        with open("/proc/cpuinfo") as f:
+            return any(line.startswith("flags") and " amx_bf16" in line for line in f)
+    except OSError:
+        return False
+
+
+__all__ = ["native_bf16"]
