@@ -191,6 +191,29 @@ def report(args: argparse.Namespace) -> None:
         reach_text = str(reach) if reach is not None else f"not within {row['budget']}"
         print(f"| {key} | {d.mean():+.4f} | [{lo:+.4f}, {hi:+.4f}] | {p:.3f} | {int((d > 0).sum())}/{len(d)} | "
               f"{reach_text} |")
+    # each other ESNAC variant (an ablation) against the baseline variant's ESNAC, paired by seed
+    reference = rows.get(f"{args.baseline}/esnac")
+    others = [k for k, r in rows.items() if r["method"] == "esnac" and r is not reference]
+    if reference is not None and others:
+        print()
+        print(f"Ablations paired against {reference['variant']}/esnac (best f(x) of the variant minus the "
+              f"baseline's, same seeds):")
+        print("| variant / method | seeds | mean difference in best f(x) | bootstrap 95% CI | Wilcoxon p (two-sided) | "
+              "variant better |")
+        print("|---|---|---|---|---|---|")
+        for key in others:
+            row = rows[key]
+            seeds = sorted(set(row["best"]) & set(reference["best"]))
+            if not seeds:
+                continue
+            d = np.array([row["best"][s]["reward"] - reference["best"][s]["reward"] for s in seeds])
+            lo, hi = bootstrap_ci(d)
+            try:
+                p = wilcoxon(d).pvalue if np.any(d != 0) else 1.0
+            except ValueError:
+                p = math.nan
+            print(f"| {key} | {len(seeds)} | {d.mean():+.4f} | [{lo:+.4f}, {hi:+.4f}] | {p:.3f} | "
+                  f"{int((d > 0).sum())}/{len(d)} |")
     if args.figures:
         figures(rows, Path(args.figures))
 
