@@ -3,6 +3,7 @@ handful of evaluations on synthetic data, then the report with its statistics an
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -41,3 +42,12 @@ def test_harness_smoke(tmp_path):
     assert text.count("| main/esnac | ") == 3 and "| k1/esnac | " in text.split("Paired against")[1]
     assert (tmp_path / "figures" / "anytime.png").stat().st_size > 5000
     assert (tmp_path / "figures" / "histogram.png").stat().st_size > 5000
+    # the ablation against the baseline's ESNAC, paired by seed, from the journals
+    def best(variant: str, seed: int) -> float:
+        journal = tmp_path / "runs" / variant / f"seed-{seed}" / "journal.jsonl"
+        records = [json.loads(line) for line in journal.read_text().splitlines() if line.strip()]
+        return max(r["reward"] for r in records if r["method"] == "esnac")
+
+    difference = sum(best("k1", s) - best("main", s) for s in (0, 1)) / 2
+    ablations = text.split("Ablations paired against main/esnac")[1]
+    assert f"| k1/esnac | 2 | {difference:+.4f} |" in ablations, ablations
