@@ -110,6 +110,26 @@ def bootstrap_ci(differences: np.ndarray, seed: int = 0, resamples: int = 20000)
     return float(np.quantile(samples, 0.025)), float(np.quantile(samples, 0.975))
 
 
+def paired_differences(row: dict, reference: dict) -> np.ndarray | None:
+    """Best f(x) of ``row`` minus that of ``reference`` on the seeds both ran (``None``: none)."""
+    seeds = sorted(set(row["best"]) & set(reference["best"]))
+    if not seeds:
+        return None
+    return np.array([row["best"][s]["reward"] - reference["best"][s]["reward"] for s in seeds])
+
+
+def paired_statistics(d: np.ndarray) -> tuple[float, float, float]:
+    """Bootstrap 95% interval of the mean of ``d`` and the two-sided Wilcoxon signed-rank p."""
+    from scipy.stats import wilcoxon
+
+    lo, hi = bootstrap_ci(d)
+    try:
+        p = wilcoxon(d).pvalue if np.any(d != 0) else 1.0
+    except ValueError:
+        p = math.nan
+    return lo, hi, float(p)
+
+
 def summarize(name: str, cells: dict[int, list[dict]]) -> dict[str, dict]:
     """Per method: best records per seed, anytime curves."""
     out = {}
@@ -130,8 +150,6 @@ def summarize(name: str, cells: dict[int, list[dict]]) -> dict[str, dict]:
 
 
 def report(args: argparse.Namespace) -> None:
-    from scipy.stats import wilcoxon
-
     rows: dict[str, dict] = {}
     tparams = args.teacher_params
     for folder in map(Path, args.variants):
@@ -177,15 +195,10 @@ def report(args: argparse.Namespace) -> None:
     for key, row in rows.items():
         if row["method"] != "esnac":
             continue
-        seeds = sorted(set(row["best"]) & set(baseline["best"]))
-        if not seeds:
+        d = paired_differences(row, baseline)
+        if d is None:
             continue
-        d = np.array([row["best"][s]["reward"] - baseline["best"][s]["reward"] for s in seeds])
-        lo, hi = bootstrap_ci(d)
-        try:
-            p = wilcoxon(d).pvalue if np.any(d != 0) else 1.0
-        except ValueError:
-            p = math.nan
+        lo, hi, p = paired_statistics(d)
         mean = row["curves"].mean(0)
         reach = next((n + 1 for n, v in enumerate(mean) if v >= target), None)
         reach_text = str(reach) if reach is not None else f"not within {row['budget']}"
@@ -202,17 +215,11 @@ def report(args: argparse.Namespace) -> None:
               "variant better |")
         print("|---|---|---|---|---|---|")
         for key in others:
-            row = rows[key]
-            seeds = sorted(set(row["best"]) & set(reference["best"]))
-            if not seeds:
+            d = paired_differences(rows[key], reference)
+            if d is None:
                 continue
-            d = np.array([row["best"][s]["reward"] - reference["best"][s]["reward"] for s in seeds])
-            lo, hi = bootstrap_ci(d)
-            try:
-                p = wilcoxon(d).pvalue if np.any(d != 0) else 1.0
-            except ValueError:
-                p = math.nan
-            print(f"| {key} | {len(seeds)} | {d.mean():+.4f} | [{lo:+.4f}, {hi:+.4f}] | {p:.3f} | "
+            lo, hi, p = paired_statistics(d)
+            print(f"| {key} | {len(d)} | {d.mean():+.4f} | [{lo:+.4f}, {hi:+.4f}] | {p:.3f} | "
                   f"{int((d > 0).sum())}/{len(d)} |")
     if args.figures:
         figures(rows, Path(args.figures))
