@@ -10,7 +10,8 @@ import torch
 def native_bf16(device: str | torch.device) -> bool:
     r"""Whether ``device`` computes bfloat16 natively, so that bf16 autocast makes training faster.
 
-    CUDA: ``torch.cuda.is_bf16_supported()`` (Ampere and later). CPU: Intel AMX (Sapphire Rapids
+    CUDA: ``torch.cuda.is_bf16_supported(including_emulation=False)`` (Ampere and later; older GPUs
+    emulate bf16, slower than float32). CPU: Intel AMX (Sapphire Rapids
     and later), where oneDNN runs bf16 convolutions and matrix products on the tile units;
     without AMX, bf16 is emulated or barely faster, and float32 is kept. Other devices: ``False``.
 
@@ -23,7 +24,7 @@ def native_bf16(device: str | torch.device) -> bool:
     """
     device = torch.device(device)
     if device.type == "cuda":
-        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False)
     if device.type == "cpu":
         return _cpu_amx()
     return False

@@ -48,6 +48,13 @@ def test_cuda_and_other_devices(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert native_bf16("cuda") is False
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    asked = []
+
+    def supported(including_emulation=True):
+        asked.append(including_emulation)
+        return not including_emulation  # an Ampere GPU: native, no emulation needed
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", supported)
     assert native_bf16("cuda:0") is True
+    assert asked == [False]  # emulated bf16 (pre-Ampere) does not count
     assert native_bf16("meta") is False
