@@ -27,7 +27,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from botorch_archsearch.exceptions import ArchSearchError
-from botorch_archsearch.search.config import CompressConfig, check_config
+from botorch_archsearch.search.config import CompressConfig, check_config, upgrade_saved_config
 from botorch_archsearch.search.loop import CONFIG_NAME, EXECUTION_KEYS, compress
 
 logger = logging.getLogger("botorch_archsearch")
@@ -48,7 +48,7 @@ def app(cfg: DictConfig) -> float | None:
                     f"resume={resume!r}: not a run directory (no {CONFIG_NAME}); give the directory of the search "
                     "to continue, e.g. resume=outputs/<date>/<time>."
                 )
-            saved = json.loads((run_dir / CONFIG_NAME).read_text())
+            saved = upgrade_saved_config(json.loads((run_dir / CONFIG_NAME).read_text()))
             for path in EXECUTION_KEYS:  # where and how fast it runs may change on resume
                 source, target = values, saved
                 for key in path[:-1]:

@@ -12,6 +12,7 @@ from botorch_archsearch.search.config import (
     SearchSettings,
     TeacherConfig,
     check_config,
+    upgrade_saved_config,
 )
 from botorch_archsearch.search.journal import JOURNAL_NAME, Journal, JournalError, read_journal, repair_journal
 from botorch_archsearch.search.loop import SearchResult, check_teacher_input, compress
@@ -36,4 +37,5 @@ __all__ = [
     "compress",
     "read_journal",
     "repair_journal",
+    "upgrade_saved_config",
 ]

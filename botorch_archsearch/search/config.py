@@ -6,6 +6,7 @@ and names the key and the accepted values of anything wrong.
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -223,6 +224,33 @@ class CompressConfig:
         return _from_dict(cls, values, "")
 
 
+def upgrade_saved_config(saved: dict[str, Any]) -> dict[str, Any]:
+    r"""A run directory's ``config.json`` with the keys added since it was written filled in with the
+    values that reproduce what the code that wrote it did, so an older search resumes unchanged.
+
+    - ``dataset.split_seed`` and ``teacher.seed`` (once both followed ``seed``): ``seed``;
+    - ``evaluation.bf16`` (bf16 autocast was then only on CUDA): ``None`` (automatic) on a CUDA
+      device, ``False`` on a CPU.
+
+    Args:
+        saved: The nested dict read from ``config.json``.
+
+    Returns:
+        A new dict; ``saved`` is not modified.
+    """
+    upgraded = json.loads(json.dumps(saved))
+    seed = upgraded.get("seed", 0)
+    for group in ("dataset", "teacher"):
+        section = upgraded.setdefault(group, {})
+        if isinstance(section, dict):
+            section.setdefault("split_seed" if group == "dataset" else "seed", seed)
+    evaluation = upgraded.setdefault("evaluation", {})
+    if isinstance(evaluation, dict) and "bf16" not in evaluation:
+        device = str(evaluation.get("device", "cpu"))
+        evaluation["bf16"] = None if device.startswith("cuda") else False
+    return upgraded
+
+
 def _from_dict(cls: type, values: Any, prefix: str) -> Any:
     names = {f.name: f for f in dataclasses.fields(cls)}
     if not isinstance(values, dict):
@@ -368,4 +396,5 @@ __all__ = [
     "SearchSettings",
     "TeacherConfig",
     "check_config",
+    "upgrade_saved_config",
 ]

@@ -46,7 +46,7 @@ from botorch_archsearch.graph import ArchGraph, build_student, count_flops, coun
 from botorch_archsearch.kernels import load_kernel, save_kernel
 from botorch_archsearch.models import get_teacher
 from botorch_archsearch.search.backends import DaskBackend, LocalBackend
-from botorch_archsearch.search.config import CompressConfig, check_config
+from botorch_archsearch.search.config import CompressConfig, check_config, upgrade_saved_config
 from botorch_archsearch.search.journal import JOURNAL_NAME, Journal, read_journal, repair_journal
 from botorch_archsearch.search.report import TensorBoardLogger, write_report
 from botorch_archsearch.space import SearchSpace
@@ -504,11 +504,12 @@ def _prepare_run_dir(run_dir: Path, config: CompressConfig, resume: bool) -> Non
     if resume:
         if not path.exists():
             raise ArchSearchError(f"resume: {str(run_dir)!r} is not a run directory (no {CONFIG_NAME}).")
-        saved = _without_execution(json.loads(path.read_text()))
+        saved = _without_execution(upgrade_saved_config(json.loads(path.read_text())))
         if saved != _without_execution(json.loads(json.dumps(config.to_dict()))):
             raise ArchSearchError(
                 f"resume: the config differs from the one {str(run_dir)!r} was started with; resume with its "
-                f"{CONFIG_NAME} (the Hydra app does: resume=<run dir>)."
+                f"{CONFIG_NAME} (the Hydra app does: resume=<run dir>; in Python: "
+                f"CompressConfig.from_dict(upgrade_saved_config(json.loads(<{CONFIG_NAME}>.read_text()))))."
             )
         return
     if (run_dir / JOURNAL_NAME).exists() and read_journal(run_dir / JOURNAL_NAME).records:

@@ -3,6 +3,7 @@ r"""Tests of botorch_archsearch/search/config.py: validation before any work."""
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 
@@ -64,3 +65,19 @@ def test_from_dict_round_trip_and_unknown_keys():
         CompressConfig.from_dict({"search": {"kernels": 3}})
     with pytest.raises(ArchSearchError, match=r"unknown config key\(s\) \['colour'\]"):
         CompressConfig.from_dict({"colour": "red"})
+
+
+def test_upgrade_saved_config_fills_newer_keys_as_the_old_code_ran():
+    from botorch_archsearch.search import upgrade_saved_config
+
+    current = _with(seed=5).to_dict()
+    assert upgrade_saved_config(current) == current  # nothing to fill
+    old = json.loads(json.dumps(current))
+    del old["dataset"]["split_seed"], old["teacher"]["seed"], old["evaluation"]["bf16"]
+    upgraded = upgrade_saved_config(old)
+    assert "split_seed" not in old["dataset"]  # the argument is left as it was
+    assert upgraded["dataset"]["split_seed"] == upgraded["teacher"]["seed"] == 5
+    assert upgraded["evaluation"]["bf16"] is False  # float32 on a CPU, as then
+    old["evaluation"]["device"] = "cuda:1"
+    assert upgrade_saved_config(old)["evaluation"]["bf16"] is None  # bf16 where native, as then
+    check_config(CompressConfig.from_dict(upgraded))

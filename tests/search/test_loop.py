@@ -173,3 +173,34 @@ def test_evaluation_bf16_reaches_the_distillation(tmp_path, monkeypatch, bf16):
     assert seen and set(seen) == {bf16}
     assert all(r["status"] == "ok" for r in result.records)
     assert json.loads((tmp_path / "config.json").read_text())["evaluation"]["bf16"] == bf16
+
+
+def test_a_run_directory_written_before_newer_keys_resumes_as_it_ran(tmp_path):
+    """config.json files from before ``dataset.split_seed``, ``teacher.seed`` and
+    ``evaluation.bf16`` existed resume with the values their search used (the search seed, and
+    float32 on a CPU), not with today's defaults."""
+    from botorch_archsearch.search import upgrade_saved_config
+
+    config = small_config(steps=2)
+    config = dataclasses.replace(
+        config, seed=3, dataset=dataclasses.replace(config.dataset, split_seed=3),
+        teacher=dataclasses.replace(config.teacher, seed=3),
+        evaluation=dataclasses.replace(config.evaluation, bf16=False),
+    )
+    run = tmp_path / "old"
+    full = compress(_teacher(), _data(), config, run_dir=run)
+    saved = json.loads((run / "config.json").read_text())
+    del saved["dataset"]["split_seed"], saved["teacher"]["seed"], saved["evaluation"]["bf16"]  # an older writer
+    (run / "config.json").write_text(json.dumps(saved))
+    lines = (run / "journal.jsonl").read_text().splitlines(keepends=True)
+    (run / "journal.jsonl").write_text("".join(lines[:2]))  # killed after the first step
+    for name in ("final.jsonl", "report.md"):
+        (run / name).unlink()
+    upgraded = upgrade_saved_config(saved)
+    assert "bf16" not in saved["evaluation"]  # not modified
+    resumed = compress(_teacher(), _data(), CompressConfig.from_dict(upgraded), run_dir=run, resume=True)
+    strip = lambda records: [{k: v for k, v in r.items() if k != "seconds"} for r in records]  # noqa: E731
+    assert strip(resumed.records) == strip(full.records)
+    # today's defaults for the missing keys are a different config, and refused
+    with pytest.raises(ArchSearchError, match="upgrade_saved_config"):
+        compress(_teacher(), _data(), CompressConfig.from_dict(saved), run_dir=run, resume=True)
