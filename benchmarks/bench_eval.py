@@ -16,7 +16,7 @@ float32 and, where the device computes bf16 natively (the library's default ther
 ``botorch_archsearch.utils.native_bf16``), with bf16 autocast; the naive loop is float32.
 
 Usage: ``.venv/bin/python benchmarks/bench_eval.py [--students 8] [--batches 40] [--width 0.125]
-[--dataset fashion_mnist] [--device cpu] [--bf16]``. Timings are never asserted.
+[--dataset fashion_mnist] [--device cpu] [--bf16] [--profile BATCHES]``. Timings are never asserted.
 """
 
 from __future__ import annotations
@@ -94,6 +94,32 @@ def naive(teacher: nn.Module, students: list[nn.Module], data, batches: int, bat
     return time.perf_counter() - start
 
 
+PROFILE_GROUPS = {
+    "batch norm": ("batch_norm",),
+    "convolution": ("convolution",),
+    "adds, ReLUs": ("aten::add", "clamp_min", "threshold_backward", "aten::relu"),
+    "Adam": ("Optimizer.step", "_fused_adam"),
+}
+
+
+def profile(teacher: nn.Module, students: list[nn.Module], data, batches: int, batch_size: int,
+            device: torch.device) -> None:
+    """Share of self CPU time per operator group of the float32 lock-step (students one at a time)."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+        evaluate_students(teacher, students, data, epochs=1, max_batches=batches, batch_size=batch_size,
+                          device=device, progress=False, bf16=False, workers=1)
+    events = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in events)
+    print(f"profile of the float32 lock-step, {len(students)} students x {batches} batches "
+          f"(self CPU time {total / 1e6:.2f} s):")
+    for group, needles in PROFILE_GROUPS.items():
+        share = sum(e.self_cpu_time_total for e in events if any(n in e.key for n in needles)) / total
+        print(f"  {group}: {100 * share:.0f}%")
+
+
 def machine_info() -> str:
     try:
         load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
@@ -120,6 +146,9 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-naive", action="store_true")
+    parser.add_argument("--profile", type=int, default=0, metavar="BATCHES",
+                        help="only profile the float32 lock-step over this many batches (torch.profiler): "
+                             "time per operator group")
     parser.add_argument("--bf16", action="store_true",
                         help="also time bf16 autocast where it is not the default (no native bf16)")
     args = parser.parse_args()
@@ -160,6 +189,9 @@ def main() -> None:
             torch.cuda.synchronize()
         return time.perf_counter() - start, sum(not r.ok for r in results)
 
+    if args.profile:
+        profile(teacher, students(), data, args.profile, args.batch_size, device)
+        return
     default_bf16 = native_bf16(device)
     paths = [("float32", False)]
     if default_bf16 or args.bf16:

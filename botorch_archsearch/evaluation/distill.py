@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from botorch_archsearch.evaluation.data import ImageDataset
 from botorch_archsearch.evaluation.progress import Progress
 from botorch_archsearch.exceptions import ArchSearchError
-from botorch_archsearch.utils.precision import native_bf16
+from botorch_archsearch.utils.precision import use_bf16
 from botorch_archsearch.utils.threads import intra_op_threads
 
 KD_LOSSES = ("mse", "kl")
@@ -196,7 +196,7 @@ def evaluate_students(
     device = data.device if device is None else torch.device(device)
     data = data.to(device)
     cuda = device.type == "cuda"
-    bf16 = native_bf16(device) if bf16 is None else bool(bf16)
+    bf16 = use_bf16(bf16, device)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     teacher = teacher.to(device, memory_format=memory_format).eval()
     runs = []
@@ -311,8 +311,8 @@ def evaluate_students(
 def _adam(model: nn.Module, lr: float, weight_decay: float, device: torch.device) -> torch.optim.Adam:
     """Adam over ``model``'s parameters, with PyTorch's fused implementation where it has one.
 
-    The fused step updates every parameter in one kernel instead of a dozen small ones per
-    parameter (3x less time in ``step`` for a small student on a CPU); the arithmetic is Adam's.
+    The fused step updates all parameters in a few kernels instead of several small ones per
+    parameter; the arithmetic is Adam's.
     """
     if device.type in ("cpu", "cuda") and all(p.is_floating_point() for p in model.parameters()):
         return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay, fused=True)

@@ -50,7 +50,7 @@ from botorch_archsearch.search.config import CompressConfig, check_config, upgra
 from botorch_archsearch.search.journal import JOURNAL_NAME, Journal, read_journal, repair_journal
 from botorch_archsearch.search.report import TensorBoardLogger, write_report
 from botorch_archsearch.space import SearchSpace
-from botorch_archsearch.utils.precision import native_bf16
+from botorch_archsearch.utils.precision import use_bf16
 
 logger = logging.getLogger("botorch_archsearch")
 
@@ -134,7 +134,7 @@ def compress(
         teacher_info["name"], f"{teacher_info['params']:,}", teacher.val_accuracy, space,
     )
     if config.evaluation.backend == "local":
-        bf16 = native_bf16(device) if config.evaluation.bf16 is None else config.evaluation.bf16
+        bf16 = use_bf16(config.evaluation.bf16, device)
         logger.info("distillation on %s in %s", device, "bf16 autocast" if bf16 else "float32")
     if run_dir is not None:
         (run_dir / "teacher.json").write_text(json.dumps(teacher_info, indent=2))

@@ -6,6 +6,8 @@ import functools
 
 import torch
 
+from botorch_archsearch.exceptions import ArchSearchError
+
 
 def native_bf16(device: str | torch.device) -> bool:
     r"""Whether ``device`` computes bfloat16 natively, so that bf16 autocast makes training faster.
@@ -30,6 +32,23 @@ def native_bf16(device: str | torch.device) -> bool:
     return False
 
 
+def use_bf16(bf16: bool | None, device: str | torch.device) -> bool:
+    r"""Whether to autocast to bfloat16: ``bf16`` if given, else :func:`native_bf16` of ``device``.
+
+    Args:
+        bf16: ``True``, ``False``, or ``None`` (automatic).
+        device: The training device.
+
+    Raises:
+        ArchSearchError: If ``bf16`` is not a bool or ``None``.
+    """
+    if bf16 is None:
+        return native_bf16(device)
+    if not isinstance(bf16, bool):
+        raise ArchSearchError(f"bf16 must be True, False or None (automatic), got {bf16!r}.")
+    return bf16
+
+
 @functools.cache
 def _cpu_amx() -> bool:
     # torch.cpu has no public query for AMX; its private one is used when present, else
@@ -47,4 +66,4 @@ def _cpu_amx() -> bool:
         return False
 
 
-__all__ = ["native_bf16"]
+__all__ = ["native_bf16", "use_bf16"]

@@ -183,10 +183,10 @@ class _DtypeProbe(nn.Module):
 def test_bf16_default_follows_the_device(monkeypatch, native):
     """``bf16=None`` autocasts exactly where ``native_bf16`` says the device has bf16; an explicit
     value wins either way. Validation always runs in float32."""
-    import botorch_archsearch.evaluation.distill as distill
+    from botorch_archsearch.utils import precision
 
     data, teacher, _ = _setup()
-    monkeypatch.setattr(distill, "native_bf16", lambda device: native)
+    monkeypatch.setattr(precision, "native_bf16", lambda device: native)
     expected = torch.bfloat16 if native else torch.float32
     for bf16, dtype in ((None, expected), (True, torch.bfloat16), (False, torch.float32)):
         probe = _DtypeProbe()
@@ -197,11 +197,19 @@ def test_bf16_default_follows_the_device(monkeypatch, native):
 
 
 def test_bf16_autocast_barely_moves_the_accuracies():
-    """bf16 autocast against float32 on the same batches: same ranking, small differences."""
+    """bf16 autocast against float32 on the same batches: it does change the arithmetic (the
+    losses differ), but the accuracies only a little."""
     data, teacher, _ = _setup()
     fp32 = evaluate_students(teacher, _students(4), data, bf16=False, **OPTIONS)
     bf16 = evaluate_students(teacher, _students(4), data, bf16=True, **OPTIONS)
     assert all(r.ok for r in fp32 + bf16)
+    assert all(math.isfinite(loss) for r in bf16 for loss in r.losses)
+    assert any(a.losses != b.losses for a, b in zip(fp32, bf16))  # bf16 was in effect
     difference = [abs(a.accuracy - b.accuracy) for a, b in zip(fp32, bf16)]
     assert max(difference) <= 0.05, difference
-    assert all(math.isfinite(loss) for r in bf16 for loss in r.losses)
+
+
+def test_bf16_must_be_a_bool_or_none():
+    data, teacher, _ = _setup()
+    with pytest.raises(ArchSearchError, match=r"bf16 must be True, False or None \(automatic\), got 'yes'"):
+        evaluate_students(teacher, _students(1), data, bf16="yes", **OPTIONS)

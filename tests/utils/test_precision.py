@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from botorch_archsearch.utils import native_bf16
+from botorch_archsearch.exceptions import ArchSearchError
+from botorch_archsearch.utils import native_bf16, use_bf16
 from botorch_archsearch.utils import precision
 
 
@@ -58,3 +59,15 @@ def test_cuda_and_other_devices(monkeypatch):
     assert native_bf16("cuda:0") is True
     assert asked == [False]  # emulated bf16 (pre-Ampere) does not count
     assert native_bf16("meta") is False
+
+
+def test_use_bf16_explicit_wins_none_asks_the_device(monkeypatch):
+    monkeypatch.setattr(precision, "native_bf16", lambda device: True)
+    assert use_bf16(None, "cpu") is True
+    assert use_bf16(False, "cpu") is False
+    monkeypatch.setattr(precision, "native_bf16", lambda device: False)
+    assert use_bf16(None, "cpu") is False
+    assert use_bf16(True, "cpu") is True
+    for bad in ("yes", 1, 0.0):
+        with pytest.raises(ArchSearchError, match="bf16 must be True, False or None"):
+            use_bf16(bad, "cpu")
