@@ -51,3 +51,23 @@ def test_harness_smoke(tmp_path):
     difference = sum(best("k1", s) - best("main", s) for s in (0, 1)) / 2
     ablations = text.split("Ablations paired against main/esnac")[1]
     assert f"| k1/esnac | 2 | {difference:+.4f} |" in ablations, ablations
+
+
+def test_bench_bo_on_journals(tmp_path):
+    """benchmarks/bench_bo.py --journals fits on the real rewards of search journals."""
+    out = _bench("run", "--name", "main", "--seeds", "0", "--out", str(tmp_path / "runs"), "--", *TINY,
+                 cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    journal = tmp_path / "runs" / "main" / "seed-0" / "journal.jsonl"
+    records = [json.loads(line) for line in journal.read_text().splitlines() if line.strip()]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    bench = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_bo.py"), "--quick", "--sizes", "6",
+                            "--journals", str(tmp_path / "runs" / "main")],
+                           capture_output=True, text=True, timeout=600, cwd=tmp_path, env=env)
+    assert bench.returncode == 0, bench.stderr[-3000:]
+    assert f"data: 6 of the {len(records)} evaluated architectures in 1 journal(s), real rewards" in bench.stdout
+    assert "One BO step" in bench.stdout and "propose_architectures" in bench.stdout
+    too_many = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_bo.py"), "--quick", "--sizes",
+                               str(len(records) + 1), "--journals", str(journal)],
+                              capture_output=True, text=True, timeout=600, cwd=tmp_path, env=env)
+    assert too_many.returncode != 0 and f"need {len(records) + 1}" in too_many.stderr
