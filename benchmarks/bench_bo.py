@@ -75,16 +75,18 @@ def make_data(n: int, seed: int, dtype: torch.dtype):
     return space, L, X, Y
 
 
-def load_journals(paths: list[str], n: int, seed: int, dtype: torch.dtype):
-    """``n`` evaluated architectures with their real rewards from search journals (``journal.jsonl``
-    files or run directories holding one), drawn at random, and the teacher's space rebuilt from the
-    run's ``config.json`` (teacher name and width) and the records' input and output shapes."""
+def load_journals(paths: list[str], n: int | None, seed: int, dtype: torch.dtype):
+    """``n`` evaluated architectures (all if ``None``) with their real rewards from search journals
+    (``journal.jsonl`` files or run directories holding one), drawn at random, and the teacher's
+    space rebuilt from the run's ``config.json`` (teacher name and width) and the records' input and
+    output shapes."""
     files = []
     for path in map(Path, paths):
         files += sorted(path.rglob("journal.jsonl")) if path.is_dir() else [path]
     if not files:
         raise SystemExit(f"--journals: no journal.jsonl under {paths}")
     records = [r for f in files for r in read_journal(f).records if r.get("status") == "ok"]
+    n = len(records) if n is None else n
     if len(records) < n:
         raise SystemExit(f"--journals: {len(records)} evaluated architectures in {len(files)} journal(s), need {n}")
     config = json.loads((files[0].parent / "config.json").read_text())

@@ -59,6 +59,7 @@ def architecture_gp(
     num_layers: int = 4,
     sigma: float | None = None,
     noise_lower_bound: float = 1e-4,
+    init_scale: float = 1.0,
 ) -> ArchitectureGP:
     r"""A GP over encoded architectures with the learned architecture kernel: an
     :class:`~botorch_archsearch.gp.ArchitectureGP` (a ``SingleTaskGP``).
@@ -74,6 +75,8 @@ def architecture_gp(
         num_layers: LSTM layers of the default kernel.
         sigma: Fixed RBF width of the default kernel (learned if ``None``).
         noise_lower_bound: Lower bound of the Gaussian noise variance (on standardised rewards).
+        init_scale: Scale of the default kernel's initial projection weights (see
+            :class:`~botorch_archsearch.kernels.BiLSTMEmbedding`).
 
     Returns:
         The model, with a ``Standardize`` outcome transform and a Gaussian likelihood.
@@ -82,7 +85,8 @@ def architecture_gp(
     if covar_module is None:
         if max_layers is None:
             raise ArchSearchError("architecture_gp: pass max_layers (or a covar_module).")
-        embedding = BiLSTMEmbedding(max_layers, max_edges, hidden_size=hidden_size, num_layers=num_layers)
+        embedding = BiLSTMEmbedding(max_layers, max_edges, hidden_size=hidden_size, num_layers=num_layers,
+                                    init_scale=init_scale)
         covar_module = ArchitectureKernel(embedding, sigma=sigma)
     likelihood = GaussianLikelihood(noise_constraint=GreaterThan(noise_lower_bound))
     # Encodings are integers, not unit-cube points: BoTorch's scaling check does not apply.

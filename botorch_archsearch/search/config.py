@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -105,6 +106,8 @@ class KernelConfig:
     Args:
         hidden_size: Bi-LSTM hidden size (reference: 64).
         num_layers: Bi-LSTM layers (reference: 4).
+        init_scale: Scale of the initial projection weights of the Bi-LSTM's inputs (see
+            :class:`~botorch_archsearch.kernels.BiLSTMEmbedding`).
         objective: ``"loo"`` (paper Eq. 5) or ``"exact"`` marginal likelihood.
         lr: Adam learning rate.
         weight_decay: Weight decay of the network.
@@ -115,6 +118,7 @@ class KernelConfig:
 
     hidden_size: int = 64
     num_layers: int = 4
+    init_scale: float = 1.0
     objective: str = "loo"
     lr: float = 1e-3
     weight_decay: float = 5e-4
@@ -230,7 +234,8 @@ def upgrade_saved_config(saved: dict[str, Any]) -> dict[str, Any]:
 
     - ``dataset.split_seed`` and ``teacher.seed`` (once both followed ``seed``): ``seed``;
     - ``evaluation.bf16`` (bf16 autocast was then only on CUDA): ``None`` (automatic) on a CUDA
-      device, ``False`` on a CPU.
+      device, ``False`` on a CPU;
+    - ``kernel.init_scale``: 1.0.
 
     Args:
         saved: The nested dict read from ``config.json``.
@@ -248,6 +253,9 @@ def upgrade_saved_config(saved: dict[str, Any]) -> dict[str, Any]:
     if isinstance(evaluation, dict) and "bf16" not in evaluation:
         device = str(evaluation.get("device", "cpu"))
         evaluation["bf16"] = None if device.startswith("cuda") else False
+    kernel = upgraded.setdefault("kernel", {})
+    if isinstance(kernel, dict):
+        kernel.setdefault("init_scale", 1.0)
     return upgraded
 
 
@@ -306,6 +314,9 @@ def check_config(config: CompressConfig) -> None:
         raise ArchSearchError(f"search.shrink_range must be [low, high] with low <= high, got {config.search.shrink_range!r}.")
     _integer("kernel.hidden_size", config.kernel.hidden_size, 1)
     _integer("kernel.num_layers", config.kernel.num_layers, 1)
+    scale = config.kernel.init_scale
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale < math.inf:
+        raise ArchSearchError(f"kernel.init_scale must be a finite number > 0, got {scale!r}.")
     _choice("kernel.objective", config.kernel.objective, OBJECTIVES)
     _positive("kernel.lr", config.kernel.lr)
     _non_negative("kernel.weight_decay", config.kernel.weight_decay)

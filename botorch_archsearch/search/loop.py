@@ -276,7 +276,8 @@ class _Search:
         proposal = propose_architectures(
             self.space, X, Y, max_layers=self.L, num_kernels=c.num_kernels, subset_prob=c.subset_prob,
             acquisition=a.name, num_candidates=a.num_candidates, method=a.method,
-            kernel_options={"hidden_size": k.hidden_size, "num_layers": k.num_layers},
+            kernel_options={"hidden_size": k.hidden_size, "num_layers": k.num_layers,
+                            "init_scale": k.init_scale},
             fit_options={"objective": k.objective, "lr": k.lr, "weight_decay": k.weight_decay,
                          "max_steps": k.max_steps, "tol": k.tol},
             generator=generator,

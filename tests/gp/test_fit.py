@@ -110,8 +110,9 @@ def test_architecture_gp_builds_the_default_model(space, data, dtype):
     assert isinstance(kernel, ArchitectureKernel) and isinstance(kernel.embedding, BiLSTMEmbedding)
     assert kernel.embedding.config == {
         "max_layers": space.graph.num_layers, "max_edges": 8, "hidden_size": 8, "num_layers": 1,
-        "bidirectional": True, "input_size": 8,
+        "bidirectional": True, "input_size": 8, "init_scale": 1.0,
     }
+    assert _model(space, data, dtype, init_scale=4.0).covar_module.embedding.init_scale == 4.0
     assert kernel.base_kernel.raw_lengthscale.requires_grad
     assert all(p.dtype == dtype for p in model.parameters())
     assert model.likelihood.noise_covar.raw_noise_constraint.lower_bound.item() == pytest.approx(1e-3)

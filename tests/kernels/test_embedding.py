@@ -257,7 +257,7 @@ def test_config_round_trips(resnet_space):
     emb = BiLSTMEmbedding(L, max_edges=5, hidden_size=6, num_layers=1, bidirectional=False, input_size=3)
     assert emb.config == {
         "max_layers": L, "max_edges": 5, "hidden_size": 6, "num_layers": 1,
-        "bidirectional": False, "input_size": 3,
+        "bidirectional": False, "input_size": 3, "init_scale": 1.0,
     }
     copy = BiLSTMEmbedding(**emb.config)
     assert copy.config == emb.config
@@ -267,6 +267,39 @@ def test_config_round_trips(resnet_space):
     X = encode(_students(resnet_space, 3, seed=9), max_layers=L, max_edges=5)
     with torch.no_grad():
         torch.testing.assert_close(copy(X), emb(X))
+
+
+def test_init_scale_scales_the_projection_and_spreads_fresh_embeddings(resnet_space):
+    L = resnet_space.graph.num_layers
+    X = encode(_students(resnet_space, 12, seed=12), max_layers=L)
+    spreads, weights = {}, {}
+    for scale in (1.0, 10.0):
+        torch.manual_seed(0)
+        emb = BiLSTMEmbedding(L, init_scale=scale)
+        assert emb.config["init_scale"] == scale
+        weights[scale] = [t.weight.detach().clone() for t in (emb.type_columns, emb.attribute_columns,
+                                                             emb.incoming_columns, emb.outgoing_columns)]
+        with torch.no_grad():
+            H = emb(X)
+        spreads[scale] = torch.pdist(H).median().item()
+    bound = 1.0 / (len(LAYER_TYPES) + 6 + 2 * L) ** 0.5
+    for small, large in zip(weights[1.0], weights[10.0]):
+        assert small.abs().max() <= bound and large.abs().max() <= 10 * bound
+        torch.testing.assert_close(large, 10 * small)  # same draws, scaled
+    assert spreads[1.0] < 0.02 and spreads[10.0] > 2 * spreads[1.0]
+    # the LSTM's own initialisation does not depend on it
+    torch.manual_seed(0)
+    a = BiLSTMEmbedding(L, init_scale=3.0)
+    torch.manual_seed(0)
+    b = BiLSTMEmbedding(L)
+    for (name, p), q in zip(a.lstm.named_parameters(), b.lstm.parameters()):
+        assert torch.equal(p, q), name
+
+
+@pytest.mark.parametrize("init_scale", [0, -1.0, float("inf"), float("nan"), True, "2"])
+def test_bad_init_scale_raises_encoding_error(init_scale):
+    with pytest.raises(EncodingError, match="init_scale must be a positive finite number"):
+        BiLSTMEmbedding(4, init_scale=init_scale)
 
 
 def test_custom_input_size(resnet_space):

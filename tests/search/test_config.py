@@ -40,6 +40,8 @@ def test_defaults_are_valid():
         (dict(search__removal_probs=[-0.1]), "search.removal_probs"),
         (dict(search__method="grid"), "search.method must be one of ['esnac', 'random', 'both']"),
         (dict(kernel__objective="mll"), "kernel.objective must be one of ['loo', 'exact']"),
+        (dict(kernel__init_scale=0), "kernel.init_scale must be a finite number > 0, got 0"),
+        (dict(kernel__init_scale=float("inf")), "kernel.init_scale must be a finite number > 0, got inf"),
         (dict(acquisition__name="ucb"), "acquisition.name must be one of"),
         (dict(acquisition__method="grid"), "acquisition.method must be one of"),
         (dict(evaluation__loss="ce"), "evaluation.loss must be one of ['mse', 'kl']"),
@@ -74,7 +76,9 @@ def test_upgrade_saved_config_fills_newer_keys_as_the_old_code_ran():
     assert upgrade_saved_config(current) == current  # nothing to fill
     old = json.loads(json.dumps(current))
     del old["dataset"]["split_seed"], old["teacher"]["seed"], old["evaluation"]["bf16"]
+    del old["kernel"]["init_scale"]
     upgraded = upgrade_saved_config(old)
+    assert upgraded["kernel"]["init_scale"] == 1.0  # the initialisation of then
     assert "split_seed" not in old["dataset"]  # the argument is left as it was
     assert upgraded["dataset"]["split_seed"] == upgraded["teacher"]["seed"] == 5
     assert upgraded["evaluation"]["bf16"] is False  # float32 on a CPU, as then

@@ -14,6 +14,7 @@ from botorch_archsearch.evaluation.distill import accuracy
 from botorch_archsearch.evaluation.teachers import load_teacher
 from botorch_archsearch.exceptions import ArchSearchError
 from botorch_archsearch.graph import count_params, load_student
+from botorch_archsearch.kernels import load_kernel
 from botorch_archsearch.models import get_teacher
 from botorch_archsearch.search import (
     AcquisitionConfig,
@@ -55,6 +56,7 @@ def _teacher(width: float = 0.125):
 
 def test_esnac_two_steps_writes_the_run_directory(tmp_path):
     config = small_config()
+    config.kernel.init_scale = 4.0
     result = compress(_teacher(), _data(), config, run_dir=tmp_path)
     records = read_journal(tmp_path / "journal.jsonl").records
     assert records == json.loads(json.dumps(result.records))
@@ -69,6 +71,7 @@ def test_esnac_two_steps_writes_the_run_directory(tmp_path):
         assert r["reward"] == pytest.approx(c * (2 - c) * r["accuracy"] / _teacher().val_accuracy)
     # kernels of step 2, the best student (loadable), the report, TensorBoard
     assert len(list((tmp_path / "kernels").glob("esnac-step002/kernel*.pt"))) == 2
+    assert load_kernel(tmp_path / "kernels" / "esnac-step002" / "kernel0.pt").kernel.embedding.init_scale == 4.0
     (final,) = result.final
     student = load_student(tmp_path / final["path"])
     best = max(records, key=lambda r: r["reward"])

@@ -1,0 +1,157 @@
+r"""Quality of the fitted architecture kernel on real rewards, by the scale of its initial weights.
+
+A freshly initialised Bi-LSTM maps every architecture to nearly the same unit vector, so the
+first fitting steps barely move the LOO objective and the moving-average rule can stop a fit
+that has learned nothing (at the minimum of ``window + 1`` steps). This script measures, on the
+evaluated architectures and rewards of search journals (e.g. ``benchmarks/runs/main``, written
+by ``bench_search.py run --name main``):
+
+- for each ``--scales`` value of ``BiLSTMEmbedding(init_scale=...)`` and each N in ``--sizes``:
+  ``--reps`` draws of N architectures, a GP fitted on a random half of each (each point kept
+  with probability 0.5, as ``propose_architectures`` does), scored by the Spearman correlation of
+  its posterior mean with the rewards of every architecture it was not fitted on; the fits that
+  learned nothing (objective improved by less than 0.01); steps; the median pairwise distance of
+  the fresh embeddings; and the difference from ``init_scale = 1`` paired by draw, with a 95%
+  t-interval;
+- with ``--saved-kernels``: how many of the kernels saved by those searches stopped at the
+  minimum number of steps (``kernels/*/kernel*.pt`` metadata).
+
+Usage: ``.venv/bin/python benchmarks/kernel_quality.py --journals benchmarks/runs/main
+[--saved-kernels benchmarks/runs/*] [--scales 1 3 10 30] [--sizes 20 48 96] [--reps 12]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+from scipy import stats
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_bo import _subset, load_journals  # noqa: E402
+
+from botorch_archsearch.gp import architecture_gp, fit_architecture_gp  # noqa: E402
+
+LEARNED_NOTHING = 0.01  # a fit whose negative LOO objective fell by less than this learned nothing
+
+
+def median_distance(model, train_X: torch.Tensor) -> float:
+    """Median distance between the embeddings of the training architectures."""
+    with torch.no_grad():
+        H = model.covar_module.embedding(train_X)
+    d = torch.cdist(H, H)
+    return d[torch.triu(torch.ones_like(d, dtype=torch.bool), 1)].median().item()
+
+
+def evaluate(X, Y, L: int, n: int, rep: int, scale: float, seed: int) -> dict:
+    """Fit one kernel on a random half of a random draw of ``n`` architectures; score it on the rest."""
+    g = torch.Generator().manual_seed(seed * 100_000 + 1000 * n + rep)
+    pool = torch.randperm(len(X), generator=g)[:n]
+    keep = pool[_subset(n, g)]
+    held_out = torch.ones(len(X), dtype=torch.bool)
+    held_out[keep] = False
+    torch.manual_seed(seed * 100_000 + rep)
+    model = architecture_gp(X[keep], Y[keep], max_layers=L, init_scale=scale)
+    spread = median_distance(model, X[keep])
+    fit = fit_architecture_gp(model)
+    with torch.no_grad():
+        mean = model.posterior(X[held_out]).mean.squeeze(-1)
+    rho = stats.spearmanr(mean.numpy(), Y[held_out].squeeze(-1).numpy()).statistic
+    return dict(rho=float(rho), steps=fit.num_steps, seconds=fit.seconds, spread=spread,
+                dead=fit.losses[0] - min(fit.losses) < LEARNED_NOTHING, points=len(keep))
+
+
+def interval(values: list[float]) -> tuple[float, float, float]:
+    """Mean and 95% t-interval."""
+    mean = statistics.fmean(values)
+    if len(values) < 2:
+        return mean, float("nan"), float("nan")
+    half = stats.t.ppf(0.975, len(values) - 1) * statistics.stdev(values) / len(values) ** 0.5
+    return mean, mean - half, mean + half
+
+
+def saved_kernel_stops(paths: list[str]) -> None:
+    """How many saved kernels of earlier searches stopped at the minimum number of steps."""
+    files = [f for p in paths for f in sorted(Path(p).rglob("kernel*.pt")) if f.parent.parent.name == "kernels"]
+    if not files:
+        print(f"--saved-kernels: no kernels/*/kernel*.pt under {paths}")
+        return
+    by_run: dict[str, list[int]] = {}
+    for f in files:
+        metadata = torch.load(f, map_location="cpu", weights_only=False).get("metadata", {})
+        if "fit_steps" in metadata:
+            by_run.setdefault(str(f.parent.parent.parent.parent.name), []).append(int(metadata["fit_steps"]))
+    print("\nKernels saved by the searches: fits that stopped at the minimum of 11 steps (window 10 + 1)")
+    print(f"{'variant':>14} | {'fits':>5} | {'stopped at 11':>13} | {'mean steps':>10}")
+    for name, steps in sorted(by_run.items()):
+        at_min = sum(s == 11 for s in steps)
+        print(f"{name:>14} | {len(steps):>5} | {at_min:>5} ({at_min / len(steps):4.0%}) | "
+              f"{statistics.fmean(steps):>10.1f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--journals", nargs="+", default=["benchmarks/runs/main"], metavar="PATH",
+                        help="journal.jsonl files or run directories holding them")
+    parser.add_argument("--saved-kernels", nargs="*", default=None, metavar="PATH",
+                        help="run directories whose saved kernels' step counts are tallied")
+    parser.add_argument("--scales", type=float, nargs="+", default=[1.0, 3.0, 10.0, 30.0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[20, 48, 96])
+    parser.add_argument("--reps", type=int, default=12)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    if 1.0 not in args.scales:
+        args.scales = [1.0, *args.scales]  # the reference every other scale is paired against
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", 2)))
+    wall = time.perf_counter()
+    _, L, X, Y = load_journals(args.journals, None, args.seed, torch.float64)
+    print(f"settings: init_scale {args.scales}, N = {args.sizes}, {args.reps} draws each, default kernel "
+          f"(hidden 64, 4 layers) and fit (LOO, lr 1e-3, <= 100 steps, moving-average stop)", flush=True)
+    results: dict[tuple[float, int], list[dict]] = {}
+    for n in args.sizes:
+        if n > len(X):
+            raise SystemExit(f"N = {n} exceeds the {len(X)} architectures in the journals")
+        for scale in args.scales:
+            rows = [evaluate(X, Y, L, n, rep, scale, args.seed) for rep in range(args.reps)]
+            results[(scale, n)] = rows
+            print(f"  N = {n:>3}, init_scale {scale:g}: held-out Spearman {statistics.fmean(r['rho'] for r in rows):.3f}, "
+                  f"{sum(r['dead'] for r in rows)} of {len(rows)} fits learned nothing", flush=True)
+    print(f"\nHeld-out Spearman correlation of the posterior mean with the real rewards ({len(X)} architectures; "
+          "each fit on a random half of N, scored on every architecture it was not fitted on)")
+    print(f"{'N':>4} | {'init_scale':>10} | {'Spearman':>8} | {'vs init_scale 1, paired (95% CI)':>34} | "
+          f"{'better':>6} | {'learned nothing':>15} | {'steps':>5} | {'fit s':>5} | {'fresh spread':>12}")
+    for n in args.sizes:
+        base = results[(1.0, n)]
+        for scale in args.scales:
+            rows = results[(scale, n)]
+            if scale == 1.0:
+                paired, better = "", ""
+            else:
+                diff = [r["rho"] - b["rho"] for r, b in zip(rows, base)]
+                mean, lo, hi = interval(diff)
+                paired = f"{mean:+.3f} [{lo:+.3f}, {hi:+.3f}]"
+                better = f"{sum(d > 0 for d in diff)}/{len(diff)}"
+            print(f"{n:>4} | {scale:>10g} | {statistics.fmean(r['rho'] for r in rows):>8.3f} | {paired:>34} | "
+                  f"{better:>6} | {sum(r['dead'] for r in rows):>6} of {len(rows):<5} | "
+                  f"{statistics.fmean(r['steps'] for r in rows):>5.1f} | "
+                  f"{statistics.fmean(r['seconds'] for r in rows):>5.1f} | "
+                  f"{statistics.median(r['spread'] for r in rows):>12.4f}")
+    for scale in args.scales:
+        if scale == 1.0:
+            continue
+        diff = [r["rho"] - b["rho"] for n in args.sizes for r, b in zip(results[(scale, n)], results[(1.0, n)])]
+        mean, lo, hi = interval(diff)
+        print(f"  init_scale {scale:g} vs 1 over all N: {mean:+.3f} [{lo:+.3f}, {hi:+.3f}], "
+              f"better in {sum(d > 0 for d in diff)} of {len(diff)}")
+    if args.saved_kernels is not None:
+        saved_kernel_stops(args.saved_kernels or args.journals)
+    print(f"\nwall time of this script: {time.perf_counter() - wall:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
