@@ -101,7 +101,8 @@ def main() -> None:
     parser.add_argument("--saved-kernels", nargs="*", default=None, metavar="PATH",
                         help="run directories whose saved kernels' step counts are tallied")
     parser.add_argument("--scales", type=float, nargs="+", default=[1.0, 3.0, 10.0, 30.0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[20, 48, 96])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[20, 48, 96],
+                        help="values of N; none (a bare --sizes) skips the fits, e.g. to only tally saved kernels")
     parser.add_argument("--reps", type=int, default=12)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -109,6 +110,15 @@ def main() -> None:
         args.scales = [1.0, *args.scales]  # the reference every other scale is paired against
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", 2)))
     wall = time.perf_counter()
+    if args.sizes:
+        fit_kernels(args)
+    if args.saved_kernels is not None:
+        saved_kernel_stops(args.saved_kernels or args.journals)
+    print(f"\nwall time of this script: {time.perf_counter() - wall:.0f} s")
+
+
+def fit_kernels(args: argparse.Namespace) -> None:
+    """The held-out comparison of init scales (see the module docstring)."""
     _, L, X, Y = load_journals(args.journals, None, args.seed, torch.float64)
     print(f"settings: init_scale {args.scales}, N = {args.sizes}, {args.reps} draws each, default kernel "
           f"(hidden 64, 4 layers) and fit (LOO, lr 1e-3, <= 100 steps, moving-average stop)", flush=True)
@@ -148,9 +158,6 @@ def main() -> None:
         mean, lo, hi = interval(diff)
         print(f"  init_scale {scale:g} vs 1 over all N: {mean:+.3f} [{lo:+.3f}, {hi:+.3f}], "
               f"better in {sum(d > 0 for d in diff)} of {len(diff)}")
-    if args.saved_kernels is not None:
-        saved_kernel_stops(args.saved_kernels or args.journals)
-    print(f"\nwall time of this script: {time.perf_counter() - wall:.0f} s")
 
 
 if __name__ == "__main__":

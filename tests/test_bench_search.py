@@ -53,8 +53,9 @@ def test_harness_smoke(tmp_path):
     assert f"| k1/esnac | 2 | {difference:+.4f} |" in ablations, ablations
 
 
-def test_bench_bo_on_journals(tmp_path):
-    """benchmarks/bench_bo.py --journals fits on the real rewards of search journals."""
+def test_bench_bo_and_kernel_quality_on_journals(tmp_path):
+    """benchmarks/bench_bo.py --journals and benchmarks/kernel_quality.py fit on the rewards of
+    search journals; kernel_quality.py tallies the saved kernels' step counts."""
     out = _bench("run", "--name", "main", "--seeds", "0", "--out", str(tmp_path / "runs"), "--", *TINY,
                  cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -71,3 +72,14 @@ def test_bench_bo_on_journals(tmp_path):
                                str(len(records) + 1), "--journals", str(journal)],
                               capture_output=True, text=True, timeout=600, cwd=tmp_path, env=env)
     assert too_many.returncode != 0 and f"need {len(records) + 1}" in too_many.stderr
+    quality = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "kernel_quality.py"), "--journals",
+                              str(tmp_path / "runs" / "main"), "--scales", "5", "--sizes", "6", "--reps", "2",
+                              "--saved-kernels", str(tmp_path / "runs")],
+                             capture_output=True, text=True, timeout=600, cwd=tmp_path, env=env)
+    assert quality.returncode == 0, quality.stderr[-3000:]
+    lines = quality.stdout.splitlines()
+    assert sum(line.startswith(("   6 |          1 |", "   6 |          5 |")) for line in lines) == 2, quality.stdout
+    assert "init_scale 5 vs 1 over all N:" in quality.stdout
+    saved = sorted((tmp_path / "runs" / "main" / "seed-0" / "kernels").glob("*/kernel*.pt"))
+    (tally,) = [line for line in lines if line.strip().startswith("main |")]
+    assert tally.split("|")[1].strip() == str(len(saved)), quality.stdout

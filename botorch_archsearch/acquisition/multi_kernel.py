@@ -81,7 +81,7 @@ def propose_architectures(
         num_candidates: Candidate edits per kernel for :func:`optimize_acqf_edits`.
         method: ``"random"`` or ``"evolutionary"`` acquisition optimisation.
         kernel_options: Passed to :func:`~botorch_archsearch.gp.architecture_gp` (``hidden_size``,
-            ``num_layers``, ``sigma``, ...).
+            ``num_layers``, ``sigma``, ``init_scale``, ...).
         fit_options: Passed to :func:`~botorch_archsearch.gp.fit_architecture_gp` (``objective``,
             ``lr``, ``weight_decay``, ``max_steps``, ``tol``, ``window``).
         generator: Random number generator (subsets, kernel initialisations, candidates).
