@@ -39,6 +39,7 @@ from torch import Tensor
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from botorch_archsearch.acquisition import optimize_acqf_edits, propose_architectures
+from botorch_archsearch.acquisition.multi_kernel import _subset as random_subset
 from botorch_archsearch.graph import count_params, encode, trace
 from botorch_archsearch.graph.encoding import DEFAULT_MAX_EDGES, num_features
 from botorch_archsearch.gp import architecture_gp, fit_architecture_gp
@@ -89,7 +90,11 @@ def load_journals(paths: list[str], n: int | None, seed: int, dtype: torch.dtype
     n = len(records) if n is None else n
     if len(records) < n:
         raise SystemExit(f"--journals: {len(records)} evaluated architectures in {len(files)} journal(s), need {n}")
-    config = json.loads((files[0].parent / "config.json").read_text())
+    config_path = files[0].parent / "config.json"
+    if not config_path.is_file():
+        raise SystemExit(f"--journals: {files[0]} has no config.json beside it (the run directory's); "
+                         "give journals inside the run directories that a search wrote")
+    config = json.loads(config_path.read_text())
     nodes = records[0]["architecture"]["nodes"]
     in_shape, num_classes = nodes[0]["in_shape"], nodes[-1]["out_shape"][0]
     teacher = get_teacher(config["teacher"]["name"], num_classes=num_classes, in_channels=in_shape[0],
@@ -175,7 +180,7 @@ def run_batched(space, L, X, Y, kernels, candidates, max_steps, seed, lstm_probe
         start = time.perf_counter()
         try:
             model = architecture_gp(train_X, train_Y, max_layers=L)
-            spread = (_median_distance(model, train_X), _width(model)) if k == 0 else None
+            spread = (median_distance(model, train_X), _width(model)) if k == 0 else None
             fit = fit_architecture_gp(model, lr=1e-3, weight_decay=5e-4, max_steps=max_steps)
         finally:
             hook.remove()
@@ -186,7 +191,7 @@ def run_batched(space, L, X, Y, kernels, candidates, max_steps, seed, lstm_probe
                "gaps": gaps, "median_step": statistics.median(gaps), "max_step": max(gaps)}
         if spread is not None:
             print(f"    kernel 0 before fitting: median pairwise distance of the fresh Bi-LSTM's embeddings "
-                  f"{spread[0]:.4f} (RBF width {spread[1]:.3f}); after: {_median_distance(model, train_X):.4f} "
+                  f"{spread[0]:.4f} (RBF width {spread[1]:.3f}); after: {median_distance(model, train_X):.4f} "
                   f"(width {_width(model):.3f})", flush=True)
         if lstm_probe and k == 0:
             rec.update(_lstm_probe(model.covar_module.embedding, train_X, L))
@@ -204,7 +209,7 @@ def run_batched(space, L, X, Y, kernels, candidates, max_steps, seed, lstm_probe
     return records
 
 
-def _median_distance(model, train_X: Tensor) -> float:
+def median_distance(model, train_X: Tensor) -> float:
     """Median distance between the embeddings of distinct training architectures."""
     with torch.no_grad():
         H = model.covar_module.embedding(train_X)
@@ -228,13 +233,9 @@ def _param_dtype(module: torch.nn.Module) -> str:
 
 
 def _subset(n: int, generator: torch.Generator) -> Tensor:
-    """A random half: each point kept with probability 0.5, topped up to 2 (as ``propose_architectures``)."""
-    order = torch.randperm(n, generator=generator)
-    keep = torch.rand(n, generator=generator) < 0.5
-    chosen = order[keep[order]]
-    if len(chosen) < 2:
-        chosen = torch.cat([chosen, order[~keep[order]][: 2 - len(chosen)]])
-    return chosen.sort().values
+    """A random half, drawn as ``propose_architectures`` draws its subsets (kept with probability
+    0.5, at least 2 points)."""
+    return random_subset(n, 0.5, 2, generator)
 
 
 def _lstm_probe(emb: BiLSTMEmbedding, train_X: Tensor, L: int) -> dict:

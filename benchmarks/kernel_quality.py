@@ -33,19 +33,11 @@ import torch
 from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_bo import _subset, load_journals  # noqa: E402
+from bench_bo import _subset, load_journals, median_distance  # noqa: E402
 
 from botorch_archsearch.gp import architecture_gp, fit_architecture_gp  # noqa: E402
 
 LEARNED_NOTHING = 0.01  # a fit whose negative LOO objective fell by less than this learned nothing
-
-
-def median_distance(model, train_X: torch.Tensor) -> float:
-    """Median distance between the embeddings of the training architectures."""
-    with torch.no_grad():
-        H = model.covar_module.embedding(train_X)
-    d = torch.cdist(H, H)
-    return d[torch.triu(torch.ones_like(d, dtype=torch.bool), 1)].median().item()
 
 
 def evaluate(X, Y, L: int, n: int, rep: int, scale: float, seed: int) -> dict:
@@ -77,15 +69,15 @@ def interval(values: list[float]) -> tuple[float, float, float]:
 
 def saved_kernel_stops(paths: list[str]) -> None:
     """How many saved kernels of earlier searches stopped at the minimum number of steps."""
-    files = [f for p in paths for f in sorted(Path(p).rglob("kernel*.pt")) if f.parent.parent.name == "kernels"]
-    if not files:
-        print(f"--saved-kernels: no kernels/*/kernel*.pt under {paths}")
+    by_run: dict[str, list[int]] = {}  # one row per PATH given
+    for p in paths:
+        for f in sorted(Path(p).rglob("kernels/*/kernel*.pt")):
+            metadata = torch.load(f, map_location="cpu", weights_only=False).get("metadata", {})
+            if "fit_steps" in metadata:
+                by_run.setdefault(Path(p).name, []).append(int(metadata["fit_steps"]))
+    if not by_run:
+        print(f"--saved-kernels: no kernels/*/kernel*.pt with a step count under {paths}")
         return
-    by_run: dict[str, list[int]] = {}
-    for f in files:
-        metadata = torch.load(f, map_location="cpu", weights_only=False).get("metadata", {})
-        if "fit_steps" in metadata:
-            by_run.setdefault(str(f.parent.parent.parent.parent.name), []).append(int(metadata["fit_steps"]))
     print("\nKernels saved by the searches: fits that stopped at the minimum of 11 steps (window 10 + 1)")
     print(f"{'variant':>14} | {'fits':>5} | {'stopped at 11':>13} | {'mean steps':>10}")
     for name, steps in sorted(by_run.items()):
@@ -106,6 +98,10 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=12)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    if args.reps < 1:
+        parser.error(f"--reps must be >= 1, got {args.reps}")
+    if any(not 0 < scale < float("inf") for scale in args.scales):
+        parser.error(f"--scales must be positive finite numbers, got {args.scales}")
     if 1.0 not in args.scales:
         args.scales = [1.0, *args.scales]  # the reference every other scale is paired against
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", 2)))

@@ -74,7 +74,7 @@ def test_bench_bo_and_kernel_quality_on_journals(tmp_path):
     assert too_many.returncode != 0 and f"need {len(records) + 1}" in too_many.stderr
     quality = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "kernel_quality.py"), "--journals",
                               str(tmp_path / "runs" / "main"), "--scales", "5", "--sizes", "6", "--reps", "2",
-                              "--saved-kernels", str(tmp_path / "runs")],
+                              "--saved-kernels", str(tmp_path / "runs" / "main")],
                              capture_output=True, text=True, timeout=600, cwd=tmp_path, env=env)
     assert quality.returncode == 0, quality.stderr[-3000:]
     lines = quality.stdout.splitlines()
