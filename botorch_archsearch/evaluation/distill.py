@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from botorch_archsearch.evaluation.data import ImageDataset
+from botorch_archsearch.evaluation.numerics import channels_last_ok
 from botorch_archsearch.evaluation.progress import Progress
 from botorch_archsearch.exceptions import ArchSearchError
 from botorch_archsearch.utils.precision import use_bf16
@@ -125,6 +126,7 @@ class _Run:
     loss_sum: float = 0.0
     batches: int = 0
     step_seconds: float = 0.0
+    memory_format: torch.memory_format = torch.contiguous_format
 
 
 def evaluate_students(
@@ -169,7 +171,10 @@ def evaluate_students(
         temperature: Softmax temperature of ``"kl"``.
         device: Where to train (default: the dataset's device); the dataset is moved there once.
         channels_last: Channels-last memory format for the networks and batches (faster for
-            convolutions on CPUs and GPUs alike: about 1.4x for small students on this project's CPU).
+            convolutions on CPUs and GPUs alike: about 1.4x for small students on this project's
+            CPU) where it computes correctly: each network whose convolutions do not all pass the
+            numerics guard (:func:`~botorch_archsearch.evaluation.numerics.channels_last_ok`,
+            checked once per configuration and process) trains in the contiguous layout.
         bf16: bfloat16 autocast for the training forward passes (teacher and students;
             validation runs in float32). Default (``None``): on where the device
             computes bf16 natively (:func:`~botorch_archsearch.utils.native_bf16`: CUDA from
@@ -197,19 +202,23 @@ def evaluate_students(
     data = data.to(device)
     cuda = device.type == "cuda"
     bf16 = use_bf16(bf16, device)
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    teacher = teacher.to(device, memory_format=memory_format).eval()
+    sizes = _batch_sizes(len(data.train_x), batch_size, max_batches)
+    example = data.train_x[:1].to(device, torch.float32)
+    layout = functools.partial(_layout, example=example, sizes=sizes, bf16=bf16, channels_last=channels_last)
+    teacher_format = layout(teacher)
+    teacher = teacher.to(device, memory_format=teacher_format).eval()
     runs = []
     for i, student in enumerate(students):
         result = StudentResult()
         try:
-            student.to(device, memory_format=memory_format).train()
+            memory_format = layout(student.to(device))
+            student.to(memory_format=memory_format).train()
             optimizer = _adam(student, lr, weight_decay, device)
         except Exception as error:  # noqa: BLE001 - one bad student must not stop the others
             _fail(result, f"could not be moved to {device}: {_describe(error)}", device)
             runs.append(_Run(i, student, None, result))
             continue
-        runs.append(_Run(i, student, optimizer, result))
+        runs.append(_Run(i, student, optimizer, result, memory_format=memory_format))
     active = [run for run in runs if run.result.ok]
     generator = torch.Generator().manual_seed(seed)
     num_batches = data.num_batches("train", batch_size)
@@ -221,11 +230,11 @@ def evaluate_students(
     # student's result does not depend on the others (a resumed step evaluates fewer).
     threads_each = max(1, torch.get_num_threads() // workers)
 
-    def train_step(run: _Run, x: Tensor, target: Tensor, epoch: int, b: int) -> None:
+    def train_step(run: _Run, xs: dict[torch.memory_format, Tensor], target: Tensor, epoch: int, b: int) -> None:
         start = time.perf_counter()
         try:
             with autocast():
-                value = kd_loss(run.model(x), target, loss, temperature)
+                value = kd_loss(run.model(xs[run.memory_format]), target, loss, temperature)
             if not torch.isfinite(value):
                 raise _Diverged(f"training loss became {value.item()} at epoch {epoch}, batch {b}")
             run.optimizer.zero_grad(set_to_none=True)
@@ -277,7 +286,7 @@ def evaluate_students(
             for run in active:
                 run.loss_sum, run.batches = 0.0, 0
             stream = (
-                x.contiguous(memory_format=memory_format)
+                x.contiguous(memory_format=teacher_format)
                 for x, _ in itertools.islice(
                     data.batches("train", batch_size, shuffle=True, generator=generator), num_batches
                 )
@@ -291,7 +300,8 @@ def evaluate_students(
                 upcoming = next(stream, None)
                 # The teacher's forward on the next batch runs beside the students' steps.
                 ahead = pool.submit(teacher_forward, upcoming) if workers > 1 and upcoming is not None else None
-                each(train_step, x, target, epoch, b)
+                xs = {f: x.contiguous(memory_format=f) for f in {run.memory_format for run in active}}
+                each(train_step, xs, target, epoch, b)
                 if ahead is not None:
                     upcoming_target = ahead.result()
                 elif upcoming is not None:
@@ -306,6 +316,27 @@ def evaluate_students(
         if run.result.state_dict is not None:
             run.model.load_state_dict(run.result.state_dict)
     return [run.result for run in runs]
+
+
+def _batch_sizes(n: int, batch_size: int, max_batches: int | None) -> tuple[int, ...]:
+    """The sizes of the training batches: full ones, and a last smaller one if it is reached."""
+    full, rest = divmod(n, batch_size)
+    sizes = (batch_size,) if full else ()
+    if rest and (max_batches is None or full < max_batches):
+        sizes += (rest,)
+    return sizes
+
+
+def _layout(model: nn.Module, example: Tensor, sizes: tuple[int, ...], bf16: bool,
+            channels_last: bool) -> torch.memory_format:
+    """Channels-last for ``model`` if asked for and verified by the numerics guard, else contiguous."""
+    if not channels_last:
+        return torch.contiguous_format
+    try:
+        ok = channels_last_ok(model, example, sizes, bf16=bf16)
+    except Exception:  # noqa: BLE001 - a network that cannot run fails in training, with its reason
+        ok = False
+    return torch.channels_last if ok else torch.contiguous_format
 
 
 def _adam(model: nn.Module, lr: float, weight_decay: float, device: torch.device) -> torch.optim.Adam:
