@@ -4,5 +4,7 @@ corrupts memory takes down this process, not the search."""
 
 from botorch_archsearch.evaluation.numerics import _serve
 
+__all__: list[str] = []
+
 if __name__ == "__main__":
     _serve()

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from botorch_archsearch.evaluation.data import ImageDataset
-from botorch_archsearch.evaluation.numerics import channels_last_ok
+from botorch_archsearch.evaluation.numerics import training_memory_format
 from botorch_archsearch.evaluation.progress import Progress
 from botorch_archsearch.exceptions import ArchSearchError
 from botorch_archsearch.utils.precision import use_bf16
@@ -204,7 +204,8 @@ def evaluate_students(
     bf16 = use_bf16(bf16, device)
     sizes = _batch_sizes(len(data.train_x), batch_size, max_batches)
     example = data.train_x[:1].to(device, torch.float32)
-    layout = functools.partial(_layout, example=example, sizes=sizes, bf16=bf16, channels_last=channels_last)
+    layout = functools.partial(training_memory_format, example=example, batch_sizes=sizes, bf16=bf16,
+                               channels_last=channels_last)
     teacher_format = layout(teacher)
     teacher = teacher.to(device, memory_format=teacher_format).eval()
     runs = []
@@ -325,18 +326,6 @@ def _batch_sizes(n: int, batch_size: int, max_batches: int | None) -> tuple[int,
     if rest and (max_batches is None or full < max_batches):
         sizes += (rest,)
     return sizes
-
-
-def _layout(model: nn.Module, example: Tensor, sizes: tuple[int, ...], bf16: bool,
-            channels_last: bool) -> torch.memory_format:
-    """Channels-last for ``model`` if asked for and verified by the numerics guard, else contiguous."""
-    if not channels_last:
-        return torch.contiguous_format
-    try:
-        ok = channels_last_ok(model, example, sizes, bf16=bf16)
-    except Exception:  # noqa: BLE001 - a network that cannot run fails in training, with its reason
-        ok = False
-    return torch.channels_last if ok else torch.contiguous_format
 
 
 def _adam(model: nn.Module, lr: float, weight_decay: float, device: torch.device) -> torch.optim.Adam:

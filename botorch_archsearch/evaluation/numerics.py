@@ -215,6 +215,31 @@ def channels_last_ok(model: nn.Module, example: Tensor, batch_sizes: Iterable[in
     return all(check_conv(c).ok for c in sorted(configs, key=repr))
 
 
+def training_memory_format(model: nn.Module, example: Tensor, batch_sizes: Iterable[int], bf16: bool = False,
+                           channels_last: bool = True) -> torch.memory_format:
+    r"""The memory format to train ``model`` in: channels-last if asked for and
+    :func:`channels_last_ok`, else contiguous (also for a network whose forward fails: it then
+    fails in training, with its reason).
+
+    Args:
+        model: The network.
+        example: An input like the training batches.
+        batch_sizes: The batch sizes it will be trained on.
+        bf16: Whether it trains under bf16 autocast.
+        channels_last: Whether channels-last is wanted at all.
+
+    Returns:
+        ``torch.channels_last`` or ``torch.contiguous_format``.
+    """
+    if not channels_last:
+        return torch.contiguous_format
+    try:
+        ok = channels_last_ok(model, example, batch_sizes, bf16=bf16)
+    except Exception:  # noqa: BLE001 - a network that cannot run fails in training, with its reason
+        ok = False
+    return torch.channels_last if ok else torch.contiguous_format
+
+
 def machine_ok(device: str = "cpu") -> bool:
     r"""Whether channels-last convolutions pass the canary on ``device`` (once per process).
 
@@ -393,4 +418,5 @@ __all__ = [
     "conv_configs",
     "machine_ok",
     "start_probe",
+    "training_memory_format",
 ]
