@@ -27,6 +27,7 @@ from botorch_archsearch.evaluation.distill import accuracy
 from botorch_archsearch.evaluation.finetune import train_classifier
 from botorch_archsearch.exceptions import ArchSearchError
 from botorch_archsearch.models import TEACHER_NAMES, get_teacher
+from botorch_archsearch.utils.files import make_dir
 
 CACHE_ENV = "BOTORCH_ARCHSEARCH_CACHE"
 CACHE_FORMAT = 1  # bump when the cached files or the training code change meaning
@@ -130,6 +131,8 @@ def trained_teacher(
     key = hashlib.sha1(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     entry = folder / f"{name}-{data.name}-{key}"
+    if use_cache:  # before any training: a cache that cannot be written would lose it
+        make_dir(folder, f"teacher cache directory (teacher.cache_dir, or ${CACHE_ENV})")
     if use_cache and (entry / "meta.json").is_file():
         meta = json.loads((entry / "meta.json").read_text())
         model = get_teacher(name, num_classes=data.num_classes, in_channels=data.in_channels, width=width)

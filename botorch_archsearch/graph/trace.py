@@ -16,7 +16,7 @@ import torch
 import torch.fx
 import torch.nn.functional as F
 from torch import nn
-from torch.fx.passes.shape_prop import ShapeProp
+from torch.fx.passes.shape_prop import _extract_tensor_metadata
 
 from botorch_archsearch.exceptions import ArchSearchError, UnsupportedLayerError
 from botorch_archsearch.graph.arch_graph import ArchGraph, LayerSpec
@@ -130,19 +130,48 @@ def trace(module: nn.Module, example_input: torch.Tensor) -> ArchGraph:
         )
     # The traced module shares its submodules with `module`: remember every training flag.
     flags = [(m, m.training) for m in module.modules()]
+    recorder = _ShapeRecorder(gm)
     try:
         gm.eval()
         with torch.no_grad():
-            ShapeProp(gm).propagate(example_input)
+            recorder.run(example_input)
     except Exception as e:
+        first_line = (str(e).strip().splitlines() or [""])[0]
         raise ArchSearchError(
-            f"trace: running {type(module).__name__} on an input of shape "
-            f"{tuple(example_input.shape)} failed ({type(e).__name__}: {e})."
-        ) from e
+            f"trace: running {type(module).__name__} on an input of shape {tuple(example_input.shape)} failed"
+            f"{'' if recorder.node is None else f' at node {recorder.node.name!r}'} ({type(e).__name__}: "
+            f"{first_line})."
+        ) from None
     finally:
         for m, training in flags:
             m.training = training
     return _Tracer(gm).run()
+
+
+class _ShapeRecorder(torch.fx.Interpreter):
+    """torch.fx's ShapeProp (each node's ``tensor_meta``) without the traceback it prints to stderr and
+    repeats in its error before raising: the node that fails is kept for our own one-line error."""
+
+    extra_traceback = False
+    node: torch.fx.Node | None = None  # the node being run
+
+    def run_node(self, n: torch.fx.Node) -> Any:
+        self.node = n
+        result = super().run_node(n)
+        found = False
+
+        def extract(value: Any) -> Any:
+            nonlocal found
+            if isinstance(value, torch.Tensor):
+                found = True
+                return _extract_tensor_metadata(value)
+            return value
+
+        meta = torch.fx.node.map_aggregate(result, extract)
+        if found:
+            n.meta["tensor_meta"] = meta
+        n.meta["type"] = type(result)
+        return result
 
 
 class _Tracer:
@@ -447,6 +476,12 @@ class _Tracer:
         params = ("kernel_size", "stride", "padding")
         values = {k: node.kwargs.get(k, node.args[i + 1] if len(node.args) > i + 1 else None)
                   for i, k in enumerate(params)}
+        for k, v in {**values, **node.kwargs}.items():
+            found: list[Any] = []
+            torch.fx.node.map_aggregate(v, found.append)
+            if any(isinstance(a, torch.fx.Node) for a in found):  # e.g. avg_pool2d(x, x.shape[-1])
+                self._unsupported(node, f"{name} with a {k} computed from a tensor's size (give it as a "
+                                  "number, or use adaptive_avg_pool2d)")
         defaults = {"dilation": (1, 1), "return_indices": False, "divisor_override": None}
         for k, v in node.kwargs.items():
             if k in defaults and (_pair(v) if k == "dilation" else v) == defaults[k]:

@@ -88,3 +88,18 @@ def test_load_teacher_errors(data, tmp_path):
         load_teacher(tmp_path / "missing.pt", data, name="resnet18")
     with pytest.raises(ArchSearchError, match="unknown teacher"):
         trained_teacher("alexnet", data, cache_dir=tmp_path, **TRAIN)
+
+
+def test_a_cache_dir_that_cannot_be_created_fails_before_training(data, tmp_path, monkeypatch):
+    (tmp_path / "a_file").write_text("not a folder")
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("the teacher was trained although it could not be cached")
+
+    monkeypatch.setattr("botorch_archsearch.evaluation.teachers.train_classifier", no_training)
+    for cache_dir in (tmp_path / "a_file", tmp_path / "a_file" / "teachers"):
+        with pytest.raises(ArchSearchError) as info:
+            trained_teacher("resnet18", data, cache_dir=cache_dir, **TRAIN)
+        message = str(info.value)
+        assert "teacher cache directory" in message and repr(str(cache_dir)) in message
+        assert "File exists" in message or "Not a directory" in message  # the operating system's reason

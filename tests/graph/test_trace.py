@@ -511,6 +511,36 @@ def test_wrong_input_shape_is_an_arch_search_error():
         trace(net, _images(1, 3, 8, 8))
 
 
+def test_wrong_input_shape_is_one_message_and_nothing_printed(capfd):
+    from botorch_archsearch.models import get_teacher
+
+    teacher = get_teacher("resnet18", num_classes=10, in_channels=3, width=0.125)
+    with pytest.raises(ArchSearchError) as info:
+        trace(teacher, _images(1, 1, 32, 32))
+    try:  # the error the network itself raises on this input, to compare with
+        teacher(_images(1, 1, 32, 32))
+    except RuntimeError as error:
+        first_line = str(error).splitlines()[0]
+    assert str(info.value) == ("trace: running ResNet on an input of shape (1, 1, 32, 32) failed at node 'conv1' "
+                               f"(RuntimeError: {first_line}).")
+    assert info.value.__cause__ is None and info.value.__suppress_context__  # no chained fx traceback
+    out, err = capfd.readouterr()
+    assert out == err == ""  # torch.fx's ShapeProp printed the node's traceback to stderr
+
+
+def test_pool_size_computed_from_a_shape_is_unsupported_naming_the_node():
+    class ShapePool(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3, padding=1)
+
+        def forward(self, x):
+            return F.avg_pool2d(self.conv(x), x.shape[-1])
+
+    with pytest.raises(UnsupportedLayerError, match=r"node 'avg_pool2d' .* kernel_size computed from a tensor's"):
+        trace(ShapePool(), _images(1, 3, 8, 8))
+
+
 # ------------------------------------------------------------------ the module is left as it was
 
 
