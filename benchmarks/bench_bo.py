@@ -45,7 +45,7 @@ from botorch_archsearch.graph.encoding import DEFAULT_MAX_EDGES, num_features
 from botorch_archsearch.gp import architecture_gp, fit_architecture_gp
 from botorch_archsearch.kernels import BiLSTMEmbedding
 from botorch_archsearch.models import get_teacher
-from botorch_archsearch.search.journal import read_journal
+from botorch_archsearch.search.journal import RECORD_KEYS, read_journal
 from botorch_archsearch.space import SearchSpace
 
 # The public reference implementation on this kind of 2-core CPU, same LSTM (issue text):
@@ -86,7 +86,8 @@ def load_journals(paths: list[str], n: int | None, seed: int, dtype: torch.dtype
         files += sorted(path.rglob("journal.jsonl")) if path.is_dir() else [path]
     if not files:
         raise SystemExit(f"--journals: no journal.jsonl under {paths}")
-    records = [r for f in files for r in read_journal(f).records if r.get("status") == "ok"]
+    records = [r for f in files for r in read_journal(f, required=RECORD_KEYS).records
+               if r.get("status") == "ok"]
     n = len(records) if n is None else n
     if len(records) < n:
         raise SystemExit(f"--journals: {len(records)} evaluated architectures in {len(files)} journal(s), need {n}")

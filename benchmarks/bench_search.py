@@ -76,12 +76,13 @@ def run(args: argparse.Namespace) -> None:
 
 def load_variant(folder: Path) -> dict[int, list[dict]]:
     """Journal records per seed of one variant folder (``seed-<s>/journal.jsonl``)."""
+    from botorch_archsearch.search.journal import RECORD_KEYS, read_journal
+
     cells = {}
     for cell in sorted(folder.glob("seed-*")):
         journal = cell / "journal.jsonl"
-        if journal.exists():
-            cells[int(cell.name.split("-", 1)[1])] = [json.loads(line) for line in journal.read_text().splitlines()
-                                                     if line.strip()]
+        if journal.exists():  # a repeated line is counted once
+            cells[int(cell.name.split("-", 1)[1])] = read_journal(journal, required=RECORD_KEYS).records
     if not cells:
         raise SystemExit(f"{folder}: no seed-*/journal.jsonl")
     return cells
@@ -271,12 +272,13 @@ def diagnose(args: argparse.Namespace) -> None:
 
     from botorch_archsearch.gp import transferred_gp
     from botorch_archsearch.graph import ArchGraph, encode
+    from botorch_archsearch.search.journal import RECORD_KEYS, read_journal
 
     folder = Path(args.variant)
     by_step: dict[int, list[float]] = {}
     proposed: dict[int, list[float]] = {}
     for cell in sorted(folder.glob("seed-*")):
-        records = [json.loads(line) for line in (cell / "journal.jsonl").read_text().splitlines() if line.strip()]
+        records = read_journal(cell / "journal.jsonl", required=RECORD_KEYS).records
         esnac = [r for r in records if r["method"] == "esnac"]
         for step_dir in sorted((cell / "kernels").glob("esnac-step*")):
             step = int(step_dir.name.split("step")[1])

@@ -12,16 +12,25 @@ from __future__ import annotations
 import json
 import os
 import time
+import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from botorch_archsearch.exceptions import ArchSearchError
+from botorch_archsearch.exceptions import ArchSearchError, ArchSearchWarning
 
 JOURNAL_NAME = "journal.jsonl"
+RECORD_KEYS = ("index", "method", "step", "key", "architecture", "status", "reward", "params", "accuracy", "seconds")
+"""The keys every record of a search journal has (``read_journal(path, required=RECORD_KEYS)``)."""
 
 
 class JournalError(ArchSearchError):
-    r"""A journal that cannot be read: a corrupted line before the last one."""
+    r"""A journal that cannot be read: a corrupted line before the last one, or a line that is
+    not a record of it."""
+
+
+class JournalWarning(ArchSearchWarning):
+    r"""A journal was read with a repair: a line that repeats an earlier record was skipped."""
 
 
 class JournalContents(NamedTuple):
@@ -31,31 +40,42 @@ class JournalContents(NamedTuple):
         records: The complete records, in order.
         problem: A description of a cut-off or corrupted last line (``None`` if there was none).
         valid_bytes: Length of the file up to the end of the last complete record.
+        duplicates: Line numbers (from 1) of lines that repeat an earlier record and were skipped
+            (only checked with ``required``).
     """
 
     records: list[dict[str, Any]]
     problem: str | None
     valid_bytes: int
+    duplicates: tuple[int, ...] = ()
 
 
-def read_journal(path: str | Path) -> JournalContents:
+def read_journal(path: str | Path, required: Sequence[str] = ()) -> JournalContents:
     r"""Read a journal.
 
     Args:
         path: The ``journal.jsonl`` file (a missing file reads as empty).
+        required: The keys each record must have (:data:`RECORD_KEYS` for a search journal). If
+            ``"index"`` is among them, the records must be numbered ``0, 1, 2, ...`` in order: a
+            line that repeats an earlier record exactly (same index, same content) is skipped with
+            a :class:`JournalWarning` and listed in ``duplicates``; nothing is counted twice.
 
     Returns:
         The complete records; a cut-off or corrupted *last* line is reported in ``problem``
         and left out.
 
     Raises:
-        JournalError: If a line before the last one is not a JSON record.
+        JournalError: If a line before the last one is not a JSON record, or a complete line
+            lacks a ``required`` key, reuses an index with other content, or skips an index.
     """
     path = Path(path)
     if not path.exists():
         return JournalContents([], None, 0)
     data = path.read_bytes()
     records: list[dict[str, Any]] = []
+    line_of: list[int] = []  # the line of each record
+    duplicates: list[int] = []
+    problem = None
     offset = 0
     lines = data.split(b"\n")
     for number, line in enumerate(lines, 1):
@@ -76,28 +96,40 @@ def read_journal(path: str | Path) -> JournalContents:
                     f"{path}: line {number} is cut off or corrupted ({error}); kept the {len(records)} complete "
                     "records before it."
                 )
-                return JournalContents(records, problem, offset)
+                break
             raise JournalError(
                 f"{path}: line {number} of {len(lines) - (lines[-1] == b'')} is not a JSON record ({error}); "
                 "only the last line of a journal can be cut off by a kill. Fix or remove the line by hand."
             ) from error
-        records.append(record)
+        if required and _check_record(path, number, record, required, records, line_of):
+            duplicates.append(number)
+        else:
+            records.append(record)
+            line_of.append(number)
         offset = min(end, len(data))
-    return JournalContents(records, None, offset)
+    if duplicates:
+        warnings.warn(
+            f"{path}: line(s) {', '.join(map(str, duplicates))} repeat an earlier record and were skipped; "
+            f"{len(records)} records read.",
+            JournalWarning, stacklevel=2,
+        )
+    return JournalContents(records, problem, offset, tuple(duplicates))
 
 
-def repair_journal(path: str | Path) -> JournalContents:
+def repair_journal(path: str | Path, required: Sequence[str] = ()) -> JournalContents:
     r"""Read a journal and, if its last line is cut off, move that line to
     ``journal.jsonl.corrupt-<time>`` (nothing is deleted) so that records can be appended.
+    Lines that repeat a record stay in the file (it is append-only) and are skipped when read.
 
     Args:
         path: The journal file.
+        required: As for :func:`read_journal`.
 
     Returns:
         What :func:`read_journal` found.
     """
     path = Path(path)
-    contents = read_journal(path)
+    contents = read_journal(path, required)
     if contents.problem is not None:
         data = path.read_bytes()
         aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -149,4 +181,43 @@ class Journal:
         self.close()
 
 
-__all__ = ["JOURNAL_NAME", "Journal", "JournalContents", "JournalError", "read_journal", "repair_journal"]
+def _check_record(path: Path, number: int, record: dict[str, Any], required: Sequence[str],
+                  records: list[dict[str, Any]], line_of: list[int]) -> bool:
+    """Check a complete line of a journal against its records so far; ``True``: it repeats one."""
+    missing = [key for key in required if key not in record]
+    if missing:
+        raise JournalError(
+            f"{path}: line {number} is not a journal record: it lacks {', '.join(map(repr, missing))} "
+            f"(a record has {', '.join(map(repr, required))}). Remove the line by hand."
+        )
+    if "index" not in required:
+        return False
+    index, expected = record["index"], len(records)
+    if isinstance(index, int) and not isinstance(index, bool) and 0 <= index < expected:
+        earlier = records[index]
+        if earlier == record:
+            return True
+        differ = sorted(key for key in {*earlier, *record} if earlier.get(key) != record.get(key))
+        raise JournalError(
+            f"{path}: line {number} holds record {index} with other content than line {line_of[index]} "
+            f"(differs in {', '.join(map(repr, differ))}); two searches wrote to this journal. Keep one of the "
+            "two lines by hand."
+        )
+    if index != expected or isinstance(index, bool):
+        raise JournalError(
+            f"{path}: line {number} holds record index {index!r}, expected {expected} (records are numbered "
+            "0, 1, 2, ... in the order they were written); the journal was edited or is not a search journal."
+        )
+    return False
+
+
+__all__ = [
+    "JOURNAL_NAME",
+    "Journal",
+    "JournalContents",
+    "JournalError",
+    "JournalWarning",
+    "RECORD_KEYS",
+    "read_journal",
+    "repair_journal",
+]
