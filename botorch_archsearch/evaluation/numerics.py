@@ -8,21 +8,22 @@ while the contiguous layout is right. The wrong results vary from run to run (on
 configuration can pass by chance), and the same kernels corrupt memory, so the guard works at
 two levels:
 
-- the machine: a canary of such convolutions (1x1, stride 2, 1-8 input channels, repeated) runs
-  once per process; if any of it is wrong or crashes, channels-last convolutions are not trusted
-  on this machine at all and every network trains in the contiguous layout;
+- the machine: a canary of such convolutions (1x1, stride 2, 2-7 input channels, repeated) runs
+  once per process (started in the background by :func:`start_probe`); if any of it is wrong,
+  crashes or hangs, channels-last convolutions are not trusted on this machine at all and every
+  network trains in the contiguous layout;
 - each convolution: otherwise, before a network trains channels-last, each distinct convolution
   it holds (channels, kernel, stride, padding, groups, input size, batch size, dtype) is run
-  forward and backward in both layouts on random data, and where they disagree compared with a
-  float64 contiguous reference; a configuration whose channels-last result is clearly worse than
-  the contiguous one's is bad (with a warning naming it), and a network holding one trains in the
-  contiguous layout.
+  forward and backward in both layouts on random data (at most 16 images: the wrong kernels show
+  at any batch size), and where they disagree compared with a float64 contiguous reference; a
+  configuration whose channels-last result is clearly worse than the contiguous one's is bad
+  (with a warning naming it), and a network holding one trains in the contiguous layout.
 
 A wrong kernel can also corrupt memory and abort the process that runs it, so the checks run in
-a probe process (``python -m botorch_archsearch.evaluation._numerics_probe``, started in the background
-by :func:`start_probe` or on first use, and restarted after a crash); a configuration whose check
-kills the probe is bad. Verdicts are cached per process, so a search pays for each configuration
-once.
+a probe process (``python -m botorch_archsearch.evaluation._numerics_probe``, restarted after a
+crash); a configuration whose check kills the probe, or does not finish in 2 minutes (oneDNN's
+AVX2 backward has also been seen to hang), is bad. Verdicts are cached per process, so a search
+pays for each configuration once.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from __future__ import annotations
 import atexit
 import json
 import logging
+import select
 import signal
 import subprocess
 import sys
@@ -101,6 +103,8 @@ class ConvCheck(NamedTuple):
 # accepted whatever the contiguous one did: well above float32/bf16 summation differences, well
 # below the errors of a wrong kernel (0.06-1.45 measured).
 _FLOOR = {"float32": 1e-4, "bfloat16": 2e-2}
+_CHECK_BATCH = 16
+_TIMEOUT = 120.0  # seconds without an answer from the probe: a hung kernel (seen in oneDNN's AVX2 backward)
 _cache: dict[ConvConfig, ConvCheck] = {}
 _machine: list[ConvCheck] = []  # the canary's verdict, once known
 _lock = threading.RLock()
@@ -286,12 +290,14 @@ def _run_check(c: ConvConfig, seed: int = 0) -> ConvCheck:
     generator = torch.Generator().manual_seed(seed)
     conv = nn.Conv2d(c.in_channels, c.out_channels, c.kernel_size, c.stride, c.padding, c.dilation, c.groups,
                      c.bias)
-    x = torch.randn(c.input_shape, generator=generator)
+    # At most 16 images: the wrong kernels show at any batch size (at 2, 16, 64 and 128 alike), and
+    # a check of a batch of 128 costs as much as 8 training steps of the layer.
+    x = torch.randn((min(c.input_shape[0], _CHECK_BATCH), *c.input_shape[1:]), generator=generator)
     weight = torch.randn(conv.weight.shape, generator=generator) / (conv.weight[0].numel() ** 0.5)
     bias = torch.randn(c.out_channels, generator=generator) if c.bias else None
     with torch.no_grad():
         out_shape = nn.functional.conv2d(x[:1], weight, bias, c.stride, c.padding, c.dilation, c.groups).shape[1:]
-    grad = torch.randn((c.input_shape[0], *out_shape), generator=generator)
+    grad = torch.randn((x.shape[0], *out_shape), generator=generator)
     device, bf16 = torch.device(c.device), c.dtype == "bfloat16"
     contiguous = _conv_pass(x, weight, bias, grad, c, torch.float32, torch.contiguous_format, device, bf16)
     channels_last = _conv_pass(x, weight, bias, grad, c, torch.float32, torch.channels_last, device, bf16)
@@ -362,11 +368,17 @@ class _Probe:
         self.send(request)
         self.pending = None
         try:
-            line = self.process.stdout.readline()
-        except OSError:
+            ready, _, _ = select.select([self.process.stdout], [], [], _TIMEOUT)
+            line = self.process.stdout.readline() if ready else None
+        except (OSError, ValueError):
             line = ""
         if line:
             return ConvCheck(*json.loads(line))
+        if line is None:  # no answer: a kernel that hangs is no better than a wrong one
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+            return ConvCheck(False, float("inf"), 0.0, f"the check did not finish in {_TIMEOUT:.0f} s")
         code = self.process.wait()
         self.stderr.seek(0)
         said = [t for t in self.stderr.read().decode(errors="replace").splitlines() if t.strip()]

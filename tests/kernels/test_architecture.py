@@ -58,6 +58,13 @@ def _tol(dtype: torch.dtype) -> dict:
     return {"atol": 1e-5, "rtol": 1e-5} if dtype == torch.float32 else {"atol": 1e-10, "rtol": 1e-10}
 
 
+def _across_calls(dtype: torch.dtype) -> dict:
+    """Tolerance between kernel values from two embedding calls of other batch shapes or orders: the
+    Bi-LSTM computes in float32 whatever the kernel's dtype, and other shapes may take other float32
+    kernels (whose results differ by 1e-9 relative in a float64 kernel on oneDNN's AVX2 path)."""
+    return {"atol": 1e-5, "rtol": 1e-5} if dtype == torch.float32 else {"atol": 1e-7, "rtol": 1e-7}
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_matches_brute_force_rbf_on_embeddings(space, encoded, dtype):
     X = encoded.to(dtype)
@@ -97,7 +104,7 @@ def test_cross_covariance(space, encoded, dtype):
     assert K12.shape == (5, len(X) - 5)
     torch.testing.assert_close(K12, expected, **_tol(dtype))
     torch.testing.assert_close(K21, K12.T, **_tol(dtype))
-    torch.testing.assert_close(K12, full[:5, 5:], **_tol(dtype))
+    torch.testing.assert_close(K12, full[:5, 5:], **_across_calls(dtype))
     # An equal copy of x1 (a different tensor object) gives the same matrix as x1 itself.
     with torch.no_grad():
         torch.testing.assert_close(kernel(x1, x1.clone()).to_dense(), kernel(x1).to_dense())
@@ -116,9 +123,9 @@ def test_batch_inputs(space, encoded, dtype):
     torch.testing.assert_close(K, _brute_force_rbf(H, H, LENGTHSCALE), **_tol(dtype))
     for b in range(3):
         with torch.no_grad():
-            torch.testing.assert_close(K[b], kernel(X[b]).to_dense(), **_tol(dtype))
+            torch.testing.assert_close(K[b], kernel(X[b]).to_dense(), **_across_calls(dtype))
     torch.testing.assert_close(diag, K.diagonal(dim1=-2, dim2=-1), **_tol(dtype))
-    torch.testing.assert_close(K_cross, K[:, :2, 2:], **_tol(dtype))
+    torch.testing.assert_close(K_cross, K[:, :2, 2:], **_across_calls(dtype))
 
 
 def test_batched_kernel_has_one_lengthscale_per_batch(space, encoded):
@@ -143,7 +150,7 @@ def test_invariant_to_batch_order(space, encoded):
     with torch.no_grad():
         K = kernel(encoded).to_dense()
         K_perm = kernel(encoded[perm]).to_dense()
-    torch.testing.assert_close(K_perm, K[perm][:, perm], atol=1e-12, rtol=1e-10)
+    torch.testing.assert_close(K_perm, K[perm][:, perm], **_across_calls(torch.float64))
 
 
 def test_fixed_sigma(space, encoded):
