@@ -15,8 +15,16 @@ not depend on its weights); the students are random edits of it. The library pat
 float32 and, where the device computes bf16 natively (the library's default there, see
 ``botorch_archsearch.utils.native_bf16``), with bf16 autocast; the naive loop is float32.
 
+Also measured, side by side with the lock-step: the numerics guard (the machine canary in its
+probe process, and the per-convolution checks of the K students with nothing known yet, as in a
+search's first step, and with their configurations known), and the local backend's worker
+process (``isolation="process"``, the CPU default) against training in the bench's process: its
+start and its cost per step. Run it with ``ONEDNN_MAX_CPU_ISA=AVX2`` too, where the guard sends
+every network to the contiguous layout.
+
 Usage: ``.venv/bin/python benchmarks/bench_eval.py [--students 8] [--batches 40] [--width 0.125]
-[--dataset fashion_mnist] [--device cpu] [--bf16] [--profile BATCHES]``. Timings are never asserted.
+[--dataset fashion_mnist] [--device cpu] [--bf16] [--profile BATCHES] [--skip-isolation]``.
+Timings are never asserted.
 """
 
 from __future__ import annotations
@@ -33,7 +41,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from botorch_archsearch.evaluation.data import load_dataset
-from botorch_archsearch.evaluation.distill import evaluate_students
+from botorch_archsearch.evaluation import numerics
+from botorch_archsearch.evaluation.distill import _batch_sizes, evaluate_students
 from botorch_archsearch.graph import build_student, count_params, trace
 from botorch_archsearch.models import get_teacher
 from botorch_archsearch.space import SearchSpace
@@ -120,6 +129,34 @@ def profile(teacher: nn.Module, students: list[nn.Module], data, batches: int, b
         print(f"  {group}: {100 * share:.0f}%")
 
 
+def isolation(teacher: nn.Module, graphs, data, args, device: torch.device) -> None:
+    """The local backend with its worker process against training in this process, step for step."""
+    from botorch_archsearch.search.backends import LocalBackend
+
+    options = {"epochs": 1, "max_batches": args.batches, "batch_size": args.batch_size, "device": device,
+               "progress": False, "bf16": native_bf16(device)}
+    inside = LocalBackend(teacher, data, options, isolation="none")
+    start = time.perf_counter()
+    worker = LocalBackend(teacher, data, options, isolation="process")
+    started = time.perf_counter() - start
+    try:
+        start = time.perf_counter()
+        worker.evaluate(graphs[:1], seed=0)  # waits for the worker: its start, the teacher and data sent
+        ready = time.perf_counter() - start
+        steps = {"process": [], "none": []}
+        for repeat in range(2):  # alternated, so that the machine's load hits both alike
+            for label, backend in (("process", worker), ("none", inside)):
+                start = time.perf_counter()
+                backend.evaluate(graphs, seed=repeat)
+                steps[label].append(time.perf_counter() - start)
+    finally:
+        worker.close()
+    process, none = min(steps["process"]), min(steps["none"])
+    print(f"worker process: started in {started:.2f} s (returns at once), first student back after {ready:.1f} s; "
+          f"a step of {len(graphs)} students {process:.1f} s against {none:.1f} s in this process "
+          f"({100 * (process / none - 1):+.1f}%, best of 2 each)", flush=True)
+
+
 def machine_info() -> str:
     try:
         load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
@@ -149,6 +186,7 @@ def main() -> None:
     parser.add_argument("--profile", type=int, default=0, metavar="BATCHES",
                         help="only profile the float32 lock-step over this many batches (torch.profiler): "
                              "time per operator group")
+    parser.add_argument("--skip-isolation", action="store_true", help="do not time the worker process")
     parser.add_argument("--bf16", action="store_true",
                         help="also time bf16 autocast where it is not the default (no native bf16)")
     args = parser.parse_args()
@@ -175,6 +213,26 @@ def main() -> None:
 
     def students() -> list[nn.Module]:
         return [build_student(g, teacher) for g in graphs]
+
+    # The numerics guard, from a new probe process: its machine canary, then each student's checks.
+    start = time.perf_counter()
+    machine = numerics.machine_ok(device.type)
+    canary_s = time.perf_counter() - start
+    example = data.train_x[:1].float().to(device)
+    sizes = _batch_sizes(len(data.train_x), args.batch_size, args.batches)
+
+    def guard() -> float:
+        start = time.perf_counter()
+        for student in students():
+            numerics.training_memory_format(student, example, sizes, bf16=native_bf16(device))
+        return time.perf_counter() - start
+
+    guard_new_s, guard_known_s = guard(), guard()
+    layouts = [numerics.training_memory_format(s, example, sizes, bf16=native_bf16(device)) for s in students()]
+    print(f"numerics guard: canary {'passed' if machine else 'FAILED: every network trains contiguous'} "
+          f"({canary_s:.2f} s in the probe process, including its start); students' checks "
+          f"{guard_new_s:.3f} s with every configuration new, {guard_known_s:.3f} s known; "
+          f"{sum(f == torch.channels_last for f in layouts)} of {len(layouts)} students channels-last", flush=True)
 
     # Warm-up: first-call costs of oneDNN and autograd.
     evaluate_students(teacher, students()[:2], data, epochs=1, max_batches=2, batch_size=args.batch_size,
@@ -205,6 +263,12 @@ def main() -> None:
         print(f"lock-step (library), {label}: {seconds:.1f} s, {images / seconds:,.0f} training images/s "
               f"({args.students} students x {args.batches} batches x {args.batch_size}, + validation)"
               f"{f'; {failed} failed' if failed else ''}", flush=True)
+    first = next(iter(times.values()))
+    print(f"numerics guard vs this lock-step ({first:.1f} s): first step {100 * guard_new_s / first:.2f}%, "
+          f"configurations known {100 * guard_known_s / first:.2f}% (the canary, {canary_s:.1f} s once per "
+          "process, runs in the background while the search starts)", flush=True)
+    if not args.skip_isolation and device.type == "cpu":
+        isolation(teacher, graphs, data, args, device)
     if args.skip_naive:
         return
     naive_s = naive(teacher, students(), data, args.batches, args.batch_size, device)

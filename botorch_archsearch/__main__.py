@@ -3,9 +3,10 @@ r"""``python -m botorch_archsearch`` (and the ``botorch-archsearch`` command): t
 Hydra composes ``conf/`` (teacher, dataset, search, experiment presets; any key overridable on
 the command line) and this module calls the library: :func:`botorch_archsearch.search.compress`
 with the composed :class:`~botorch_archsearch.search.CompressConfig`, writing the run directory
-in Hydra's output directory. ``resume=<run dir>`` continues a killed search there, with its saved config; only the settings
-of where and how fast it runs (``evaluation.backend``, ``evaluation.dask.*``,
-``evaluation.workers``, ``progress``) are taken from the command line.
+in Hydra's output directory. ``resume=<run dir>`` continues a killed search there, with its saved config; an
+override given with it must be one of the settings that may change on resume
+(:data:`~botorch_archsearch.search.RESUMABLE_KEYS`: ``search.steps``, ``evaluation.backend``,
+``evaluation.dask.*``, ``evaluation.workers``, ``progress``), any other is refused.
 
 Examples::
 
@@ -20,26 +21,39 @@ from __future__ import annotations
 
 import json
 import logging
+import shlex
 import sys
 from pathlib import Path
+from typing import Any
 
 import hydra
+from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from botorch_archsearch.exceptions import ArchSearchError
-from botorch_archsearch.search.config import CompressConfig, check_config, upgrade_saved_config
-from botorch_archsearch.search.loop import CONFIG_NAME, EXECUTION_KEYS, compress
+from botorch_archsearch.search.config import CompressConfig, check_config, read_saved_config, upgrade_saved_config
+from botorch_archsearch.search.loop import CONFIG_NAME, RESUMABLE_KEYS, compress, is_resumable
+from botorch_archsearch.utils.files import make_dir
 
 logger = logging.getLogger("botorch_archsearch")
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+def _config_dir() -> str:
+    """``conf/``: inside the installed package (a wheel ships it as ``botorch_archsearch/conf``), else
+    beside the package (a checkout). Absolute, so the ``botorch-archsearch`` command finds it too."""
+    package = Path(__file__).resolve().parent
+    installed, checkout = package / "conf", package.parent / "conf"
+    return str(installed if (installed / "config.yaml").is_file() else checkout)
+
+
+@hydra.main(version_base="1.3", config_path=_config_dir(), config_name="config")
 def app(cfg: DictConfig) -> float | None:
     r"""Run one search from a composed config; returns the best reward (for sweepers)."""
     from hydra.core.hydra_config import HydraConfig
 
     values = OmegaConf.to_container(cfg, resolve=True)
     resume = values.pop("resume", None)
+    run_dir: Path | None = None
     try:
         if resume:
             run_dir = Path(hydra.utils.to_absolute_path(str(resume)))
@@ -48,13 +62,8 @@ def app(cfg: DictConfig) -> float | None:
                     f"resume={resume!r}: not a run directory (no {CONFIG_NAME}); give the directory of the search "
                     "to continue, e.g. resume=outputs/<date>/<time>."
                 )
-            saved = upgrade_saved_config(json.loads((run_dir / CONFIG_NAME).read_text()))
-            for path in EXECUTION_KEYS:  # where and how fast it runs may change on resume
-                source, target = values, saved
-                for key in path[:-1]:
-                    source, target = source.get(key, {}), target.setdefault(key, {})
-                if path[-1] in source:
-                    target[path[-1]] = source[path[-1]]
+            saved = upgrade_saved_config(read_saved_config(run_dir))
+            _apply_resume_overrides(saved, values, HydraConfig.get().overrides.task)
             config = CompressConfig.from_dict(saved)
             logger.info("resuming the search in %s with its saved config", run_dir)
         else:
@@ -65,8 +74,61 @@ def app(cfg: DictConfig) -> float | None:
     except ArchSearchError as error:
         print(f"botorch-archsearch: error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
+    except KeyboardInterrupt:  # Ctrl-C: the journal holds every finished evaluation
+        if run_dir is not None and (run_dir / CONFIG_NAME).is_file():
+            resume_arg = shlex.quote(f"resume={run_dir}")
+            print(f"interrupted; resume with: python -m botorch_archsearch {resume_arg}", file=sys.stderr)
+        else:
+            print("interrupted before the search started; nothing to resume", file=sys.stderr)
+        # Under `python -m`, CPython dies by SIGINT at exit instead of this exit status if the interrupt
+        # passed through code run by exec/eval of a string (even if caught); running one such string resets it.
+        exec("pass")  # noqa: S102
+        raise SystemExit(130) from None
     best = [record["reward"] for record in result.best.values()]
     return max(best) if best else None
+
+
+def _apply_resume_overrides(saved: dict, values: dict, overrides: list[str]) -> None:
+    """Set in ``saved`` (the run's config) the command line's overrides of the settings that may
+    change on resume, with their composed ``values``; any other override is an error, never ignored."""
+    for override in overrides:
+        key = override.split("=", 1)[0].lstrip("+~").split("@", 1)[0]
+        if key == "resume" or key.split(".", 1)[0] == "hydra" or key.startswith("hydra/"):
+            continue
+        if not is_resumable(key):
+            raise ArchSearchError(
+                f"resume: {override!r} cannot be applied: {key} is part of the run's identity and cannot change "
+                f"when it is resumed; only {', '.join(RESUMABLE_KEYS)} (and the keys under them) may. Start a new "
+                "run to change it."
+            )
+        *parents, last = key.split(".")
+        source, target = values, saved
+        for name in parents:
+            source = source.get(name) if isinstance(source, dict) else None
+            target = target.setdefault(name, {})
+        if isinstance(source, dict) and last in source:
+            target[last] = json.loads(json.dumps(source[last]))
+        else:  # ~key: back to its default
+            target.pop(last, None)
+
+
+class RunDirectoryCheck(Callback):
+    r"""Hydra callback (``hydra.callbacks`` in ``conf/config.yaml``): a run or sweep directory that
+    cannot be created is one error line and exit 2, before Hydra fails on it with a traceback."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        _make_dir_or_exit(config.hydra.run.dir, "run directory (hydra.run.dir)")
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        _make_dir_or_exit(config.hydra.sweep.dir, "sweep directory (hydra.sweep.dir)")
+
+
+def _make_dir_or_exit(path: str, what: str) -> None:
+    try:
+        make_dir(path, what)
+    except ArchSearchError as error:  # Hydra's callbacks turn exceptions into warnings: exit here
+        print(f"botorch-archsearch: error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def main() -> None:

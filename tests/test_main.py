@@ -107,6 +107,56 @@ def test_resume_of_a_directory_that_is_not_a_run_is_a_clear_error(tmp_path):
     assert out.returncode == 2 and "not a run directory" in out.stderr
 
 
+def test_a_second_process_is_refused_while_a_search_holds_the_run_directory(tmp_path):
+    """One process per run directory; the lock of a search killed with kill -9 is taken over."""
+    run = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "botorch_archsearch", *TINY, "search.steps=2",
+                             "search.num_kernels=1", "hydra.run.dir=run"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env(tmp_path), cwd=tmp_path)
+    deadline = time.monotonic() + 240
+    try:
+        while f'"pid": {proc.pid},' not in ((run / ".lock").read_text() if (run / ".lock").exists() else "") or \
+                not (run / "config.json").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, "the search never held its run directory"
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGSTOP)  # it keeps the lock for as long as the second process tries
+        second = _app(["resume=run"], tmp_path)
+        assert second.returncode == 2 and "Traceback" not in second.stderr, second.stderr[-3000:]
+        assert f"botorch-archsearch: error: run directory '{run}' is in use by process {proc.pid} on " in \
+            second.stderr.strip().splitlines()[-1]
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    resumed = _app(["resume=run"], tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert [r["index"] for r in _records(run)] == [0, 1] and (run / "report.md").is_file()
+
+
+def test_resume_applies_the_settings_that_may_change_and_refuses_any_other(tmp_path):
+    first = _app([*TINY, "search.steps=1", "search.num_kernels=1", "hydra.run.dir=run"], tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    refused = _app(["resume=run", "search.steps=2", "evaluation.epochs=7"], tmp_path)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr[-3000:]
+    assert "'evaluation.epochs=7' cannot be applied: evaluation.epochs is part of the run's identity" in refused.stderr
+    assert "only search.steps, evaluation.backend, evaluation.dask, evaluation.workers, evaluation.isolation, progress" \
+        in refused.stderr
+    config = tmp_path / "run" / "config.json"
+    original = config.read_text()
+    saved = json.loads(original)
+    teacher, saved["teacher"]["name"] = saved["teacher"]["name"], "resnet34"  # config.json edited by hand
+    config.write_text(json.dumps(saved))
+    edited = _app(["resume=run"], tmp_path)
+    assert edited.returncode == 2 and "Traceback" not in edited.stderr, edited.stderr[-3000:]
+    assert f'in teacher.name: started with {json.dumps(teacher)}, given "resnet34"' in edited.stderr
+    config.write_text(original)
+    extended = _app(["resume=run", "search.steps=2", "++progress=false"], tmp_path)
+    assert extended.returncode == 0, extended.stderr[-3000:]
+    assert [r["step"] for r in _records(tmp_path / "run")] == [1, 2]  # the run was extended by one step
+    assert json.loads(config.read_text())["search"]["steps"] == 2 and json.loads(config.read_text())["progress"] is False
+
+
 def test_joblib_launcher_runs_a_two_job_sweep(tmp_path):
     out = _app(["-m", "hydra/launcher=local_parallel", *TINY, "search.steps=1", "search.num_kernels=1",
                 "seed=0,1", "hydra.sweep.dir=sweep"], tmp_path)
@@ -114,3 +164,52 @@ def test_joblib_launcher_runs_a_two_job_sweep(tmp_path):
     assert "Joblib" in out.stdout + out.stderr  # the joblib launcher ran the jobs
     first, second = (_records(tmp_path / "sweep" / job) for job in ("0", "1"))
     assert len(first) == len(second) == 1 and first[0]["key"] != second[0]["key"]  # seeds 0 and 1
+
+
+def test_ctrl_c_ends_with_one_line_naming_how_to_resume(tmp_path):
+    args = [*TINY, "search.steps=3", "search.num_kernels=2", "evaluation.max_batches=6"]
+    proc = subprocess.Popen([sys.executable, "-m", "botorch_archsearch", *args, "hydra.run.dir=interrupted"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=_env(tmp_path),
+                            cwd=tmp_path)
+    journal = tmp_path / "interrupted" / "journal.jsonl"
+    deadline = time.monotonic() + 240
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if journal.exists() and len(journal.read_bytes().splitlines()) >= 2:
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, "the search ended before it could be interrupted"
+        proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    assert proc.returncode == 130
+    assert stderr.splitlines() == [
+        f"interrupted; resume with: python -m botorch_archsearch resume={tmp_path / 'interrupted'}"
+    ]
+    assert not (tmp_path / "interrupted" / "report.md").exists()
+    resumed = _app([stderr.split()[-1]], tmp_path)  # the printed resume= argument, as given
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert len(_records(tmp_path / "interrupted")) == 6 and (tmp_path / "interrupted" / "report.md").is_file()
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["search.skip=flase"], "search.skip must be true or false, got 'flase'."),
+        (["progress=maybe"], "progress must be true, false or null (progress bars only on a terminal), got 'maybe'"),
+        (["evaluation.device=cuda:99"], "evaluation.device='cuda:99', but "),  # no CUDA build, or no 100th GPU
+        (["hydra.run.dir=a_file/run"], "cannot create the run directory (hydra.run.dir) 'a_file/run': Not a dir"),
+        (["teacher.cache_dir=a_file/teachers"],
+         "cannot create the teacher cache directory (teacher.cache_dir, or $BOTORCH_ARCHSEARCH_CACHE) 'a_file/"),
+    ],
+    ids=["boolean", "nullable-boolean", "cuda", "run-dir", "cache-dir"],
+)
+def test_one_line_error_and_exit_2_before_any_work(tmp_path, overrides, message):
+    (tmp_path / "a_file").write_text("a file where a folder is expected")
+    out = _app([*TINY, "hydra.run.dir=run", *overrides], tmp_path)
+    assert out.returncode == 2
+    assert len(out.stderr.splitlines()) == 1 and "Traceback" not in out.stderr, out.stderr[-3000:]
+    assert out.stderr.startswith(f"botorch-archsearch: error: {message}"), out.stderr
+    assert not (tmp_path / "run" / "journal.jsonl").exists()

@@ -12,10 +12,27 @@ from botorch_archsearch.search.config import (
     SearchSettings,
     TeacherConfig,
     check_config,
+    read_saved_config,
     upgrade_saved_config,
 )
-from botorch_archsearch.search.journal import JOURNAL_NAME, Journal, JournalError, read_journal, repair_journal
-from botorch_archsearch.search.loop import SearchResult, check_teacher_input, compress
+from botorch_archsearch.search.journal import (
+    JOURNAL_NAME,
+    RECORD_KEYS,
+    Journal,
+    JournalError,
+    JournalWarning,
+    read_journal,
+    repair_journal,
+)
+from botorch_archsearch.search.lock import RunDirectoryLock, RunDirectoryLockedError
+from botorch_archsearch.search.loop import (
+    RESUMABLE_KEYS,
+    SearchResult,
+    check_teacher_input,
+    compress,
+    is_resumable,
+    record_graph,
+)
 
 __all__ = [
     "AcquisitionConfig",
@@ -26,8 +43,13 @@ __all__ = [
     "JOURNAL_NAME",
     "Journal",
     "JournalError",
+    "JournalWarning",
     "KernelConfig",
+    "RECORD_KEYS",
+    "RESUMABLE_KEYS",
     "RewardConfig",
+    "RunDirectoryLock",
+    "RunDirectoryLockedError",
     "SEARCH_METHODS",
     "SearchResult",
     "SearchSettings",
@@ -35,7 +57,10 @@ __all__ = [
     "check_config",
     "check_teacher_input",
     "compress",
+    "is_resumable",
     "read_journal",
+    "read_saved_config",
+    "record_graph",
     "repair_journal",
     "upgrade_saved_config",
 ]

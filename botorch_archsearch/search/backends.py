@@ -1,7 +1,15 @@
-r"""Where students are evaluated: in this process (``local``), or on a Dask cluster (``dask``).
+r"""Where students are evaluated: on this machine (``local``), or on a Dask cluster (``dask``).
 
 The local backend distils the ``K`` students of a step together in lock-step
-(:func:`~botorch_archsearch.evaluation.evaluate_students`). The Dask backend submits one task per
+(:func:`~botorch_archsearch.evaluation.evaluate_students`), by default (on a CPU) in a worker
+process that holds the teacher and the dataset for the whole search (``isolation="process"``): a
+student whose training kills its process (a segfault or abort in native code) is then recorded
+as failed with the reason, and the search goes on. When the worker dies during a step, it is
+restarted and each of the step's students is trained alone in it, which gives each the result it
+would have had in lock-step; those that kill it again are the failed ones. The final training of
+the best students runs there too. ``isolation="none"`` trains in the search's own process.
+
+The Dask backend submits one task per
 student to a ``dask.distributed`` cluster (an existing scheduler, or a ``LocalCluster`` started on
 127.0.0.1 for the search); each worker distils whole students, one per GPU when workers have GPUs
 (a ``GPU`` worker resource). The teacher and the dataset are scattered to every worker once per
@@ -19,13 +27,17 @@ from __future__ import annotations
 
 import copy
 import logging
+import multiprocessing
+import pickle
+import signal
 import time
 from typing import Any
 
 import torch
 from torch import nn
 
-from botorch_archsearch.evaluation import ImageDataset, StudentResult, evaluate_students
+from botorch_archsearch.evaluation import ImageDataset, StudentResult, TrainResult, evaluate_students, finetune
+from botorch_archsearch.evaluation.numerics import start_probe
 from botorch_archsearch.exceptions import ArchSearchError
 from botorch_archsearch.graph import ArchGraph, build_student
 from botorch_archsearch.graph.build import StudentNet
@@ -33,6 +45,7 @@ from botorch_archsearch.graph.build import StudentNet
 logger = logging.getLogger("botorch_archsearch")
 
 BACKENDS = ("local", "dask")
+ISOLATIONS = ("process", "none")
 
 
 class ClusterLostError(ArchSearchError):
@@ -40,25 +53,163 @@ class ClusterLostError(ArchSearchError):
 
 
 class LocalBackend:
-    r"""Students distilled in this process, in lock-step."""
+    r"""Students distilled on this machine, in lock-step, in a worker process or in this one."""
 
-    def __init__(self, teacher: nn.Module, data: ImageDataset, options: dict[str, Any]) -> None:
-        r"""Create the backend.
+    def __init__(self, teacher: nn.Module, data: ImageDataset, options: dict[str, Any],
+                 isolation: str | None = None) -> None:
+        r"""Create the backend (and start its worker process in the background).
 
         Args:
             teacher: The teacher network.
             data: The dataset.
             options: Keyword arguments of :func:`~botorch_archsearch.evaluation.evaluate_students`.
+            isolation: ``"process"``: train in a worker process, restarted when a student kills
+                it; ``"none"``: in this process; ``None``: ``"process"`` on a CPU, ``"none"`` on
+                CUDA (a second process would hold a second copy of the teacher and data there).
         """
         self.teacher, self.data, self.options = teacher, data, options
+        device = torch.device(options.get("device") or data.device)
+        self.isolation = isolation if isolation is not None else ("process" if device.type == "cpu" else "none")
+        if self.isolation not in ISOLATIONS:
+            raise ArchSearchError(f"isolation must be one of {list(ISOLATIONS)} or None, got {isolation!r}.")
+        self._worker: _WorkerProcess | None = None
+        if self.isolation == "process":
+            self._worker = _WorkerProcess(teacher, data)
+        elif device.type == "cpu" and options.get("channels_last", True):
+            start_probe()  # the numerics guard's probe starts while the search gets ready
 
     def evaluate(self, graphs: list[ArchGraph], seed: int) -> list[StudentResult]:
         r"""Distil the students of ``graphs`` (weights inherited from the teacher)."""
         students = [build_student(g, self.teacher) for g in graphs]
-        return evaluate_students(self.teacher, students, self.data, seed=seed, **self.options)
+        if self.isolation == "none":
+            return evaluate_students(self.teacher, students, self.data, seed=seed, **self.options)
+        try:
+            return self._call("evaluate", students, seed, self.options)
+        except _WorkerDied as error:
+            death = error
+        if len(students) == 1:
+            return [_died(death)]
+        logger.warning("the process training %d students died (%s); training each alone to find which",
+                       len(students), death)
+        results = []
+        for student in students:
+            try:
+                results.extend(self._call("evaluate", [student], seed, self.options))
+            except _WorkerDied as again:
+                results.append(_died(again))
+        return results
+
+    def finetune(self, student: nn.Module, **options: Any) -> TrainResult:
+        r"""Fully train ``student`` (:func:`~botorch_archsearch.evaluation.finetune` on the
+        backend's data); ``student`` ends with the trained weights.
+
+        Raises:
+            ArchSearchError: If the training failed, or killed the worker process.
+        """
+        if self.isolation == "none":
+            return finetune(student, self.data, **options)
+        try:
+            result, state = self._call("finetune", student, options)
+        except _WorkerDied as death:
+            raise ArchSearchError(f"fine-tune: its training process died ({death})") from None
+        student.load_state_dict(state)
+        return result
+
+    def _call(self, name: str, *args: Any) -> Any:
+        if self._worker is None or not self._worker.alive():
+            self._worker = _WorkerProcess(self.teacher, self.data)
+        try:
+            return self._worker.call(name, *args)
+        except _WorkerDied:
+            self._worker.close()
+            self._worker = None
+            raise
 
     def close(self) -> None:
-        r"""Nothing to release."""
+        r"""Stop the worker process."""
+        if self._worker is not None:
+            self._worker.close()
+            self._worker = None
+
+
+class _WorkerDied(RuntimeError):
+    """The worker process ended while it trained (its exit code or signal in the message)."""
+
+
+class _WorkerProcess:
+    """A spawned process that holds the teacher and the dataset and trains students on request."""
+
+    def __init__(self, teacher: nn.Module, data: ImageDataset) -> None:
+        context = multiprocessing.get_context("spawn")  # no fork of a process with threads
+        self.connection, child = context.Pipe()
+        self.process = context.Process(
+            target=_worker_main, args=(child, teacher, data, torch.get_num_threads()), daemon=True,
+            name="botorch-archsearch-student-worker",
+        )
+        self.process.start()
+        child.close()
+
+    def alive(self) -> bool:
+        return self.process.is_alive()
+
+    def call(self, name: str, *args: Any) -> Any:
+        try:
+            self.connection.send_bytes(pickle.dumps((name, args), pickle.HIGHEST_PROTOCOL))
+            ok, value = pickle.loads(self.connection.recv_bytes())
+        except (EOFError, OSError):
+            self.process.join(10)
+            code = self.process.exitcode
+            cause = ("still running" if code is None else
+                     f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}")
+            raise _WorkerDied(cause) from None
+        if not ok:
+            raise ArchSearchError(value)
+        return value
+
+    def close(self) -> None:
+        try:
+            self.connection.send_bytes(pickle.dumps(None))
+        except OSError:
+            pass
+        self.process.join(5)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(5)
+        self.connection.close()
+
+
+def _worker_main(connection: Any, teacher: nn.Module, data: ImageDataset, threads: int) -> None:
+    """The worker process: distil or fine-tune the students it is sent until told to stop."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the search's process
+    torch.set_num_threads(threads)
+    start_probe()
+    while True:
+        # Plain pickles, not the multiprocessing pickler: that one puts tensors in shared memory,
+        # where training here would change the search's copies of the students (and is slower).
+        try:
+            message = pickle.loads(connection.recv_bytes())
+        except EOFError:  # the search's process is gone
+            return
+        if message is None:
+            return
+        name, args = message
+        try:
+            if name == "evaluate":
+                students, seed, options = args
+                value = evaluate_students(teacher, students, data, seed=seed, **options)
+            else:
+                student, options = args
+                result = finetune(student, data, **options)
+                value = (result, {k: v.cpu() for k, v in student.state_dict().items()})
+            reply = (True, value)
+        except Exception as error:  # noqa: BLE001 - sent back as the search's own error
+            text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            reply = (False, text if isinstance(error, ArchSearchError) else f"{type(error).__name__}: {text}")
+        connection.send_bytes(pickle.dumps(reply, pickle.HIGHEST_PROTOCOL))
+
+
+def _died(death: _WorkerDied) -> StudentResult:
+    return StudentResult(status="failed", reason=f"its training process died ({death})")
 
 
 def _evaluate_remote(teacher: nn.Module, data: ImageDataset, graph: dict, state: dict, seed: int,
@@ -192,6 +343,11 @@ class DaskBackend:
                 future.cancel()
         return results
 
+    def finetune(self, student: nn.Module, **options: Any) -> TrainResult:
+        r"""Fully train ``student`` in this process
+        (:func:`~botorch_archsearch.evaluation.finetune`)."""
+        return finetune(student, self.data_cpu, **options)
+
     def _ensure_scattered(self) -> None:
         """Send the teacher and the dataset again if every worker holding them died."""
         if self._teacher.status != "finished" or self._data.status != "finished":
@@ -208,4 +364,4 @@ class DaskBackend:
                 self.cluster.close()
 
 
-__all__ = ["BACKENDS", "ClusterLostError", "DaskBackend", "LocalBackend"]
+__all__ = ["BACKENDS", "ClusterLostError", "DaskBackend", "ISOLATIONS", "LocalBackend"]

@@ -8,9 +8,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from botorch_archsearch.acquisition.edits import EDIT_OPTIMIZATION_METHODS
 from botorch_archsearch.acquisition.multi_kernel import ACQUISITIONS
@@ -22,6 +25,7 @@ from botorch_archsearch.gp.fit import OBJECTIVES
 from botorch_archsearch.models import TEACHER_NAMES
 
 SEARCH_METHODS = ("esnac", "random", "both")
+CONFIG_NAME = "config.json"  # a run directory's saved config
 
 
 @dataclass
@@ -165,7 +169,9 @@ class EvaluationConfig:
     (``backend="local"``) or on a Dask cluster (``backend="dask"``, see :class:`DaskConfig`).
     ``bf16``: bfloat16 autocast for the students' and teacher's forward passes; ``None`` turns it
     on where the device computes bf16 natively (CUDA from Ampere on, CPUs with AMX; see
-    :func:`~botorch_archsearch.utils.native_bf16`)."""
+    :func:`~botorch_archsearch.utils.native_bf16`). ``isolation`` (local backend): ``"process"``
+    trains in a worker process that is restarted when a student kills it, ``"none"`` in the
+    search's process, ``None``: ``"process"`` on a CPU, ``"none"`` on CUDA."""
 
     epochs: int = 10
     lr: float = 1e-3
@@ -177,6 +183,7 @@ class EvaluationConfig:
     device: str = "cpu"
     bf16: bool | None = None
     workers: int | None = None
+    isolation: str | None = None
     backend: str = "local"
     dask: DaskConfig = field(default_factory=DaskConfig)
 
@@ -259,6 +266,38 @@ def upgrade_saved_config(saved: dict[str, Any]) -> dict[str, Any]:
     return upgraded
 
 
+def read_saved_config(run_dir: str | Path) -> dict[str, Any]:
+    r"""The configuration a run directory was started with: its ``config.json``, as written (pass it
+    through :func:`upgrade_saved_config` before :meth:`CompressConfig.from_dict`).
+
+    Args:
+        run_dir: The run directory.
+
+    Returns:
+        The nested dict of ``config.json``.
+
+    Raises:
+        ArchSearchError: If the file is missing, unreadable or not a JSON object (naming the file,
+            and the line and column of a syntax error).
+    """
+    path = Path(run_dir) / CONFIG_NAME
+    if not path.is_file():
+        raise ArchSearchError(f"{str(Path(run_dir))!r} is not a run directory (no {CONFIG_NAME}).")
+    restore = "restore it from the run's .hydra/config.yaml (the same settings, as YAML) or start the run again"
+    where = repr(str(path))
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ArchSearchError(
+            f"{where} is not valid JSON ({error.msg} at line {error.lineno}, column {error.colno}); {restore}."
+        ) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ArchSearchError(f"cannot read {where} ({error}); {restore}.") from None
+    if not isinstance(saved, dict):
+        raise ArchSearchError(f"{where} holds a JSON {type(saved).__name__}, not the config object; {restore}.")
+    return saved
+
+
 def _from_dict(cls: type, values: Any, prefix: str) -> Any:
     names = {f.name: f for f in dataclasses.fields(cls)}
     if not isinstance(values, dict):
@@ -294,10 +333,13 @@ def check_config(config: CompressConfig) -> None:
     _integer("dataset.val_size", config.dataset.val_size, 1, optional=True)
     _integer("dataset.image_size", config.dataset.image_size, 4, optional=True)
     _integer("dataset.split_seed", config.dataset.split_seed, 0)
+    _boolean("dataset.download", config.dataset.download)
     _choice("search.method", config.search.method, SEARCH_METHODS)
     _integer("search.steps", config.search.steps, 1)
     _integer("search.num_kernels", config.search.num_kernels, 1)
     _ratio("search.subset_prob", config.search.subset_prob, open_low=True)
+    for key in ("removal", "shrinkage", "skip"):
+        _boolean(f"search.{key}", getattr(config.search, key))
     if not (config.search.removal or config.search.shrinkage or config.search.skip):
         raise ArchSearchError("search: at least one of search.removal, search.shrinkage, search.skip must be true.")
     for key in ("removal_probs", "shrink_range", "skip_probs"):
@@ -338,20 +380,17 @@ def check_config(config: CompressConfig) -> None:
     _positive("evaluation.temperature", config.evaluation.temperature)
     _integer("evaluation.max_batches", config.evaluation.max_batches, 1, optional=True)
     _integer("evaluation.workers", config.evaluation.workers, 1, optional=True)
-    if config.evaluation.bf16 is not None and not isinstance(config.evaluation.bf16, bool):
-        raise ArchSearchError(
-            f"evaluation.bf16 must be true, false or null (bf16 autocast where the device computes bf16 "
-            f"natively), got {config.evaluation.bf16!r}."
-        )
-    if not isinstance(config.evaluation.device, str) or not config.evaluation.device.split(":")[0] in ("cpu", "cuda"):
-        raise ArchSearchError(
-            f"evaluation.device must be 'cpu', 'cuda' or 'cuda:N', got {config.evaluation.device!r}."
-        )
+    if config.evaluation.isolation is not None:
+        _choice("evaluation.isolation", config.evaluation.isolation, ("process", "none"))
+    _boolean("evaluation.bf16", config.evaluation.bf16,
+             null="bf16 autocast where the device computes bf16 natively")
+    _device("evaluation.device", config.evaluation.device)
     _choice("evaluation.backend", config.evaluation.backend, ("local", "dask"))
     _integer("evaluation.dask.workers", config.evaluation.dask.workers, 1)
     _integer("evaluation.dask.threads_per_worker", config.evaluation.dask.threads_per_worker, 1)
     _integer("evaluation.dask.gpus_per_worker", config.evaluation.dask.gpus_per_worker, 0)
     _integer("evaluation.dask.retries", config.evaluation.dask.retries, 0)
+    _boolean("evaluation.dask.dashboard", config.evaluation.dask.dashboard)
     _choice("reward.measure", config.reward.measure, REWARD_MEASURES)
     if config.reward.budget is not None:
         _positive("reward.budget", config.reward.budget)
@@ -364,6 +403,41 @@ def check_config(config: CompressConfig) -> None:
     _integer("final.batch_size", config.final.batch_size, 1)
     _integer("final.max_batches", config.final.max_batches, 1, optional=True)
     _integer("seed", config.seed, 0)
+    _boolean("progress", config.progress, null="progress bars only on a terminal")
+
+
+def _boolean(key: str, value: Any, null: str | None = None) -> None:
+    # Hydra passes a misspelt `true` (`search.skip=flase`) on as a string, which is truthy.
+    if isinstance(value, bool) or (value is None and null is not None):
+        return
+    accepted = f"true, false or null ({null})" if null is not None else "true or false"
+    raise ArchSearchError(f"{key} must be {accepted}, got {value!r}.")
+
+
+def _device(key: str, value: Any) -> None:
+    if not isinstance(value, str) or not re.fullmatch(r"cpu|cuda(:\d+)?", value):
+        raise ArchSearchError(f"{key} must be 'cpu', 'cuda' or 'cuda:N', got {value!r}.")
+    if value == "cpu":
+        return
+    if torch.version.cuda is None:
+        raise ArchSearchError(
+            f"{key}={value!r}, but this torch ({torch.__version__}) is a build without CUDA. Install a CUDA "
+            f"build of torch {torch.__version__.split('+')[0]} with pip (from PyTorch's wheel index for your "
+            f"CUDA version), or use {key}=cpu."
+        )
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if count == 0:
+        raise ArchSearchError(
+            f"{key}={value!r}, but torch {torch.__version__} (built with CUDA {torch.version.cuda}) sees no "
+            "GPU: none is installed or visible (CUDA_VISIBLE_DEVICES), or the NVIDIA driver is too old for this "
+            f"CUDA version. Use {key}=cpu, or make a GPU visible."
+        )
+    index = int(value.partition(":")[2] or 0)
+    if index >= count:
+        raise ArchSearchError(
+            f"{key}={value!r}, but only {count} GPU{'s are' if count > 1 else ' is'} visible "
+            f"(cuda:0{f' to cuda:{count - 1}' if count > 1 else ''})."
+        )
 
 
 def _choice(key: str, value: Any, accepted: tuple[str, ...]) -> None:
@@ -407,5 +481,6 @@ __all__ = [
     "SearchSettings",
     "TeacherConfig",
     "check_config",
+    "read_saved_config",
     "upgrade_saved_config",
 ]

@@ -46,16 +46,20 @@ from botorch_archsearch.graph import ArchGraph, build_student, count_flops, coun
 from botorch_archsearch.kernels import load_kernel, save_kernel
 from botorch_archsearch.models import get_teacher
 from botorch_archsearch.search.backends import DaskBackend, LocalBackend
-from botorch_archsearch.search.config import CompressConfig, check_config, upgrade_saved_config
-from botorch_archsearch.search.journal import JOURNAL_NAME, Journal, read_journal, repair_journal
+from botorch_archsearch.search.config import CompressConfig, check_config, read_saved_config, upgrade_saved_config
+from botorch_archsearch.search.journal import JOURNAL_NAME, RECORD_KEYS, Journal, read_journal, repair_journal
+from botorch_archsearch.search.lock import RunDirectoryLock
 from botorch_archsearch.search.report import TensorBoardLogger, write_report
-from botorch_archsearch.space import SearchSpace
+from botorch_archsearch.space import Edit, SearchSpace
+from botorch_archsearch.utils.files import make_dir
 from botorch_archsearch.utils.precision import use_bf16
 
 logger = logging.getLogger("botorch_archsearch")
 
 CONFIG_NAME = "config.json"
 FINAL_NAME = "final.jsonl"
+RUN_NAME = "run.json"
+TEACHER_NAME = "teacher.json"
 
 
 @dataclass
@@ -97,11 +101,17 @@ def compress(
         config: The settings (default :class:`CompressConfig`).
         run_dir: Where to write the run directory (journal, kernels, best students, report,
             TensorBoard); ``None``: nothing is written, except the journal is kept in memory.
-        resume: Continue the search in ``run_dir`` from its journal (its ``config.json`` must
-            match ``config``).
+        resume: Continue the search in ``run_dir`` from its journal. ``config`` must be the one
+            the run was started with (its identity, stored in ``run.json``), except the
+            :data:`RESUMABLE_KEYS`; the teacher must be the one in ``teacher.json``.
 
     Returns:
         A :class:`SearchResult`.
+
+    Raises:
+        RunDirectoryLockedError: If another process is searching in ``run_dir`` (one process per
+            run directory: ``compress`` holds ``<run_dir>/.lock`` until it returns).
+        ArchSearchError: If ``resume`` and the config or the teacher differ from the run's.
     """
     config = CompressConfig() if config is None else config
     check_config(config)
@@ -109,8 +119,17 @@ def compress(
     run_dir = None if run_dir is None else Path(run_dir)
     if resume and run_dir is None:
         raise ArchSearchError("compress: resume=True needs the run_dir to resume.")
-    if run_dir is not None:
+    if run_dir is None:
+        return _compress(teacher, data, config, None, resume, start)
+    _create_run_dir(run_dir, resume)
+    with RunDirectoryLock(run_dir):  # held until the report is written
         _prepare_run_dir(run_dir, config, resume)
+        return _compress(teacher, data, config, run_dir, resume, start)
+
+
+def _compress(teacher: nn.Module | Teacher | None, data: ImageDataset | None, config: CompressConfig,
+              run_dir: Path | None, resume: bool, start: float) -> SearchResult:
+    """The search of :func:`compress`, in its run directory's lock."""
     device = torch.device(config.evaluation.device)
     if data is None:
         d = config.dataset
@@ -137,7 +156,7 @@ def compress(
         bf16 = use_bf16(config.evaluation.bf16, device)
         logger.info("distillation on %s in %s", device, "bf16 autocast" if bf16 else "float32")
     if run_dir is not None:
-        (run_dir / "teacher.json").write_text(json.dumps(teacher_info, indent=2))
+        _check_and_write_teacher(run_dir, teacher_info, resume)
     search = _Search(config, space, teacher, teacher_info, data, run_dir)
     try:
         methods = ["random", "esnac"] if config.search.method == "both" else [config.search.method]
@@ -170,12 +189,12 @@ class _Search:
         self.tensorboard = None
         self._kept: dict[int, dict] = {}
         if run_dir is not None:
-            contents = repair_journal(run_dir / JOURNAL_NAME)
+            contents = repair_journal(run_dir / JOURNAL_NAME, required=RECORD_KEYS)
             if contents.problem:
                 logger.warning("%s", contents.problem)
             for record in contents.records:
                 self.records.append(record)
-                self.graphs.append(ArchGraph.from_dict(record["architecture"]))
+                self.graphs.append(record_graph(space, record))
             if contents.records:
                 logger.info("resuming: %d architectures already evaluated in %s", len(contents.records), run_dir)
             self.journal = Journal(run_dir / JOURNAL_NAME)
@@ -192,7 +211,8 @@ class _Search:
                                        retries=d.retries, dashboard=d.dashboard)
         else:
             self.backend = LocalBackend(teacher.model, data, {**options, "workers": e.workers,
-                                                              "progress": config.progress})
+                                                              "progress": config.progress},
+                                        isolation=e.isolation)
 
     def close(self) -> None:
         self.backend.close()
@@ -394,33 +414,78 @@ class _Search:
                 if (method, record["index"]) in done:
                     final.append(done[(method, record["index"])])
                     continue
-                graph = self.graphs[record["index"]]
-                student = build_student(graph, self.teacher.model)
-                weights = self._weights(record["index"])
-                if weights is not None:
-                    student.load_state_dict(weights)
-                result = finetune(
-                    student, self.data, epochs=f.epochs, lr=f.lr, step_size=f.step_size, batch_size=f.batch_size,
-                    seed=_seed(self.config.seed, method, record["index"], "final"), max_batches=f.max_batches,
-                    device=self.config.evaluation.device, progress=self.config.progress,
-                )
                 entry = {
                     "method": method, "index": record["index"], "rank": rank, "params": record["params"],
                     "flops": record["flops"], "search_accuracy": record["accuracy"], "reward": record["reward"],
-                    "val_accuracy": result.val_accuracy, "test_accuracy": result.test_accuracy,
-                    "seconds": result.seconds, "path": None,
+                    "val_accuracy": None, "test_accuracy": None, "seconds": None, "path": None,
+                    "status": "ok", "reason": None,
                 }
+                start = time.perf_counter()
+                try:
+                    student = build_student(self.graphs[record["index"]], self.teacher.model)
+                    weights = self._weights(record["index"])
+                    if weights is not None:
+                        student.load_state_dict(weights)
+                    result = self.backend.finetune(
+                        student, epochs=f.epochs, lr=f.lr, step_size=f.step_size, batch_size=f.batch_size,
+                        seed=_seed(self.config.seed, method, record["index"], "final"), max_batches=f.max_batches,
+                        device=self.config.evaluation.device, progress=self.config.progress,
+                    )
+                except (ArchSearchError, RuntimeError, ValueError, MemoryError) as error:
+                    # NaN, out of memory, a dead training process: this student only, the next one trains
+                    entry.update(status="failed", reason=_reason(error), seconds=time.perf_counter() - start)
+                    logger.warning("%s rank %d (evaluation %d): final training failed: %s", method, rank,
+                                   record["index"], entry["reason"])
+                else:
+                    entry.update(val_accuracy=result.val_accuracy, test_accuracy=result.test_accuracy,
+                                 seconds=result.seconds)
+                    if self.run_dir is not None:
+                        entry["path"] = f"best/{method}-{rank}"
+                        save_student(student.cpu(), self.run_dir / entry["path"])
+                    logger.info(
+                        "%s rank %d (evaluation %d): test accuracy %.4f after %d epochs of full training, %s "
+                        "parameters", method, rank, record["index"], result.test_accuracy, f.epochs,
+                        f"{record['params']:,}",
+                    )
                 if self.run_dir is not None:
-                    entry["path"] = f"best/{method}-{rank}"
-                    save_student(student.cpu(), self.run_dir / entry["path"])
                     with Journal(final_path) as journal:
                         journal.append(entry)
-                logger.info(
-                    "%s rank %d (evaluation %d): test accuracy %.4f after %d epochs of full training, %s parameters",
-                    method, rank, record["index"], result.test_accuracy, f.epochs, f"{record['params']:,}",
-                )
                 final.append(entry)
         return final
+
+
+def record_graph(space: SearchSpace, record: dict[str, Any]) -> ArchGraph:
+    r"""The student graph of a journal record, rebuilt from its edit of ``space``'s teacher.
+
+    Unlike ``ArchGraph.from_dict(record["architecture"])``, the graph knows which teacher channels
+    and layers it keeps, so :func:`~botorch_archsearch.graph.build_student` gives it exactly the
+    weights it inherited when it was evaluated.
+
+    Args:
+        space: The search space of the run's teacher.
+        record: A journal record (with ``edit`` and ``key``).
+
+    Returns:
+        The graph, with ``base`` and ``edit`` set.
+
+    Raises:
+        ArchSearchError: If the record's edit does not give its architecture on this teacher (a
+            journal of another teacher or search space).
+    """
+    where = f"journal record {record.get('index')}"
+    try:
+        graph = space.apply(Edit.from_dict(record["edit"]))
+    except (ArchSearchError, KeyError, TypeError, ValueError, IndexError) as error:
+        raise ArchSearchError(
+            f"{where}: its edit does not apply to this teacher ({type(error).__name__}: {error}); the journal was "
+            "written by a search of another teacher or search space."
+        ) from None
+    if graph.key() != record["key"]:
+        raise ArchSearchError(
+            f"{where}: its edit gives another architecture on this teacher than the one it recorded; the journal "
+            "was written by a search of another teacher or search space."
+        )
+    return graph
 
 
 def _transfer_kernels(run_dir: str, L: int) -> tuple[list[Path], int]:
@@ -500,25 +565,98 @@ def _space_options(config: CompressConfig) -> dict[str, Any]:
     return options
 
 
-def _prepare_run_dir(run_dir: Path, config: CompressConfig, resume: bool) -> None:
-    path = run_dir / CONFIG_NAME
+def _create_run_dir(run_dir: Path, resume: bool) -> None:
+    """A run directory to resume must exist; a new one is created (before its lock is taken)."""
     if resume:
-        if not path.exists():
+        if not (run_dir / CONFIG_NAME).exists():
             raise ArchSearchError(f"resume: {str(run_dir)!r} is not a run directory (no {CONFIG_NAME}).")
-        saved = _without_execution(upgrade_saved_config(json.loads(path.read_text())))
-        if saved != _without_execution(json.loads(json.dumps(config.to_dict()))):
+        return
+    make_dir(run_dir, "run directory")
+
+
+def _prepare_run_dir(run_dir: Path, config: CompressConfig, resume: bool) -> None:
+    """A new run: write its config and identity. A resumed one: check the config against the
+    identity it was started with, then save the config it continues with (the resumable keys may
+    have changed, e.g. ``search.steps`` to extend it)."""
+    path, values = run_dir / CONFIG_NAME, json.loads(json.dumps(config.to_dict()))
+    if resume:
+        if (run_dir / RUN_NAME).exists():
+            started, source = _read_json(run_dir / RUN_NAME).get("identity"), RUN_NAME
+        else:  # a run directory written before run.json: its config.json is all it has
+            started, source = read_saved_config(run_dir), CONFIG_NAME
+        if not isinstance(started, dict):
+            raise ArchSearchError(f"resume: {str(run_dir / source)!r} holds no run identity; it was not written "
+                                  "by a search.")
+        started = _without_resumable(upgrade_saved_config(started))
+        differences = _differences(started, _without_resumable(values))
+        if differences:
             raise ArchSearchError(
-                f"resume: the config differs from the one {str(run_dir)!r} was started with; resume with its "
-                f"{CONFIG_NAME} (the Hydra app does: resume=<run dir>; in Python: "
-                f"CompressConfig.from_dict(upgrade_saved_config(json.loads(<{CONFIG_NAME}>.read_text()))))."
+                f"resume: the config differs from the one {str(run_dir)!r} was started with ({source}) in "
+                f"{'; '.join(differences)}. Only {', '.join(RESUMABLE_KEYS)} may change on resume. Resume with the "
+                f"run's settings (the Hydra app: resume=<run dir> with no other overrides; in Python: "
+                f"CompressConfig.from_dict(upgrade_saved_config(json.loads(<{CONFIG_NAME}>.read_text()))) if "
+                f"{CONFIG_NAME} was not edited)."
             )
+        if not (run_dir / RUN_NAME).exists():
+            _write_json(run_dir / RUN_NAME, {"identity": started})
+        _write_json(path, values)
         return
     if (run_dir / JOURNAL_NAME).exists() and read_journal(run_dir / JOURNAL_NAME).records:
         raise ArchSearchError(
             f"{str(run_dir)!r} already holds a search journal; resume it (resume=True) or use another directory."
         )
-    run_dir.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(config.to_dict(), indent=2, sort_keys=True))
+    _write_json(path, values)
+    _write_json(run_dir / RUN_NAME, {"identity": _without_resumable(values)})
+
+
+def _check_and_write_teacher(run_dir: Path, teacher_info: dict[str, Any], resume: bool) -> None:
+    """Write ``teacher.json``; on resume, first check that the teacher is the run's."""
+    path = run_dir / TEACHER_NAME
+    if resume and path.exists():
+        started = _read_json(path)
+        differ = [f"{key}: started with {started.get(key)!r}, now {teacher_info[key]!r}"
+                  for key in ("name", "params", "flops") if key in started and started[key] != teacher_info[key]]
+        if differ:
+            raise ArchSearchError(
+                f"resume: the teacher differs from the one {str(run_dir)!r} was started with ({TEACHER_NAME}): "
+                f"{'; '.join(differ)}. Resume with the run's teacher."
+            )
+    path.write_text(json.dumps(teacher_info, indent=2))
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise ArchSearchError(f"{str(path)!r} cannot be read as JSON ({error}); restore it or start a new run.") from None
+
+
+def _write_json(path: Path, values: dict[str, Any]) -> None:
+    path.write_text(json.dumps(values, indent=2, sort_keys=True))
+
+
+def _differences(started: Any, given: Any, prefix: str = "") -> list[str]:
+    """``key: started with A, given B`` for each dotted key whose values differ."""
+    if isinstance(started, dict) and isinstance(given, dict):
+        return [line for key in sorted({*started, *given})
+                for line in _differences(started.get(key, _MISSING), given.get(key, _MISSING),
+                                         f"{prefix}.{key}" if prefix else key)]
+    if started == given:
+        return []
+    return [f"{prefix}: started with {_show(started)}, given {_show(given)}"]
+
+
+_MISSING = object()
+
+
+def _show(value: Any) -> str:
+    return "(missing)" if value is _MISSING else json.dumps(value)
+
+
+def _reason(error: BaseException) -> str:
+    """One line saying why: our messages as they are, others with their type."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    return text if isinstance(error, ArchSearchError) else f"{type(error).__name__}: {text}"
 
 
 def _finite(value: Any) -> Any:
@@ -526,18 +664,34 @@ def _finite(value: Any) -> Any:
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
-EXECUTION_KEYS = (("evaluation", "backend"), ("evaluation", "dask"), ("evaluation", "workers"), ("progress",))
-"""Settings that change where and how fast a search runs, not its result: a resumed search may
-change them (another Dask scheduler, another number of threads)."""
+RESUMABLE_KEYS = (
+    "search.steps",
+    "evaluation.backend",
+    "evaluation.dask",
+    "evaluation.workers",
+    "evaluation.isolation",
+    "progress",
+)
+"""The settings that may change when a search is resumed (a key and everything under it): more
+steps extend the run; the others change where and how fast it runs, not its result (another Dask
+scheduler, another number of threads). Everything else is the run's identity, checked on resume."""
 
 
-def _without_execution(values: dict[str, Any]) -> dict[str, Any]:
+def is_resumable(key: str) -> bool:
+    r"""Whether the dotted config ``key`` may change on resume (it is, or is under, one of the
+    :data:`RESUMABLE_KEYS`; e.g. ``evaluation.dask.workers``)."""
+    return any(key == k or key.startswith(k + ".") for k in RESUMABLE_KEYS)
+
+
+def _without_resumable(values: dict[str, Any]) -> dict[str, Any]:
     values = json.loads(json.dumps(values))
-    for path in EXECUTION_KEYS:
+    for dotted in RESUMABLE_KEYS:
+        *parents, last = dotted.split(".")
         node = values
-        for key in path[:-1]:
-            node = node.get(key, {})
-        node.pop(path[-1], None)
+        for key in parents:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(last, None)
     return values
 
 
@@ -571,4 +725,14 @@ def _summary(records: list[dict], best: dict[str, dict], final: list[dict], teac
     return "\n".join(["summary:", *lines])
 
 
-__all__ = ["CONFIG_NAME", "EXECUTION_KEYS", "FINAL_NAME", "SearchResult", "check_teacher_input", "compress"]
+__all__ = [
+    "CONFIG_NAME",
+    "FINAL_NAME",
+    "RESUMABLE_KEYS",
+    "RUN_NAME",
+    "SearchResult",
+    "check_teacher_input",
+    "compress",
+    "is_resumable",
+    "record_graph",
+]

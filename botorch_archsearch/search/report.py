@@ -579,7 +579,8 @@ def _final_table(final: list[dict[str, Any]], teacher_params: float, order: list
                     _percent(entry.get("test_accuracy")),
                     f"{reward:.4f}" if _finite(reward) else "-",
                     format_seconds(entry.get("seconds")),
-                    f"`{_md(path).replace('`', '')}`" if path else "-",
+                    f"`{_md(path).replace('`', '')}`" if path else
+                    f"failed: {_md(entry.get('reason') or 'no reason given')}" if entry.get("status") == "failed" else "-",
                 ]
             )
         )

@@ -15,6 +15,7 @@ import pytest
 import torch
 from distributed import Client, LocalCluster
 
+from botorch_archsearch.exceptions import ArchSearchError
 from botorch_archsearch.graph import trace
 from botorch_archsearch.search import EvaluationConfig, compress, read_journal
 from botorch_archsearch.search.backends import ClusterLostError, DaskBackend, LocalBackend
@@ -32,7 +33,8 @@ def no_process_left_behind():
     while True:
         left = [p for p in psutil.Process().children(recursive=True)
                 if p.is_running() and p.status() != psutil.STATUS_ZOMBIE
-                and "resource_tracker" not in " ".join(p.cmdline())]
+                and "resource_tracker" not in " ".join(p.cmdline())
+                and "_numerics_probe" not in " ".join(p.cmdline())]
         if not left or time.monotonic() > deadline:
             break
         time.sleep(0.5)
@@ -172,3 +174,111 @@ def test_local_backend_is_evaluate_students():
     graphs = [space.apply(e) for e in space.sample(2, generator=torch.Generator().manual_seed(0))]
     results = backend.evaluate(graphs, seed=3)
     assert len(results) == 2 and all(r.ok for r in results)
+
+
+# ---------------------------------------------------------------- the local backend's worker process
+
+
+def _final_strip(final):
+    return [{k: v for k, v in f.items() if k != "seconds"} for f in final]
+
+
+def test_the_worker_process_gives_the_records_of_the_search_process(tmp_path):
+    config = small_config(steps=2)
+    inside = compress(_teacher(), _data(), config, run_dir=tmp_path / "inside")
+    isolated = compress(_teacher(), _data(), small_config(isolation="process", steps=2), run_dir=tmp_path / "process")
+    assert _strip(isolated.records) == _strip(inside.records)
+    assert _final_strip(isolated.final) == _final_strip(inside.final)
+    for f in isolated.final:  # the fully trained weights came back from the worker
+        a = torch.load(tmp_path / "inside" / f["path"] / "state_dict.pt", weights_only=True)
+        b = torch.load(tmp_path / "process" / f["path"] / "state_dict.pt", weights_only=True)
+        for k in a:
+            torch.testing.assert_close(a[k], b[k], msg=k)
+
+
+def test_the_cpu_default_is_the_worker_process_and_cuda_s_is_none():
+    teacher, data = _teacher().model, _data()
+    backend = LocalBackend(teacher, data, {"device": "cpu"})
+    worker = backend._worker.process
+    try:
+        assert backend.isolation == "process" and worker.is_alive()
+    finally:
+        backend.close()
+    assert not worker.is_alive()  # stopped with the backend
+    assert LocalBackend(teacher, data, {"device": "cuda"}).isolation == "none"  # nothing starts on CUDA
+
+
+def test_a_student_that_kills_its_process_is_recorded_failed_and_the_search_finishes(tmp_path, monkeypatch):
+    """The second student of a step aborts its process (as a crash in native code would): it is
+    recorded as failed with the signal, the step's other students get the results they get in a
+    search without it, and the search finishes with its report."""
+    from _crash import abort_on_train
+
+    from botorch_archsearch.search import backends
+
+    config = small_config(isolation="process", method="random", steps=2, num_kernels=3)
+    expected = compress(_teacher(), _data(), small_config(method="random", steps=2, num_kernels=3),
+                        run_dir=tmp_path / "expected")
+    built, real = [], backends.build_student
+
+    def build(graph, teacher):
+        built.append(graph.key())
+        student = real(graph, teacher)
+        return abort_on_train(student) if len(built) == 5 else student  # step 2's second student
+
+    monkeypatch.setattr(backends, "build_student", build)
+    result = compress(_teacher(), _data(), config, run_dir=tmp_path / "crash")
+    records = read_journal(tmp_path / "crash" / "journal.jsonl").records
+    assert [r["status"] for r in records] == ["ok"] * 4 + ["failed", "ok"]
+    assert "its training process died (signal SIGABRT)" in records[4]["reason"]
+    assert records[4]["key"] == built[4] and records[4]["reward"] == 0.0
+    same = [i for i in range(6) if i != 4]
+    assert [_strip(records)[i] for i in same] == [_strip(expected.records)[i] for i in same], [
+        (i, {k: (a[k], b[k]) for k in a if a[k] != b[k] and k not in ("architecture", "encoding")})
+        for i, a, b in zip(same, [_strip(records)[i] for i in same], [_strip(expected.records)[i] for i in same])
+        if a != b]
+    assert (tmp_path / "crash" / "report.md").exists() and result.final and result.final[0]["status"] == "ok"
+
+
+def test_a_failed_final_training_is_recorded_and_the_next_student_trains(tmp_path, monkeypatch):
+    """One best student's final training kills its process, another's loss becomes NaN: both are
+    recorded as failed in final.jsonl with the reason, the other best students are trained, and the
+    run ends with its report."""
+    from _crash import abort_on_train
+
+    from botorch_archsearch.evaluation import finetune as real_finetune
+    from botorch_archsearch.search import backends, loop
+
+    base = small_config(isolation="process", method="random", steps=2, num_kernels=2)
+    config = dataclasses.replace(base, final=dataclasses.replace(base.final, top_k=3))
+    built, real = [], loop.build_student
+
+    def build(graph, teacher):  # the final trainings' students, built in the search's process
+        built.append(graph.key())
+        student = real(graph, teacher)
+        return abort_on_train(student) if len(built) == 1 else student
+
+    monkeypatch.setattr(loop, "build_student", build)
+    result = compress(_teacher(), _data(), config, run_dir=tmp_path / "run")
+    final = read_journal(tmp_path / "run" / "final.jsonl").records
+    assert [f["status"] for f in final] == ["failed", "ok", "ok"]
+    assert final[0]["reason"].startswith("fine-tune: its training process died (signal SIGABRT)")
+    assert final[0]["test_accuracy"] is None and final[0]["path"] is None
+    assert all((tmp_path / "run" / f["path"] / "state_dict.pt").exists() for f in final[1:])
+    assert result.final == final and "failed" in (tmp_path / "run" / "report.md").read_text()
+
+    # in the search's process: a NaN loss
+    def nan_once(student, data, **options):
+        if not calls:
+            calls.append(1)
+            raise ArchSearchError("fine-tune: the training loss became nan at epoch 1, batch 1.")
+        return real_finetune(student, data, **options)
+
+    calls: list[int] = []
+    monkeypatch.setattr(loop, "build_student", real)
+    monkeypatch.setattr(backends, "finetune", nan_once)
+    inside = dataclasses.replace(config, evaluation=dataclasses.replace(config.evaluation, isolation="none"))
+    compress(_teacher(), _data(), inside, run_dir=tmp_path / "nan")
+    final = read_journal(tmp_path / "nan" / "final.jsonl").records
+    assert [f["status"] for f in final] == ["failed", "ok", "ok"]
+    assert final[0]["reason"] == "fine-tune: the training loss became nan at epoch 1, batch 1."

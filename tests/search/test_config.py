@@ -85,3 +85,87 @@ def test_upgrade_saved_config_fills_newer_keys_as_the_old_code_ran():
     old["evaluation"]["device"] = "cuda:1"
     assert upgrade_saved_config(old)["evaluation"]["bf16"] is None  # bf16 where native, as then
     check_config(CompressConfig.from_dict(upgraded))
+
+
+BOOLEAN_KEYS = [
+    ("search", "removal", False), ("search", "shrinkage", False), ("search", "skip", False),
+    ("dataset", "download", False), ("evaluation.dask", "dashboard", False), (None, "progress", True),
+    ("evaluation", "bf16", True),
+]
+
+
+@pytest.mark.parametrize("section, name, nullable", BOOLEAN_KEYS)
+def test_every_boolean_setting_takes_only_true_or_false(section, name, nullable):
+    key = f"{section}.{name}" if section else name
+    nested = {}
+    target = nested
+    for part in (section.split(".") if section else []):
+        target = target.setdefault(part, {})
+    for good in (True, False) + ((None,) if nullable else ()):
+        target[name] = good
+        check_config(CompressConfig.from_dict(nested))
+    accepted = "true, false or null" if nullable else "true or false"
+    for bad in ("maybe", "flase", 1, 0.0) + (() if nullable else (None,)):
+        target[name] = bad  # what Hydra passes on for `key=maybe`, `key=flase`, `key=1`
+        with pytest.raises(ArchSearchError) as info:
+            check_config(CompressConfig.from_dict(nested))
+        message = str(info.value)
+        assert message.startswith(f"{key} must be {accepted}") and message.endswith(f"got {bad!r}.")
+
+
+def test_cuda_device_without_cuda_names_the_torch_build(monkeypatch):
+    import torch
+
+    for device in ("cuda:x", "cuda:", "gpu", "cuda:-1"):
+        with pytest.raises(ArchSearchError, match=r"evaluation.device must be 'cpu', 'cuda' or 'cuda:N'"):
+            check_config(_with(evaluation__device=device))
+    monkeypatch.setattr(torch.version, "cuda", None)
+    monkeypatch.setattr(torch, "__version__", "2.13.0+cpu")
+    with pytest.raises(ArchSearchError) as info:
+        check_config(_with(evaluation__device="cuda"))
+    message = str(info.value)
+    assert message.startswith("evaluation.device='cuda', but this torch (2.13.0+cpu) is a build without CUDA")
+    assert "CUDA build of torch 2.13.0 with pip" in message and "evaluation.device=cpu" in message
+    assert "://" not in message and "pytorch.org" not in message  # no host to go out of date
+
+
+def test_cuda_device_without_a_visible_gpu_or_with_a_missing_index(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.version, "cuda", "12.8")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    with pytest.raises(ArchSearchError, match=r"device='cuda:0', but torch .* \(built with CUDA 12.8\) sees no GPU"):
+        check_config(_with(evaluation__device="cuda:0"))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    for device in ("cuda", "cuda:0", "cuda:1"):
+        check_config(_with(evaluation__device=device))
+    with pytest.raises(ArchSearchError, match=r"device='cuda:2', but only 2 GPUs are visible \(cuda:0 to cuda:1\)"):
+        check_config(_with(evaluation__device="cuda:2"))
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(ArchSearchError, match=r"device='cuda:1', but only 1 GPU is visible \(cuda:0\)\."):
+        check_config(_with(evaluation__device="cuda:1"))
+
+
+def test_read_saved_config(tmp_path):
+    from botorch_archsearch.search import read_saved_config
+
+    config = _with(seed=3).to_dict()
+    (tmp_path / "config.json").write_text(json.dumps(config, indent=2))
+    assert read_saved_config(tmp_path) == config
+    with pytest.raises(ArchSearchError, match="is not a run directory \\(no config.json\\)"):
+        read_saved_config(tmp_path / "elsewhere")
+    text = json.dumps(config, indent=2).splitlines()
+    text[2] = text[2].rstrip(",")  # a hand edit that lost a comma
+    (tmp_path / "config.json").write_text("\n".join(text))
+    with pytest.raises(ArchSearchError) as info:
+        read_saved_config(str(tmp_path))
+    message = str(info.value)
+    where = repr(str(tmp_path / "config.json"))
+    assert message.startswith(f"{where} is not valid JSON (Expecting ',' delimiter at line 4, column")
+    assert ".hydra/config.yaml" in message and "start the run again" in message
+    assert info.value.__cause__ is None and info.value.__suppress_context__
+    (tmp_path / "config.json").write_text("[1, 2]")
+    with pytest.raises(ArchSearchError, match="holds a JSON list, not the config object"):
+        read_saved_config(tmp_path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import os
 
 import pytest
 import torch
@@ -13,7 +14,7 @@ from botorch_archsearch.evaluation import synthetic_dataset
 from botorch_archsearch.evaluation.distill import accuracy
 from botorch_archsearch.evaluation.teachers import load_teacher
 from botorch_archsearch.exceptions import ArchSearchError
-from botorch_archsearch.graph import count_params, load_student
+from botorch_archsearch.graph import count_params, load_student, trace
 from botorch_archsearch.kernels import load_kernel
 from botorch_archsearch.models import get_teacher
 from botorch_archsearch.search import (
@@ -27,16 +28,19 @@ from botorch_archsearch.search import (
     compress,
     read_journal,
 )
+from botorch_archsearch.space import SearchSpace
 
 
-def small_config(**search) -> CompressConfig:
-    """A search of a few seconds: 2 steps x 2 kernels, tiny kernel, one batch of training."""
+def small_config(isolation: str = "none", **search) -> CompressConfig:
+    """A search of a few seconds: 2 steps x 2 kernels, tiny kernel, one batch of training; the
+    students train in the test's process (the worker process of the CPU default is tested in
+    tests/search/test_backends.py and, through the app, in tests/test_main.py)."""
     return CompressConfig(
         teacher=TeacherConfig(name="resnet18", width=0.125),
         search=SearchSettings(**{"method": "esnac", "steps": 2, "num_kernels": 2, **search}),
         kernel=KernelConfig(hidden_size=8, num_layers=1, max_steps=3),
         acquisition=AcquisitionConfig(num_candidates=30),
-        evaluation=EvaluationConfig(epochs=2, max_batches=2, batch_size=32),
+        evaluation=EvaluationConfig(epochs=2, max_batches=2, batch_size=32, isolation=isolation),
         final=FinalConfig(top_k=1, epochs=1, max_batches=1, step_size=1),
         progress=False,
     )
@@ -118,10 +122,78 @@ def test_run_directory_guards(tmp_path):
     compress(_teacher(), _data(), small_config(steps=1), run_dir=tmp_path)
     with pytest.raises(ArchSearchError, match="already holds a search journal"):
         compress(_teacher(), _data(), small_config(steps=1), run_dir=tmp_path)
-    with pytest.raises(ArchSearchError, match="config differs"):
-        compress(_teacher(), _data(), small_config(steps=2), run_dir=tmp_path, resume=True)
+    other = small_config(steps=1)
+    other.evaluation.epochs = 3
+    with pytest.raises(ArchSearchError, match=r"config differs .* in evaluation\.epochs: started with 2, given 3\. "
+                                              r"Only search\.steps, evaluation\.backend, .* may change on resume"):
+        compress(_teacher(), _data(), other, run_dir=tmp_path, resume=True)
     with pytest.raises(ArchSearchError, match="not a run directory"):
         compress(_teacher(), _data(), small_config(), run_dir=tmp_path / "nothing", resume=True)
+    assert not (tmp_path / "nothing").exists()
+
+
+def test_a_run_directory_is_locked_while_a_search_runs_in_it(tmp_path, monkeypatch):
+    from botorch_archsearch.search import RunDirectoryLock, RunDirectoryLockedError, loop
+
+    seen = []
+    monkeypatch.setattr(loop, "write_report", lambda run_dir, *args: seen.append(RunDirectoryLock(run_dir).acquire()))
+    with pytest.raises(RunDirectoryLockedError, match=rf"in use by process {os.getpid()}"):
+        compress(_teacher(), _data(), small_config(steps=1), run_dir=tmp_path)
+    assert not seen
+    with RunDirectoryLock(tmp_path):  # released when compress ends, also by an error
+        with pytest.raises(RunDirectoryLockedError, match=rf"in use by process {os.getpid()}"):
+            compress(_teacher(), _data(), small_config(steps=1), run_dir=tmp_path, resume=True)
+
+
+def test_resume_with_more_steps_extends_the_run(tmp_path):
+    """``search.steps`` may change on resume; the run then ends as one started with that many steps."""
+    full = compress(_teacher(), _data(), small_config(steps=2), run_dir=tmp_path / "full")
+    run = tmp_path / "extended"
+    assert len(compress(_teacher(), _data(), small_config(steps=1), run_dir=run).records) == 2
+    resumed = compress(_teacher(), _data(), small_config(steps=2), run_dir=run, resume=True)
+    strip = lambda records: [{k: v for k, v in r.items() if k != "seconds"} for r in records]  # noqa: E731
+    assert strip(resumed.records) == strip(full.records)
+    assert json.loads((run / "config.json").read_text())["search"]["steps"] == 2  # the next resume continues so
+    assert json.loads((run / "run.json").read_text())["identity"]["search"] == {
+        k: v for k, v in json.loads((run / "config.json").read_text())["search"].items() if k != "steps"}
+
+
+def test_resume_refuses_an_edited_config_or_another_teacher_naming_what_differs(tmp_path):
+    compress(_teacher(), _data(), small_config(steps=1), run_dir=tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    saved["teacher"]["name"], saved["evaluation"]["epochs"] = "resnet34", 7  # config.json edited by hand
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    with pytest.raises(ArchSearchError) as info:
+        compress(_teacher(), _data(), CompressConfig.from_dict(saved), run_dir=tmp_path, resume=True)
+    assert "(run.json) in evaluation.epochs: started with 2, given 7; " in str(info.value)
+    assert 'teacher.name: started with "resnet18", given "resnet34"' in str(info.value)
+    # the run's config with another teacher network: teacher.json tells them apart
+    before, after = _traced_params(_teacher()), _traced_params(_teacher(0.25))
+    with pytest.raises(ArchSearchError, match=rf"teacher differs from the one .* \(teacher.json\): params: started "
+                                              rf"with {before}, now {after}"):
+        compress(_teacher(0.25), _data(), small_config(steps=1), run_dir=tmp_path, resume=True)
+    assert len(read_journal(tmp_path / "journal.jsonl").records) == 2  # nothing evaluated
+
+
+def _traced_params(teacher) -> int:
+    from botorch_archsearch.graph import trace
+
+    return count_params(trace(teacher.model, torch.zeros(1, 3, 16, 16)))
+
+
+def test_a_repeated_journal_line_is_counted_once_and_a_line_that_is_not_a_record_is_an_error(tmp_path):
+    from botorch_archsearch.search import JournalError, JournalWarning
+
+    full = compress(_teacher(), _data(), small_config(steps=2), run_dir=tmp_path)
+    journal = tmp_path / "journal.jsonl"
+    lines = journal.read_text().splitlines(keepends=True)
+    journal.write_text("".join([lines[0], lines[1], lines[1], *lines[2:]]))
+    with pytest.warns(JournalWarning, match=r"line\(s\) 3 repeat an earlier record"):
+        resumed = compress(_teacher(), _data(), small_config(steps=2), run_dir=tmp_path, resume=True)
+    assert resumed.records == full.records and resumed.summary.splitlines()[-1].split()[6] == "4"  # evaluations
+    journal.write_text("".join([lines[0], "{}\n", *lines[1:]]))
+    with pytest.raises(JournalError, match=r"line 2 is not a journal record: it lacks 'index', 'method'"):
+        compress(_teacher(), _data(), small_config(steps=2), run_dir=tmp_path, resume=True)
 
 
 def test_kernel_transfer_scores_with_saved_kernels_and_trains_none(tmp_path, monkeypatch):
@@ -197,13 +269,55 @@ def test_a_run_directory_written_before_newer_keys_resumes_as_it_ran(tmp_path):
     (run / "config.json").write_text(json.dumps(saved))
     lines = (run / "journal.jsonl").read_text().splitlines(keepends=True)
     (run / "journal.jsonl").write_text("".join(lines[:2]))  # killed after the first step
-    for name in ("final.jsonl", "report.md"):
+    for name in ("final.jsonl", "report.md", "run.json"):  # an older writer wrote no run.json either
         (run / name).unlink()
     upgraded = upgrade_saved_config(saved)
     assert "bf16" not in saved["evaluation"]  # not modified
     resumed = compress(_teacher(), _data(), CompressConfig.from_dict(upgraded), run_dir=run, resume=True)
     strip = lambda records: [{k: v for k, v in r.items() if k != "seconds"} for r in records]  # noqa: E731
     assert strip(resumed.records) == strip(full.records)
+    assert json.loads((run / "run.json").read_text())["identity"]["dataset"]["split_seed"] == 3  # stored now
     # today's defaults for the missing keys are a different config, and refused
     with pytest.raises(ArchSearchError, match="upgrade_saved_config"):
         compress(_teacher(), _data(), CompressConfig.from_dict(saved), run_dir=run, resume=True)
+
+
+def test_a_student_rebuilt_from_its_journal_record_inherits_the_weights_it_was_evaluated_with(
+        tmp_path, monkeypatch):
+    from botorch_archsearch.graph import ArchGraph, build_student
+    from botorch_archsearch.search import backends, record_graph
+
+    inherited, real = {}, backends.build_student
+
+    def build(graph, teacher):
+        student = real(graph, teacher)
+        inherited[graph.key()] = {k: v.clone() for k, v in student.state_dict().items()}
+        return student
+
+    monkeypatch.setattr(backends, "build_student", build)
+    compress(_teacher(), _data(), small_config(method="random", steps=2, num_kernels=3), run_dir=tmp_path)
+    teacher = _teacher().model
+    space = SearchSpace(trace(teacher, torch.zeros(1, 3, 16, 16)))
+    x = torch.randn(8, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    differs = 0
+    for record in read_journal(tmp_path / "journal.jsonl").records:
+        evaluated = build_student(ArchGraph.from_dict(record["architecture"]))
+        evaluated.load_state_dict(inherited[record["key"]])
+        rebuilt = build_student(record_graph(space, record), teacher)
+        with torch.no_grad():
+            torch.testing.assert_close(rebuilt.eval()(x), evaluated.eval()(x), rtol=0, atol=0)
+            # the architecture alone (no channel plan) does not say which channels were kept
+            naive = build_student(ArchGraph.from_dict(record["architecture"]), teacher).eval()
+            differs += not torch.equal(naive(x), evaluated(x))
+    assert differs > 0  # the test can tell the two apart on these students
+
+
+def test_a_journal_of_another_teacher_is_refused(tmp_path):
+    from botorch_archsearch.search import record_graph
+
+    compress(_teacher(), _data(), small_config(method="random", steps=1), run_dir=tmp_path)
+    record = read_journal(tmp_path / "journal.jsonl").records[0]
+    other = get_teacher("vgg19", num_classes=4, in_channels=3, width=0.125)
+    space = SearchSpace(trace(other, torch.zeros(1, 3, 32, 32)))
+    with pytest.raises(ArchSearchError, match="journal record 0: its edit"):
+        record_graph(space, record)
