@@ -155,13 +155,15 @@ class _WorkerProcess:
     def call(self, name: str, *args: Any) -> Any:
         try:
             self.connection.send_bytes(pickle.dumps((name, args), pickle.HIGHEST_PROTOCOL))
-            ok, value = pickle.loads(self.connection.recv_bytes())
+            ok, value, said = pickle.loads(self.connection.recv_bytes())
         except (EOFError, OSError):
             self.process.join(10)
             code = self.process.exitcode
             cause = ("still running" if code is None else
                      f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}")
             raise _WorkerDied(cause) from None
+        for level, message in said:  # the worker's log lines, in the search's log
+            logger.log(level, "%s", message)
         if not ok:
             raise ArchSearchError(value)
         return value
@@ -182,6 +184,10 @@ def _worker_main(connection: Any, teacher: nn.Module, data: ImageDataset, thread
     """The worker process: distil or fine-tune the students it is sent until told to stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the search's process
     torch.set_num_threads(threads)
+    said = _Collect()  # this process's log lines go back with each reply, to the search's log
+    logger.addHandler(said)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
     start_probe()
     while True:
         # Plain pickles, not the multiprocessing pickler: that one puts tensors in shared memory,
@@ -205,7 +211,22 @@ def _worker_main(connection: Any, teacher: nn.Module, data: ImageDataset, thread
         except Exception as error:  # noqa: BLE001 - sent back as the search's own error
             text = str(error).strip().splitlines()[0] if str(error).strip() else ""
             reply = (False, text if isinstance(error, ArchSearchError) else f"{type(error).__name__}: {text}")
-        connection.send_bytes(pickle.dumps(reply, pickle.HIGHEST_PROTOCOL))
+        connection.send_bytes(pickle.dumps((*reply, said.take()), pickle.HIGHEST_PROTOCOL))
+
+
+class _Collect(logging.Handler):
+    """Log lines kept as ``(level, message)`` until taken."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[tuple[int, str]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append((record.levelno, record.getMessage()))
+
+    def take(self) -> list[tuple[int, str]]:
+        lines, self.lines = self.lines, []
+        return lines
 
 
 def _died(death: _WorkerDied) -> StudentResult:

@@ -321,3 +321,17 @@ def test_a_journal_of_another_teacher_is_refused(tmp_path):
     space = SearchSpace(trace(other, torch.zeros(1, 3, 32, 32)))
     with pytest.raises(ArchSearchError, match="journal record 0: its edit"):
         record_graph(space, record)
+
+
+def test_students_trained_side_by_side_in_threads_give_the_same_search(tmp_path):
+    """``evaluation.workers=2``: the step's students train in two threads (the path a multi-core
+    CPU takes by default), with the records of one at a time."""
+    def run(workers, isolation):
+        config = small_config(isolation=isolation, method="random", steps=1, num_kernels=3)
+        config = dataclasses.replace(config, evaluation=dataclasses.replace(config.evaluation, workers=workers))
+        return compress(_teacher(), _data(), config).records
+
+    one = run(1, "none")
+    for records in (run(2, "none"), run(2, "process")):
+        assert [{k: v for k, v in r.items() if k != "seconds"} for r in records] == [
+            {k: v for k, v in r.items() if k != "seconds"} for r in one]
