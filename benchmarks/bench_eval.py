@@ -187,6 +187,8 @@ def main() -> None:
                         help="only profile the float32 lock-step over this many batches (torch.profiler): "
                              "time per operator group")
     parser.add_argument("--skip-isolation", action="store_true", help="do not time the worker process")
+    parser.add_argument("--guard-steps", type=int, default=10,
+                        help="search steps of new students whose numerics-guard checks are timed")
     parser.add_argument("--bf16", action="store_true",
                         help="also time bf16 autocast where it is not the default (no native bf16)")
     args = parser.parse_args()
@@ -221,17 +223,23 @@ def main() -> None:
     example = data.train_x[:1].float().to(device)
     sizes = _batch_sizes(len(data.train_x), args.batch_size, args.batches)
 
-    def guard() -> float:
+    def guard(graphs_of_step) -> float:
         start = time.perf_counter()
-        for student in students():
-            numerics.training_memory_format(student, example, sizes, bf16=native_bf16(device))
+        for g in graphs_of_step:
+            numerics.training_memory_format(build_student(g, teacher), example, sizes, bf16=native_bf16(device))
         return time.perf_counter() - start
 
-    guard_new_s, guard_known_s = guard(), guard()
+    # As in a search: each step's K students are new edits, the verdicts of earlier steps are known.
+    guard_steps = [guard(graphs)]
+    for step in range(1, args.guard_steps):
+        more = space.sample(args.students, generator=torch.Generator().manual_seed(args.seed + 1000 + step))
+        guard_steps.append(guard([space.apply(e) for e in more]))
+    guard_known_s = guard(graphs)
     layouts = [numerics.training_memory_format(s, example, sizes, bf16=native_bf16(device)) for s in students()]
     print(f"numerics guard: canary {'passed' if machine else 'FAILED: every network trains contiguous'} "
-          f"({canary_s:.2f} s in the probe process, including its start); students' checks "
-          f"{guard_new_s:.3f} s with every configuration new, {guard_known_s:.3f} s known; "
+          f"({canary_s:.2f} s in the probe process, including its start); students' checks per step of "
+          f"{args.students} new students: {', '.join(f'{t:.3f}' for t in guard_steps)} s "
+          f"(steps 1-{args.guard_steps}), {guard_known_s:.3f} s for students already seen; "
           f"{sum(f == torch.channels_last for f in layouts)} of {len(layouts)} students channels-last", flush=True)
 
     # Warm-up: first-call costs of oneDNN and autograd.
@@ -264,9 +272,11 @@ def main() -> None:
               f"({args.students} students x {args.batches} batches x {args.batch_size}, + validation)"
               f"{f'; {failed} failed' if failed else ''}", flush=True)
     first = next(iter(times.values()))
-    print(f"numerics guard vs this lock-step ({first:.1f} s): first step {100 * guard_new_s / first:.2f}%, "
-          f"configurations known {100 * guard_known_s / first:.2f}% (the canary, {canary_s:.1f} s once per "
-          "process, runs in the background while the search starts)", flush=True)
+    shares = [100 * t / first for t in guard_steps]
+    print(f"numerics guard vs this lock-step ({first:.1f} s): step 1 {shares[0]:.2f}%, steps 2-{len(shares)} "
+          f"{min(shares[1:], default=0):.2f}-{max(shares[1:], default=0):.2f}%, mean {sum(shares) / len(shares):.2f}% "
+          f"(the canary, {canary_s:.1f} s once per process, runs in the background while the search starts)",
+          flush=True)
     if not args.skip_isolation and device.type == "cpu":
         isolation(teacher, graphs, data, args, device)
     if args.skip_naive:

@@ -8,16 +8,19 @@ while the contiguous layout is right. The wrong results vary from run to run (on
 configuration can pass by chance), and the same kernels corrupt memory, so the guard works at
 two levels:
 
-- the machine: a canary of such convolutions (1x1, stride 2, 2-7 input channels, repeated) runs
-  once per process (started in the background by :func:`start_probe`); if any of it is wrong,
-  crashes or hangs, channels-last convolutions are not trusted on this machine at all and every
-  network trains in the contiguous layout;
-- each convolution: otherwise, before a network trains channels-last, each distinct convolution
-  it holds (channels, kernel, stride, padding, groups, input size, batch size, dtype) is run
-  forward and backward in both layouts on random data (at most 16 images: the wrong kernels show
-  at any batch size), and where they disagree compared with a float64 contiguous reference; a
-  configuration whose channels-last result is clearly worse than the contiguous one's is bad
-  (with a warning naming it), and a network holding one trains in the contiguous layout.
+- families: each convolution family of the zoo's CNNs (kernel 1x1 or 3x3, stride 1 or 2, dense,
+  depthwise or grouped) is checked once per process by a canary that sweeps the small channel
+  counts where special-case kernels live (1-64 channels, two input sizes), in the background
+  (:func:`start_probe`); a network whose convolutions all belong to families that passed trains
+  channels-last without further checks, and one with a convolution of a failed family trains in
+  the contiguous layout (one warning names the family);
+- each other convolution (another kernel, padding, dilation): checked once per distinct
+  configuration (channels, kernel, stride, padding, groups, input size, batch size, dtype) before
+  the network trains.
+
+A check runs a convolution forward and backward in both layouts on random data (at most 16
+images: the wrong kernels show at any batch size); where the layouts disagree, a float64
+contiguous result decides which is wrong, and channels-last fails if it is clearly worse.
 
 A wrong kernel can also corrupt memory and abort the process that runs it, so the checks run in
 a probe process (``python -m botorch_archsearch.evaluation._numerics_probe``, restarted after a
@@ -103,10 +106,20 @@ class ConvCheck(NamedTuple):
 # accepted whatever the contiguous one did: well above float32/bf16 summation differences, well
 # below the errors of a wrong kernel (0.06-1.45 measured).
 _FLOOR = {"float32": 1e-4, "bfloat16": 2e-2}
+CANARY_FAMILIES = tuple(
+    (kernel, stride, padding, (1, 1), kind)
+    for kernel, padding in (((1, 1), (0, 0)), ((3, 3), (1, 1)))
+    for stride in ((1, 1), (2, 2))
+    for kind in ("dense", "depthwise", "grouped")
+)
+"""The convolution families the canary covers (:func:`conv_family`): those of ResNet, VGG,
+MobileNetV2 and ShuffleNet students."""
+_CANARY_CHANNELS = ((1, 4), (2, 4), (3, 8), (4, 2), (5, 10), (6, 12), (7, 3), (8, 16), (12, 24), (16, 8),
+                    (24, 48), (32, 64))
 _CHECK_BATCH = 16
 _TIMEOUT = 120.0  # seconds without an answer from the probe: a hung kernel (seen in oneDNN's AVX2 backward)
 _cache: dict[ConvConfig, ConvCheck] = {}
-_machine: list[ConvCheck] = []  # the canary's verdict, once known
+_families: dict[tuple, ConvCheck] = {}  # the canary's verdicts
 _lock = threading.RLock()
 
 
@@ -130,7 +143,6 @@ def check_conv(config: ConvConfig) -> ConvCheck:
         verdict = _cache.get(config)
         if verdict is not None:
             return verdict
-        machine_ok(config.device)  # reads the canary's answer if start_probe() asked for it
         verdict = _probe().ask({"config": list(config)})
         _cache[config] = verdict
     if not verdict.ok:
@@ -144,19 +156,20 @@ def check_conv(config: ConvConfig) -> ConvCheck:
 
 
 def start_probe() -> None:
-    r"""Start the probe process and its machine canary in the background now (importing torch and
-    the canary take a few seconds), so that the first :func:`channels_last_ok` does not wait for
-    them. Idempotent."""
+    r"""Start the probe process and the canary of every family in the background now (importing
+    torch and the canary take a few seconds), so that the first :func:`channels_last_ok` does not
+    wait for them. Idempotent."""
     with _lock:
-        if not _machine:
-            _probe().send({"canary": True})
+        for family in CANARY_FAMILIES:
+            if (family, "float32") not in _families:
+                _probe().send({"family": _jsonable(family), "dtype": "float32"})
 
 
 def clear_cache() -> None:
     r"""Forget the verdicts of this process (for tests and benchmarks)."""
     with _lock:
         _cache.clear()
-        _machine.clear()
+        _families.clear()
 
 
 def conv_configs(model: nn.Module, example: Tensor, batch_sizes: Iterable[int], dtype: str = "float32") -> set[ConvConfig]:
@@ -201,8 +214,9 @@ def conv_configs(model: nn.Module, example: Tensor, batch_sizes: Iterable[int], 
 
 
 def channels_last_ok(model: nn.Module, example: Tensor, batch_sizes: Iterable[int], bf16: bool = False) -> bool:
-    r"""Whether every convolution of ``model`` computes correctly channels-last here
-    (:func:`check_conv` of each of :func:`conv_configs`).
+    r"""Whether every convolution of ``model`` computes correctly channels-last here: its family
+    passed the canary (:func:`family_ok`), or, outside the canary's families, its configuration
+    passed :func:`check_conv`.
 
     Args:
         model: The network.
@@ -213,10 +227,18 @@ def channels_last_ok(model: nn.Module, example: Tensor, batch_sizes: Iterable[in
     Returns:
         ``True`` if channels-last may be used for it.
     """
-    if not machine_ok(example.device.type):
-        return False
-    configs = conv_configs(model, example, batch_sizes, "bfloat16" if bf16 else "float32")
-    return all(check_conv(c).ok for c in sorted(configs, key=repr))
+    dtype, device = "bfloat16" if bf16 else "float32", example.device.type
+    others = False
+    for family in sorted({conv_family(m) for m in model.modules() if type(m) is nn.Conv2d}, key=repr):
+        if family in CANARY_FAMILIES:
+            if not family_ok(family, dtype, device):
+                return False
+        else:
+            others = True
+    if not others:
+        return True
+    configs = conv_configs(model, example, batch_sizes, dtype)
+    return all(check_conv(c).ok for c in sorted(configs, key=repr) if conv_family(c) not in CANARY_FAMILIES)
 
 
 def training_memory_format(model: nn.Module, example: Tensor, batch_sizes: Iterable[int], bf16: bool = False,
@@ -244,46 +266,83 @@ def training_memory_format(model: nn.Module, example: Tensor, batch_sizes: Itera
     return torch.channels_last if ok else torch.contiguous_format
 
 
-def machine_ok(device: str = "cpu") -> bool:
-    r"""Whether channels-last convolutions pass the canary on ``device`` (once per process).
+def conv_family(conv: nn.Conv2d | ConvConfig) -> tuple:
+    r"""The family of a convolution: ``(kernel, stride, padding, dilation, kind)`` with kind
+    ``"dense"`` (one group), ``"depthwise"`` (a group per channel) or ``"grouped"``."""
+    groups = conv.groups
+    kind = ("dense" if groups == 1 else
+            "depthwise" if groups == conv.in_channels == conv.out_channels else "grouped")
+    padding = conv.padding if isinstance(conv.padding, str) else tuple(conv.padding)
+    return tuple(conv.kernel_size), tuple(conv.stride), padding, tuple(conv.dilation), kind
 
-    The canary: channels-last ``Conv2d`` forward and backward with a 1x1 kernel and stride 2,
-    2-7 input channels, 8x8 and 16x16 inputs, batch 64, each run twice against the contiguous
-    layout (the configurations oneDNN's AVX2 path computes wrongly). A CUDA device passes without
-    a canary (the per-convolution checks still run).
+
+def family_ok(family: tuple, dtype: str = "float32", device: str = "cpu") -> bool:
+    r"""Whether channels-last convolutions of ``family`` pass the canary here (once per process).
+
+    The canary runs the family's convolution at 12 channel pairs from (1, 4) to (32, 64) (equal
+    in and out for depthwise; 2 groups for grouped) on 8x8 and 16x16 inputs, each checked like
+    :func:`check_conv`; it stops at the first failure. On CUDA the canary is not run (families
+    pass; no CUDA kernel is known to be wrong).
 
     Args:
+        family: One of :data:`CANARY_FAMILIES`.
+        dtype: ``"float32"`` or ``"bfloat16"``.
         device: The device type.
 
     Returns:
-        ``False`` if any canary convolution was wrong or killed the probe process.
+        ``False`` if the canary found a wrong result, or its check crashed or hung the probe.
     """
     if device != "cpu":
         return True
+    key = (family, dtype)
     with _lock:
-        if _machine:
-            return _machine[0].ok
-        verdict = _probe().ask({"canary": True})
-        _machine.append(verdict)
-    if not verdict.ok:
-        logger.warning(
-            "numerics guard: channels-last convolutions compute wrong gradients on this machine (%s: relative error "
-            "%.2g%s); every network trains in the contiguous layout", verdict.config or "the canary", verdict.error,
-            f", {verdict.reason}" if verdict.reason else "",
-        )
+        verdict = _families.get(key)
+        if verdict is None:
+            verdict = _probe().ask({"family": _jsonable(family), "dtype": dtype})
+            _families[key] = verdict
+            if not verdict.ok:
+                logger.warning(
+                    "numerics guard: channels-last %s convolutions compute wrong results on this machine (%s: "
+                    "relative error %.2g%s); networks with them train in the contiguous layout",
+                    _describe_family(family), verdict.config or "the canary", verdict.error,
+                    f", {verdict.reason}" if verdict.reason else "",
+                )
     return verdict.ok
 
 
-def _canary() -> ConvCheck:
-    for repeat in range(2):
-        for size in (8, 16):
-            for channels in range(2, 8):
-                c = ConvConfig(channels, 2 * channels, (1, 1), (2, 2), (0, 0), (1, 1), 1, False,
-                               (64, channels, size, size), "float32", "cpu")
-                verdict = _run_check(c, seed=repeat)
-                if not verdict.ok:
-                    return verdict._replace(config=c.describe())
+def machine_ok(device: str = "cpu", dtype: str = "float32") -> bool:
+    r"""Whether every family of :data:`CANARY_FAMILIES` passes the canary here (:func:`family_ok`)."""
+    return all([family_ok(f, dtype, device) for f in CANARY_FAMILIES])
+
+
+def _canary(family: tuple, dtype: str) -> ConvCheck:
+    kernel, stride, padding, dilation, kind = family
+    for size in (8, 16):
+        for c_in, c_out in _CANARY_CHANNELS:
+            groups = {"dense": 1, "depthwise": c_in, "grouped": 2}[kind]
+            if kind == "depthwise":
+                c_out = c_in
+            elif kind == "grouped":
+                c_in, c_out = 2 * c_in, 2 * c_out
+            c = ConvConfig(c_in, c_out, kernel, stride, padding, dilation, groups, False, (64, c_in, size, size),
+                           dtype, "cpu")
+            verdict = _run_check(c)
+            if not verdict.ok:
+                return verdict._replace(config=c.describe())
     return ConvCheck(True, 0.0, 0.0)
+
+
+def _describe_family(family: tuple) -> str:
+    kernel, stride, _, _, kind = family
+    return f"{kind} {'x'.join(map(str, kernel))} stride-{stride[0]}"
+
+
+def _jsonable(value):
+    return [_jsonable(v) for v in value] if isinstance(value, (tuple, list)) else value
+
+
+def _tuples(value):
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
 
 
 def _run_check(c: ConvConfig, seed: int = 0) -> ConvCheck:
@@ -335,17 +394,18 @@ def _error(values: list[Tensor], reference: list[Tensor]) -> float:
 
 
 class _Probe:
-    """The probe process: JSON lines in (a :class:`ConvConfig` each), verdicts out."""
+    """The probe process: JSON lines in (a request each), verdicts out, in order."""
 
     def __init__(self) -> None:
         self.process: subprocess.Popen | None = None
         self.stderr = None
-        self.pending: dict | None = None
+        self.pending: list[str] = []  # requests sent, not yet answered
+        self.answers: dict[str, ConvCheck] = {}
 
     def start(self) -> None:
         if self.process is not None and self.process.poll() is None:
             return
-        self.pending = None
+        self.pending = []
         self.stderr = tempfile.TemporaryFile()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "botorch_archsearch.evaluation._numerics_probe"], stdin=subprocess.PIPE,
@@ -353,20 +413,32 @@ class _Probe:
         )
 
     def send(self, request: dict) -> None:
-        """Send a request whose answer :meth:`ask` reads later (one at a time)."""
-        if self.pending == request:
+        """Send a request whose answer :meth:`ask` reads later."""
+        line = json.dumps(request)
+        if line in self.pending or line in self.answers:
             return
         self.start()
         try:
-            self.process.stdin.write(json.dumps(request) + "\n")
+            self.process.stdin.write(line + "\n")
             self.process.stdin.flush()
         except OSError:
-            pass  # the probe died: ask() reports it
-        self.pending = request
+            pass  # the probe died: reading its answer reports it
+        self.pending.append(line)
 
     def ask(self, request: dict) -> ConvCheck:
+        line = json.dumps(request)
         self.send(request)
-        self.pending = None
+        while line not in self.answers:
+            self.answers[self.pending[0]] = self._read()
+            self.pending.pop(0)
+            if self.process is None:  # it died answering: what it had not answered is asked again
+                waiting, self.pending = self.pending, []
+                for other in waiting:
+                    if other == line or other not in self.answers:
+                        self.send(json.loads(other))
+        return self.answers.pop(line)
+
+    def _read(self) -> ConvCheck:
         try:
             ready, _, _ = select.select([self.process.stdout], [], [], _TIMEOUT)
             line = self.process.stdout.readline() if ready else None
@@ -413,8 +485,8 @@ def _serve() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     for line in sys.stdin:
         request = json.loads(line)
-        if "canary" in request:
-            verdict = _canary()
+        if "family" in request:
+            verdict = _canary(_tuples(request["family"]), request["dtype"])
         else:
             verdict = _run_check(ConvConfig(*[tuple(v) if isinstance(v, list) else v for v in request["config"]]))
         sys.stdout.write(json.dumps(list(verdict)) + "\n")
@@ -422,12 +494,15 @@ def _serve() -> None:
 
 
 __all__ = [
+    "CANARY_FAMILIES",
     "ConvCheck",
     "ConvConfig",
     "channels_last_ok",
     "check_conv",
     "clear_cache",
     "conv_configs",
+    "conv_family",
+    "family_ok",
     "machine_ok",
     "start_probe",
     "training_memory_format",

@@ -18,14 +18,17 @@ from torch import nn
 
 from botorch_archsearch.evaluation.data import synthetic_dataset
 from botorch_archsearch.evaluation.distill import evaluate_students
+from botorch_archsearch.evaluation import numerics
 from botorch_archsearch.evaluation.numerics import (
+    CANARY_FAMILIES,
     ConvConfig,
     check_conv,
     clear_cache,
     conv_configs,
-    machine_ok,
+    conv_family,
     training_memory_format,
 )
+from botorch_archsearch.models import TEACHER_NAMES, get_teacher
 
 # (in, out, H): the shortcut convolutions of shrunk ResNet students that oneDNN's AVX2 path got
 # wrong (relative weight-gradient errors 1.45, 0.84, 0.16, 0.06), and two it got right.
@@ -133,8 +136,8 @@ def test_the_canary_fails_where_the_avx2_path_computes_wrong_gradients():
     compute the right gradients on this machine."""
     code = (
         "import torch\n"
-        "from botorch_archsearch.evaluation.numerics import machine_ok, _run_check, ConvConfig\n"
-        "if machine_ok():\n"
+        "from botorch_archsearch.evaluation.numerics import family_ok, machine_ok, _run_check, ConvConfig\n"
+        "if family_ok(((1, 1), (2, 2), (0, 0), (1, 1), 'dense')):\n"
         "    for c in range(2, 8):\n"
         "        v = _run_check(ConvConfig(c, 2 * c, (1, 1), (2, 2), (0, 0), (1, 1), 1, False, (64, c, 8, 8),"
         " 'float32', 'cpu'))\n"
@@ -145,6 +148,31 @@ def test_the_canary_fails_where_the_avx2_path_computes_wrong_gradients():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "canary" in out.stdout
+
+
+def test_the_canary_covers_every_convolution_of_the_zoo():
+    """So that zoo students need no per-configuration check (the guard then costs nothing per step)."""
+    for name in TEACHER_NAMES:
+        teacher = get_teacher(name, num_classes=10, in_channels=3, width=0.125)
+        families = {conv_family(m) for m in teacher.modules() if isinstance(m, nn.Conv2d)}
+        assert families <= set(CANARY_FAMILIES), (name, families - set(CANARY_FAMILIES))
+
+
+def test_conv_family_names_the_kind():
+    assert conv_family(nn.Conv2d(4, 8, 1, stride=2)) == ((1, 1), (2, 2), (0, 0), (1, 1), "dense")
+    assert conv_family(nn.Conv2d(8, 8, 3, padding=1, groups=8))[-1] == "depthwise"
+    assert conv_family(nn.Conv2d(8, 4, 1, groups=2))[-1] == "grouped"
+
+
+def test_a_convolution_outside_the_canary_is_checked_by_its_configuration():
+    clear_cache()
+    model = nn.Sequential(nn.Conv2d(3, 6, 5, padding=2), nn.ReLU(), nn.Conv2d(6, 4, 3, padding=1))
+    assert conv_family(model[0]) not in CANARY_FAMILIES and conv_family(model[2]) in CANARY_FAMILIES
+    chosen = training_memory_format(model, torch.randn(1, 3, 8, 8), [32])
+    checked = list(numerics._cache)
+    assert [(c.kernel_size, c.input_shape) for c in checked] == [((5, 5), (32, 3, 8, 8))]  # only the 5x5
+    assert (chosen == torch.channels_last) == (
+        numerics._cache[checked[0]].ok and numerics.family_ok(conv_family(model[2])))
 
 
 def _copy(model: nn.Module) -> nn.Module:
