@@ -144,17 +144,19 @@ def isolation(teacher: nn.Module, graphs, data, args, device: torch.device) -> N
         worker.evaluate(graphs[:1], seed=0)  # waits for the worker: its start, the teacher and data sent
         ready = time.perf_counter() - start
         steps = {"process": [], "none": []}
-        for repeat in range(2):  # alternated, so that the machine's load hits both alike
+        for repeat in range(args.isolation_repeats):  # alternated, so that the machine's load hits both alike
             for label, backend in (("process", worker), ("none", inside)):
                 start = time.perf_counter()
                 backend.evaluate(graphs, seed=repeat)
                 steps[label].append(time.perf_counter() - start)
     finally:
         worker.close()
-    process, none = min(steps["process"]), min(steps["none"])
+    ratios = sorted(p / n for p, n in zip(steps["process"], steps["none"]))
     print(f"worker process: started in {started:.2f} s (returns at once), first student back after {ready:.1f} s; "
-          f"a step of {len(graphs)} students {process:.1f} s against {none:.1f} s in this process "
-          f"({100 * (process / none - 1):+.1f}%, best of 2 each)", flush=True)
+          f"a step of {len(graphs)} students {min(steps['process']):.1f} s against {min(steps['none']):.1f} s in "
+          f"this process (best of {len(ratios)}); worker / this process, repeat by repeat: "
+          f"{', '.join(f'{100 * (r - 1):+.1f}%' for r in ratios)} (median {100 * (ratios[len(ratios) // 2] - 1):+.1f}%)",
+          flush=True)
 
 
 def machine_info() -> str:
@@ -187,6 +189,7 @@ def main() -> None:
                         help="only profile the float32 lock-step over this many batches (torch.profiler): "
                              "time per operator group")
     parser.add_argument("--skip-isolation", action="store_true", help="do not time the worker process")
+    parser.add_argument("--isolation-repeats", type=int, default=3, help="alternated steps timed per backend")
     parser.add_argument("--guard-steps", type=int, default=10,
                         help="search steps of new students whose numerics-guard checks are timed")
     parser.add_argument("--bf16", action="store_true",
@@ -224,9 +227,10 @@ def main() -> None:
     sizes = _batch_sizes(len(data.train_x), args.batch_size, args.batches)
 
     def guard(graphs_of_step) -> float:
+        built = [build_student(g, teacher) for g in graphs_of_step]
         start = time.perf_counter()
-        for g in graphs_of_step:
-            numerics.training_memory_format(build_student(g, teacher), example, sizes, bf16=native_bf16(device))
+        for student in built:
+            numerics.training_memory_format(student, example, sizes, bf16=native_bf16(device))
         return time.perf_counter() - start
 
     # As in a search: each step's K students are new edits, the verdicts of earlier steps are known.
@@ -236,7 +240,7 @@ def main() -> None:
         guard_steps.append(guard([space.apply(e) for e in more]))
     guard_known_s = guard(graphs)
     layouts = [numerics.training_memory_format(s, example, sizes, bf16=native_bf16(device)) for s in students()]
-    print(f"numerics guard: canary {'passed' if machine else 'FAILED: every network trains contiguous'} "
+    print(f"numerics guard: canary {'passed' if machine else 'failed for a family: its networks train contiguous'} "
           f"({canary_s:.2f} s in the probe process, including its start); students' checks per step of "
           f"{args.students} new students: {', '.join(f'{t:.3f}' for t in guard_steps)} s "
           f"(steps 1-{args.guard_steps}), {guard_known_s:.3f} s for students already seen; "
