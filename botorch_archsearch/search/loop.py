@@ -46,7 +46,13 @@ from botorch_archsearch.graph import ArchGraph, build_student, count_flops, coun
 from botorch_archsearch.kernels import load_kernel, save_kernel
 from botorch_archsearch.models import get_teacher
 from botorch_archsearch.search.backends import DaskBackend, LocalBackend
-from botorch_archsearch.search.config import CompressConfig, check_config, read_saved_config, upgrade_saved_config
+from botorch_archsearch.search.config import (
+    CONFIG_NAME,
+    CompressConfig,
+    check_config,
+    read_saved_config,
+    upgrade_saved_config,
+)
 from botorch_archsearch.search.journal import JOURNAL_NAME, RECORD_KEYS, Journal, read_journal, repair_journal
 from botorch_archsearch.search.lock import RunDirectoryLock
 from botorch_archsearch.search.report import TensorBoardLogger, write_report
@@ -56,7 +62,6 @@ from botorch_archsearch.utils.precision import use_bf16
 
 logger = logging.getLogger("botorch_archsearch")
 
-CONFIG_NAME = "config.json"
 FINAL_NAME = "final.jsonl"
 RUN_NAME = "run.json"
 TEACHER_NAME = "teacher.json"
