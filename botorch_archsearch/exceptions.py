@@ -31,6 +31,13 @@ class ArchSearchWarning(UserWarning):
     """Base class of every warning issued by botorch-archsearch."""
 
 
+def failure_reason(error: BaseException) -> str:
+    r"""One line saying why something failed: our own messages as they are, any other error with
+    its type (``RuntimeError: ...``); for records such as a failed student's ``reason``."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    return text if isinstance(error, ArchSearchError) else f"{type(error).__name__}: {text}"
+
+
 __all__ = [
     "ArchSearchError",
     "ArchSearchWarning",
@@ -38,4 +45,5 @@ __all__ = [
     "EncodingError",
     "InvalidEditError",
     "UnsupportedLayerError",
+    "failure_reason",
 ]

@@ -92,7 +92,7 @@ class ConvCheck(NamedTuple):
         reference_error: The contiguous layout's error against the float64 reference (0.0 when
             no reference was needed).
         reason: Why the check could not run (the probe process died), else ``None``.
-        config: The configuration that failed (for the machine canary), else ``None``.
+        config: The configuration that failed a family's canary, else ``None``.
     """
 
     ok: bool

@@ -10,7 +10,7 @@ one ``shuffle`` layer.
 from __future__ import annotations
 
 import operator
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.fx

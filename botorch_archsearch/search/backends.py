@@ -38,7 +38,7 @@ from torch import nn
 
 from botorch_archsearch.evaluation import ImageDataset, StudentResult, TrainResult, evaluate_students, finetune
 from botorch_archsearch.evaluation.numerics import start_probe
-from botorch_archsearch.exceptions import ArchSearchError
+from botorch_archsearch.exceptions import ArchSearchError, failure_reason
 from botorch_archsearch.graph import ArchGraph, build_student
 from botorch_archsearch.graph.build import StudentNet
 
@@ -209,8 +209,7 @@ def _worker_main(connection: Any, teacher: nn.Module, data: ImageDataset, thread
                 value = (result, {k: v.cpu() for k, v in student.state_dict().items()})
             reply = (True, value)
         except Exception as error:  # noqa: BLE001 - sent back as the search's own error
-            text = str(error).strip().splitlines()[0] if str(error).strip() else ""
-            reply = (False, text if isinstance(error, ArchSearchError) else f"{type(error).__name__}: {text}")
+            reply = (False, failure_reason(error))
         connection.send_bytes(pickle.dumps((*reply, said.take()), pickle.HIGHEST_PROTOCOL))
 
 

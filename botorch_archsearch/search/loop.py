@@ -34,13 +34,12 @@ from botorch_archsearch.acquisition.multi_kernel import _subset
 from botorch_archsearch.evaluation import (
     ImageDataset,
     Teacher,
-    finetune,
     load_dataset,
     load_teacher,
     reward,
     trained_teacher,
 )
-from botorch_archsearch.exceptions import ArchSearchError
+from botorch_archsearch.exceptions import ArchSearchError, failure_reason
 from botorch_archsearch.gp import transferred_gp
 from botorch_archsearch.graph import ArchGraph, build_student, count_flops, count_params, encode, save_student, trace
 from botorch_archsearch.kernels import load_kernel, save_kernel
@@ -438,7 +437,7 @@ class _Search:
                     )
                 except (ArchSearchError, RuntimeError, ValueError, MemoryError) as error:
                     # NaN, out of memory, a dead training process: this student only, the next one trains
-                    entry.update(status="failed", reason=_reason(error), seconds=time.perf_counter() - start)
+                    entry.update(status="failed", reason=failure_reason(error), seconds=time.perf_counter() - start)
                     logger.warning("%s rank %d (evaluation %d): final training failed: %s", method, rank,
                                    record["index"], entry["reason"])
                 else:
@@ -656,12 +655,6 @@ _MISSING = object()
 
 def _show(value: Any) -> str:
     return "(missing)" if value is _MISSING else json.dumps(value)
-
-
-def _reason(error: BaseException) -> str:
-    """One line saying why: our messages as they are, others with their type."""
-    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
-    return text if isinstance(error, ArchSearchError) else f"{type(error).__name__}: {text}"
 
 
 def _finite(value: Any) -> Any:
