@@ -66,6 +66,7 @@ def optimize_acqf_edits(
     num_parents: int | None = None,
     mutation_rate: float = 0.1,
     crossover_prob: float = 0.5,
+    extra_candidates: Sequence[Edit] = (),
 ) -> EditOptimizationResult:
     r"""Maximise an acquisition function over students made by edits of the teacher.
 
@@ -112,6 +113,9 @@ def optimize_acqf_edits(
             students (default: ``max(2, population_size // 5)``).
         mutation_rate: Evolutionary only: the per-entry mutation probability.
         crossover_prob: Evolutionary only: the probability that a child is a crossover.
+        extra_candidates: Edits scored in addition to the generated ones and counted in the
+            budget (``num_candidates - len(extra_candidates)`` are generated; evolutionary: they
+            join the initial population), e.g. local edits of the best students so far.
 
     Returns:
         An :class:`EditOptimizationResult` with the ``q`` best students, best first: their
@@ -168,11 +172,17 @@ def optimize_acqf_edits(
         raise ArchSearchError(
             f"optimize_acqf_edits: generator must be a torch.Generator, got {type(generator).__name__}."
         )
+    extra_candidates = list(extra_candidates)
+    for c, edit in enumerate(extra_candidates):
+        try:
+            space.check(edit)
+        except ArchSearchError as error:
+            raise ArchSearchError(f"optimize_acqf_edits: extra_candidates[{c}] does not fit the space: {error}") from None
     scorer = _score_edits(
         acq_function, space, max_layers=max_layers, max_edges=max_edges, q=q, num_candidates=num_candidates,
         method=method, X_avoid=X_avoid, max_batch_size=max_batch_size, generator=generator,
         population_size=population_size, num_generations=num_generations, num_parents=num_parents,
-        mutation_rate=mutation_rate, crossover_prob=crossover_prob,
+        mutation_rate=mutation_rate, crossover_prob=crossover_prob, extra_candidates=extra_candidates,
     )
     return scorer.best(q, num_candidates)
 
@@ -194,6 +204,7 @@ def _score_edits(
     num_parents: int | None,
     mutation_rate: float,
     crossover_prob: float,
+    extra_candidates: Sequence[Edit] = (),
 ) -> _Scorer:
     """Generate and score the candidates of :func:`optimize_acqf_edits` (arguments checked); the
     scorer ranks every distinct candidate scored."""
@@ -203,9 +214,13 @@ def _score_edits(
         acq_function, space, max_layers, max_edges, dtype, device,
         _avoid_digests(X_avoid, d), max_batch_size,
     )
+    extra = list(extra_candidates)[:num_candidates]
+    if extra:
+        scorer.score(extra)
+    num_candidates -= len(extra)
     if method == "random":
         scorer.score(space.sample(num_candidates, generator=generator))
-    else:
+    elif num_candidates > 0:
         _evolve(
             scorer, space, num_candidates, generator,
             population_size=min(num_candidates, population_size or max(q, num_candidates // 10)),

@@ -9,6 +9,7 @@ none was evaluated before, so one step evaluates ``K`` new architectures.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import torch
@@ -22,6 +23,7 @@ from botorch_archsearch.exceptions import ArchSearchError
 from botorch_archsearch.gp.fit import FitResult, architecture_gp, fit_architecture_gp
 from botorch_archsearch.graph.arch_graph import ArchGraph
 from botorch_archsearch.graph.encoding import DEFAULT_MAX_EDGES
+from botorch_archsearch.space.edits import Edit
 from botorch_archsearch.space.search_space import SearchSpace
 from botorch_archsearch.utils.threads import intra_op_threads
 
@@ -65,6 +67,7 @@ def propose_architectures(
     fit_options: dict[str, Any] | None = None,
     generator: torch.Generator | None = None,
     num_workers: int | None = None,
+    extra_candidates: Sequence[Edit] = (),
 ) -> Proposal:
     r"""Propose ``num_kernels`` distinct new architectures (one step of ESNAC's Algorithm 1).
 
@@ -91,6 +94,8 @@ def propose_architectures(
             several kernels at a time finish sooner. While they run, ``torch.set_num_threads`` is
             set to share the threads between the workers (restored after). The result does not
             depend on ``num_workers``.
+        extra_candidates: Edits every kernel scores besides its ``num_candidates`` generated
+            ones (counted in them), e.g. local edits of the best students so far.
 
     Returns:
         A :class:`Proposal`; its ``K`` architectures are distinct and not in ``train_X``.
@@ -145,6 +150,7 @@ def propose_architectures(
             method=method, X_avoid=train_X, max_batch_size=1024,
             generator=torch.Generator().manual_seed(candidate_seeds[k]), population_size=None,
             num_generations=None, num_parents=None, mutation_rate=0.1, crossover_prob=0.5,
+            extra_candidates=extra_candidates,
         )
         if scorer.num_scored == 0:
             raise ArchSearchError(

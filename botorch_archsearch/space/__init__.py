@@ -1,18 +1,25 @@
 r"""The edit space of a teacher: layer removal, layer shrinkage, skip addition."""
 
 from botorch_archsearch.space.channels import ChannelModel, ChannelPlan, shuffle_permutation
-from botorch_archsearch.space.edits import Edit
+from botorch_archsearch.space.edits import CHANNEL_ORDERS, Edit
+from botorch_archsearch.space.importance import channel_importance
 from botorch_archsearch.space.mutation import crossover_edits, mutate_edits
+from botorch_archsearch.space.oneshot import MAGNITUDE_SCOPES, ONESHOT_METHODS, oneshot_edit
 from botorch_archsearch.space.search_space import REMOVAL_PROBS, SKIP_PROBS, SearchSpace
 
 __all__ = [
+    "CHANNEL_ORDERS",
     "ChannelModel",
     "ChannelPlan",
     "Edit",
+    "MAGNITUDE_SCOPES",
+    "ONESHOT_METHODS",
     "REMOVAL_PROBS",
     "SKIP_PROBS",
     "SearchSpace",
+    "channel_importance",
     "crossover_edits",
     "mutate_edits",
+    "oneshot_edit",
     "shuffle_permutation",
 ]

@@ -8,8 +8,10 @@ flatten *derive* their channels from their inputs. The classes of tied dimension
 free dimensions only are the shrinkable channel groups.
 
 A student keeps, in each dimension, a set of the teacher's channel indices (a boolean mask).
-A free class keeping ``k`` of ``C`` channels keeps ``k`` evenly spread indices, so every block
-of a grouped convolution (and every later chunk or shuffle) keeps its share of channels.
+A free class keeping ``k`` of ``C`` channels keeps ``k`` evenly spread indices (channel order
+``"even"``) or its ``k`` most important channels by the teacher's group magnitude (``"magnitude"``,
+see :func:`~botorch_archsearch.space.channel_importance`); either way every block of a grouped
+convolution (and every later chunk or shuffle) keeps its share of channels.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from botorch_archsearch.exceptions import InvalidEditError
 from botorch_archsearch.graph.arch_graph import CHANNELWISE_TYPES, ArchGraph
 
 _FREE, _TIED, _SOURCE = 0, 1, 2
@@ -72,9 +75,13 @@ class ChannelModel:
     Args:
         graph: The teacher graph.
         channel_multiple: Kept channel counts are rounded up to a multiple of this.
+        importance: Per channel group (in the order of ``group_roots``), the importance of each
+            of its channels, for plans with channel order ``"magnitude"`` (``None``: only
+            ``"even"`` plans).
     """
 
-    def __init__(self, graph: ArchGraph, channel_multiple: int = 1) -> None:
+    def __init__(self, graph: ArchGraph, channel_multiple: int = 1,
+                 importance: tuple[np.ndarray, ...] | None = None) -> None:
         self.graph = graph
         self.channel_multiple = channel_multiple
         nodes = graph.nodes
@@ -136,7 +143,26 @@ class ChannelModel:
         self.group_members = tuple(
             tuple(j for j in range(n) if roots[j] == r and self.kind[j] == _FREE) for r in group_roots
         )
+        self.importance = None if importance is None else self._check_importance(importance)
 
+    def _check_importance(self, importance: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+        """Each group's importance as float64, divided by its mean (so that tied groups count
+        alike when a removal or skip merges them)."""
+        if len(importance) != self.num_groups:
+            raise InvalidEditError(
+                f"channel importance has {len(importance)} entries; the teacher has {self.num_groups} channel groups."
+            )
+        out = []
+        for g, (values, r) in enumerate(zip(importance, self.group_roots)):
+            values = np.asarray(values, dtype=np.float64)
+            if values.shape != (self.size[r],) or not np.isfinite(values).all() or (values < 0).any():
+                raise InvalidEditError(
+                    f"channel importance of group {g} must be {self.size[r]} finite values >= 0, got shape "
+                    f"{values.shape}."
+                )
+            mean = values.mean()
+            out.append(values / mean if mean > 0 else np.ones_like(values))
+        return tuple(out)
     @property
     def num_groups(self) -> int:
         """Number of shrinkable channel groups."""
@@ -157,6 +183,7 @@ class ChannelModel:
         remove_mask: tuple[bool, ...],
         shrink_ratios: tuple[float, ...],
         skips: tuple[tuple[int, int], ...],
+        channel_order: str = "even",
     ) -> ChannelPlan:
         r"""Resolve an edit into the channels every teacher layer keeps.
 
@@ -170,10 +197,18 @@ class ChannelModel:
             remove_mask: One flag per teacher layer.
             shrink_ratios: One ratio per channel group.
             skips: Added edges ``(i, j)``.
+            channel_order: ``"even"`` (evenly spread kept channels) or ``"magnitude"`` (the most
+                important ones; a merged class ranks its channels by the sum of its groups'
+                normalised importances).
 
         Returns:
             The plan.
         """
+        if channel_order == "magnitude" and self.importance is None:
+            raise InvalidEditError(
+                "channel order 'magnitude' needs the teacher's channel importance: make the SearchSpace with "
+                "channel_importance=channel_importance(graph, teacher)."
+            )
         nodes = self.graph.nodes
         parent = list(self.parent)
         source = dict(self.source)
@@ -221,11 +256,13 @@ class ChannelModel:
         roots = tuple(root_array.tolist())
         # Group ratio of each merged class: the first (smallest index) teacher group in it.
         ratio: dict[int, float] = {}
+        members: dict[int, list[int]] = {}
         for g, r in enumerate(self.group_roots):
             rr = roots[r]
             if rr not in ratio:
                 ratio[rr] = shrink_ratios[g]
-        state = _PlanState(frozen, source, blocks, ratio)
+            members.setdefault(rr, []).append(g)
+        state = _PlanState(frozen, source, blocks, ratio, channel_order, members)
         for _ in range(big + 1):
             plan = ChannelPlan(frozenset(removed), kept_skips, roots, (), self, state, {})
             per_root = {r: self._class_count(plan, r) for r in set(roots)}
@@ -271,9 +308,16 @@ class ChannelModel:
             else:  # flatten of a C x H x W map
                 mask = np.repeat(ins[0], size // node.in_channels)
         else:
-            k = self.keep_count(state.ratio[r], size, state.blocks[r])
+            blocks = state.blocks[r]
+            k = self.keep_count(state.ratio[r], size, blocks)
             mask = np.zeros(size, dtype=bool)
-            mask[((np.arange(k) + 0.5) * size / k).astype(np.int64)] = True
+            if state.order == "magnitude" and k < size:
+                # The k / blocks most important channels of each block (ties: the lower index).
+                score = sum(self.importance[g] for g in state.members[r]).reshape(blocks, -1)
+                top = np.argsort(-score, axis=1, kind="stable")[:, : k // blocks]
+                mask.reshape(blocks, -1)[np.arange(blocks)[:, None], top] = True
+            else:
+                mask[((np.arange(k) + 0.5) * size / k).astype(np.int64)] = True
         plan.masks[r] = mask
         return mask
 
@@ -315,6 +359,8 @@ class _PlanState:
     source: dict[int, int]
     blocks: list[int]
     ratio: dict[int, float]
+    order: str = "even"
+    members: dict[int, list[int]] = field(default_factory=dict)
     full: set[int] = field(default_factory=set)
 
 

@@ -10,6 +10,8 @@ from typing import Any
 
 from botorch_archsearch.exceptions import InvalidEditError
 
+CHANNEL_ORDERS: tuple[str, ...] = ("even", "magnitude")
+
 
 @dataclass(frozen=True)
 class Edit:
@@ -22,6 +24,10 @@ class Edit:
             multiple).
         skips: Added edges ``(i, j)`` (teacher layer indices, ``i < j``): the output of layer ``i``
             is summed into the input of layer ``j``.
+        channel_order: Which channels a shrunk group keeps: ``"even"``, evenly spread indices
+            (the reference), or ``"magnitude"``, the most important ones by the teacher's group
+            magnitude (the search space needs the teacher's importance, see
+            :func:`~botorch_archsearch.space.channel_importance`).
 
     Example:
         >>> edit = space.sample(1, generator=torch.Generator().manual_seed(0))[0]
@@ -31,6 +37,7 @@ class Edit:
     remove_mask: tuple[bool, ...]
     shrink_ratios: tuple[float, ...]
     skips: tuple[tuple[int, int], ...] = ()
+    channel_order: str = "even"
 
     def __post_init__(self) -> None:
         # Normalise to hashable, canonical plain data.
@@ -43,6 +50,10 @@ class Edit:
                 f"Edit.skips must be pairs of layer indices (i, j), got {self.skips!r}."
             ) from e
         object.__setattr__(self, "skips", skips)
+        if self.channel_order not in CHANNEL_ORDERS:
+            raise InvalidEditError(
+                f"Edit.channel_order must be one of {list(CHANNEL_ORDERS)}, got {self.channel_order!r}."
+            )
 
     @property
     def num_removed(self) -> int:
@@ -50,13 +61,17 @@ class Edit:
         return sum(self.remove_mask)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable description."""
-        return {
+        """A JSON-serialisable description (``channel_order`` only where it is not ``"even"``, so
+        the edits of earlier journals read back unchanged)."""
+        out: dict[str, Any] = {
             "remove": [i for i, r in enumerate(self.remove_mask) if r],
             "num_layers": len(self.remove_mask),
             "shrink_ratios": list(self.shrink_ratios),
             "skips": [list(s) for s in self.skips],
         }
+        if self.channel_order != "even":
+            out["channel_order"] = self.channel_order
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Edit:
@@ -78,7 +93,8 @@ class Edit:
                     f"0..{num_layers - 1} (num_layers={num_layers})."
                 )
             mask = tuple(i in removed for i in range(num_layers))
-            return cls(mask, tuple(data["shrink_ratios"]), tuple(tuple(s) for s in data["skips"]))
+            return cls(mask, tuple(data["shrink_ratios"]), tuple(tuple(s) for s in data["skips"]),
+                       data.get("channel_order", "even"))
         except InvalidEditError:
             raise
         except (KeyError, TypeError, ValueError) as e:
@@ -88,4 +104,4 @@ class Edit:
             ) from e
 
 
-__all__ = ["Edit"]
+__all__ = ["CHANNEL_ORDERS", "Edit"]

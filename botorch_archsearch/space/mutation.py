@@ -5,7 +5,7 @@ An edit is three components: the removal flags of the removable layers, one shri
 channel group, and a set of added skips (a 0/1 vector over ``space.skip_candidates``). Both
 operators work on those components as arrays, a batch of edits at a time, and only vary the
 components whose switch (``space.removal``, ``space.shrinkage``, ``space.skip``) is on; every edit
-they return passes ``space.check``.
+they return passes ``space.check``. A child keeps its (first) parent's channel order.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def mutate_edits(
         kept = skips & (u >= rate)
         added = ~skips & (u < add_p)
         skips = _cap_skips(space, kept, added)
-    return _from_arrays(space, masks, ratios, skips)
+    return _from_arrays(space, masks, ratios, skips, [e.channel_order for e in edits])
 
 
 def crossover_edits(
@@ -121,7 +121,7 @@ def crossover_edits(
         take_b = (torch.rand(n, skips.shape[1], **kw) < 0.5).numpy()
         child = np.where(take_b, skips_b, skips_a)
         skips = _cap_skips(space, np.zeros_like(child), child)
-    return _from_arrays(space, masks, ratios, skips)
+    return _from_arrays(space, masks, ratios, skips, [e.channel_order for e in parents_a])
 
 
 def _check_probability(caller: str, name: str, value: float) -> float:
@@ -199,11 +199,12 @@ def _cap_skips(space: SearchSpace, kept: np.ndarray, added: np.ndarray) -> np.nd
     return out
 
 
-def _from_arrays(space: SearchSpace, masks: np.ndarray, ratios: np.ndarray, skips: np.ndarray) -> list[Edit]:
+def _from_arrays(space: SearchSpace, masks: np.ndarray, ratios: np.ndarray, skips: np.ndarray,
+                 orders: Sequence[str]) -> list[Edit]:
     cand = space.skip_candidates
     mask_rows, ratio_rows = masks.tolist(), ratios.tolist()
     return [
-        Edit(tuple(mask_rows[c]), tuple(ratio_rows[c]), tuple(cand[s] for s in np.flatnonzero(skips[c])))
+        Edit(tuple(mask_rows[c]), tuple(ratio_rows[c]), tuple(cand[s] for s in np.flatnonzero(skips[c])), orders[c])
         for c in range(len(mask_rows))
     ]
 

@@ -22,7 +22,7 @@ import torch
 from botorch_archsearch.exceptions import InvalidEditError
 from botorch_archsearch.graph.arch_graph import LAYER_TYPES, REMOVABLE_TYPES, ArchGraph, LayerSpec, LayerTable
 from botorch_archsearch.space.channels import ChannelModel, ChannelPlan, shuffle_permutation
-from botorch_archsearch.space.edits import Edit
+from botorch_archsearch.space.edits import CHANNEL_ORDERS, Edit
 
 REMOVAL_PROBS: tuple[float, ...] = (0.3, 0.4, 0.5, 0.6, 0.7)
 SKIP_PROBS: tuple[float, ...] = (0.003, 0.005, 0.01, 0.03, 0.05)
@@ -49,6 +49,8 @@ class SearchSpace:
         shrink_range: tuple[float, float] = (0.0, 1.0),
         skip_probs: Sequence[float] = SKIP_PROBS,
         max_skips_per_layer: int = 6,
+        channel_importance: Sequence[np.ndarray] | None = None,
+        channel_order: str = "even",
     ) -> None:
         r"""Create the search space of a teacher.
 
@@ -68,6 +70,11 @@ class SearchSpace:
                 a layer's own inputs, the encoding's bounded edge list holds them; the default
                 fits ``encode``'s ``max_edges=8`` for layers with up to two inputs). The sampler
                 keeps the first ones drawn.
+            channel_importance: Per channel group, the importance of each channel (from
+                :func:`~botorch_archsearch.space.channel_importance`); needed for edits with
+                channel order ``"magnitude"``.
+            channel_order: The channel order of the edits the sampler draws: ``"even"`` (evenly
+                spread kept channels, the reference) or ``"magnitude"`` (the most important).
         """
         if not isinstance(graph, ArchGraph):
             raise InvalidEditError(f"SearchSpace expects an ArchGraph, got {type(graph).__name__}.")
@@ -82,13 +89,25 @@ class SearchSpace:
         removal_probs = _check_probs("removal_probs", removal_probs)
         skip_probs = _check_probs("skip_probs", skip_probs)
         low, high = _check_range(shrink_range)
+        if channel_order not in CHANNEL_ORDERS:
+            raise InvalidEditError(
+                f"SearchSpace: channel_order must be one of {list(CHANNEL_ORDERS)}, got {channel_order!r}."
+            )
+        if channel_order == "magnitude" and channel_importance is None:
+            raise InvalidEditError(
+                "SearchSpace: channel_order='magnitude' needs channel_importance (from "
+                "channel_importance(graph, teacher))."
+            )
         self.graph = graph
+        self.channel_order = channel_order
         self.removal, self.shrinkage, self.skip = bool(removal), bool(shrinkage), bool(skip)
         self.channel_multiple = channel_multiple
         self.max_skips_per_layer = max_skips_per_layer
         self.removal_probs, self.skip_probs = removal_probs, skip_probs
         self.shrink_range = (low, high)
-        self.channels = ChannelModel(graph, channel_multiple)
+        self.channels = ChannelModel(
+            graph, channel_multiple, None if channel_importance is None else tuple(channel_importance)
+        )
         nodes = graph.nodes
         last = len(nodes) - 1
         self.removable: tuple[int, ...] = tuple(
@@ -109,7 +128,8 @@ class SearchSpace:
 
     @property
     def options(self) -> dict[str, Any]:
-        """The settings this space was made with (to rebuild it with ``SearchSpace(graph, **options)``)."""
+        """The settings this space was made with (to rebuild it with ``SearchSpace(graph, **options)``,
+        plus ``channel_importance`` for a ``"magnitude"`` space)."""
         return {
             "removal": self.removal,
             "shrinkage": self.shrinkage,
@@ -119,11 +139,32 @@ class SearchSpace:
             "shrink_range": list(self.shrink_range),
             "skip_probs": list(self.skip_probs),
             "max_skips_per_layer": self.max_skips_per_layer,
+            "channel_order": self.channel_order,
         }
+
+    @property
+    def has_importance(self) -> bool:
+        """Whether this space knows the teacher's channel importance (for ``"magnitude"`` edits)."""
+        return self.channels.importance is not None
 
     def identity_edit(self) -> Edit:
         """The edit that changes nothing (it gives back the teacher)."""
-        return Edit((False,) * self.graph.num_layers, (0.0,) * self.num_groups, ())
+        return Edit((False,) * self.graph.num_layers, (0.0,) * self.num_groups, (), self.channel_order)
+
+    def uniform_edit(self, ratio: float, channel_order: str | None = None) -> Edit:
+        r"""The edit that shrinks every channel group by ``ratio`` and removes and adds nothing.
+
+        Args:
+            ratio: The shrink ratio in ``[0, 1)``.
+            channel_order: ``"even"`` or ``"magnitude"`` (default: the space's).
+
+        Returns:
+            The edit.
+        """
+        edit = Edit((False,) * self.graph.num_layers, (float(ratio),) * self.num_groups, (),
+                    self.channel_order if channel_order is None else channel_order)
+        self.check(edit)
+        return edit
 
     def check(self, edit: Edit) -> None:
         r"""Raise :class:`InvalidEditError` if ``edit`` does not fit this space.
@@ -150,6 +191,11 @@ class SearchSpace:
                 f"Edit.shrink_ratios has {len(edit.shrink_ratios)} entries; this space has "
                 f"{self.num_groups} channel groups."
             )
+        if edit.channel_order == "magnitude" and not self.has_importance:
+            raise InvalidEditError(
+                "Edit has channel order 'magnitude' but this space has no channel importance; make the space with "
+                "SearchSpace(graph, channel_importance=channel_importance(graph, teacher))."
+            )
         if any(not 0.0 <= r < 1.0 for r in edit.shrink_ratios):
             raise InvalidEditError(
                 f"Edit.shrink_ratios must lie in [0, 1), got {[r for r in edit.shrink_ratios if not 0 <= r < 1][:5]}."
@@ -173,7 +219,7 @@ class SearchSpace:
     def plan(self, edit: Edit) -> ChannelPlan:
         """The resolved channel plan of ``edit`` (which channels every teacher layer keeps)."""
         self.check(edit)
-        return self.channels.plan(edit.remove_mask, edit.shrink_ratios, edit.skips)
+        return self.channels.plan(edit.remove_mask, edit.shrink_ratios, edit.skips, edit.channel_order)
 
     def apply(self, edit: Edit) -> ArchGraph:
         r"""Apply an edit to the teacher and return the student graph (the teacher is unchanged).
@@ -227,14 +273,16 @@ class SearchSpace:
                     seen[j] = seen.get(j, 0) + 1
                     skip_rows[c, s] = seen[j] <= self.max_skips_per_layer
         return [
-            Edit(tuple(masks[c].tolist()), tuple(ratio_rows[c]), tuple(cand[s] for s in np.flatnonzero(skip_rows[c])))
+            Edit(tuple(masks[c].tolist()), tuple(ratio_rows[c]), tuple(cand[s] for s in np.flatnonzero(skip_rows[c])),
+                 self.channel_order)
             for c in range(n)
         ]
 
     def __repr__(self) -> str:
         return (
             f"SearchSpace(layers={self.graph.num_layers}, removable={len(self.removable)}, "
-            f"groups={self.num_groups}, skip_candidates={len(self.skip_candidates)})"
+            f"groups={self.num_groups}, skip_candidates={len(self.skip_candidates)}, "
+            f"channel_order={self.channel_order!r})"
         )
 
 

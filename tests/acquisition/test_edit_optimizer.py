@@ -19,7 +19,7 @@ from botorch_archsearch.acquisition import (
 from botorch_archsearch.exceptions import ArchSearchError
 from botorch_archsearch.graph import ArchGraph, encode, num_features, trace
 from botorch_archsearch.models import get_teacher
-from botorch_archsearch.space import SearchSpace
+from botorch_archsearch.space import Edit, SearchSpace
 
 OUT_CHANNELS = 6  # column of a layer's output channels in the compact encoding
 
@@ -303,3 +303,104 @@ def test_nan_values_rank_last():
     result = optimize_acqf_edits(with_nans, space, max_layers=space.graph.num_layers, q=3, num_candidates=50,
                                  generator=_gen(0))
     assert torch.isfinite(result.values).all() and result.values[0] >= result.values[1] >= result.values[2]
+
+
+# ---------------------------------------------------------------------------- extra candidates
+class _Favourite(_LinearAcquisition):
+    """A random projection, plus a large bonus for the encoding ``favourite``."""
+
+    def __init__(self, weights: torch.Tensor, favourite: torch.Tensor) -> None:
+        super().__init__(weights)
+        self.favourite = favourite.to(torch.float64)
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        values = super().forward(X)
+        hit = (X.to(torch.float64).squeeze(-2) == self.favourite).all(-1)
+        return values + 1e6 * hit
+
+
+def _smallest_edit(space: SearchSpace):
+    """Every channel group keeps one channel; nothing removed or added."""
+    return space.uniform_edit(math.nextafter(1.0, 0.0))
+
+
+def test_extra_candidate_the_acquisition_ranks_highest_is_returned():
+    space = _space()
+    L = space.graph.num_layers
+    extra = _smallest_edit(space)
+    acqf = _minus_channels(space)  # fewest channels: the extra beats every sampled student
+    result = optimize_acqf_edits(acqf, space, max_layers=L, q=2, num_candidates=100, generator=_gen(1),
+                                 extra_candidates=[extra])
+    assert result.edits[0] == extra
+    assert result.graphs[0].key() == space.apply(extra).key()
+    x = encode(space.apply(extra), L, dtype=torch.float64)
+    torch.testing.assert_close(result.values[0], (x @ acqf.weights)[0].to(result.values.dtype))
+    # The extra counts in the budget: 99 edits are generated (the first 99 draws of the generator),
+    # and the second best is the best of those.
+    assert result.num_scored == sum(acqf.batch_sizes) == 100
+    graphs, _, values = _brute_force(space, acqf, 99, seed=1)
+    assert result.graphs[1].key() == graphs[0].key()
+    torch.testing.assert_close(result.values[1], values[0].to(result.values.dtype))
+    assert values[0] < result.values[0]
+    # The extras are scored first, in their own batch.
+    assert acqf.batch_sizes[0] == 1
+
+
+def test_extra_candidates_in_the_evolutionary_method():
+    space = _space()
+    L = space.graph.num_layers
+    extra = space.sample(3, generator=_gen(20))
+    favourite = encode(space.apply(extra[1]), L)[0]
+    for method in EDIT_OPTIMIZATION_METHODS:
+        acqf = _Favourite(_random_projection(space, seed=5).weights, favourite)
+        result = optimize_acqf_edits(acqf, space, max_layers=L, q=2, num_candidates=60, method=method,
+                                     population_size=15, generator=_gen(2), extra_candidates=extra)
+        assert result.edits[0] == extra[1]
+        assert result.values[0] > 1e5 > result.values[1]
+        assert result.num_scored == sum(acqf.batch_sizes) <= 60
+        assert acqf.batch_sizes[0] == 3
+
+
+def test_extra_candidates_beyond_the_budget_and_duplicates():
+    space = _space()
+    L = space.graph.num_layers
+    extras = [space.uniform_edit(r) for r in (0.1, 0.3, 0.5, 0.7, 0.9)]
+    acqf = _random_projection(space)
+    result = optimize_acqf_edits(acqf, space, max_layers=L, q=3, num_candidates=3, generator=_gen(0),
+                                 extra_candidates=extras)
+    assert result.num_scored == sum(acqf.batch_sizes) == 3
+    assert set(result.edits) == set(extras[:3])  # only the first num_candidates are scored
+    # A repeated extra is scored once; an extra equal to an avoided row is not returned.
+    acqf = _random_projection(space)
+    result = optimize_acqf_edits(acqf, space, max_layers=L, q=2, num_candidates=10, generator=_gen(0),
+                                 extra_candidates=[extras[0], extras[0], extras[1]])
+    assert result.num_scored == sum(acqf.batch_sizes) == 9
+    favourite = encode(space.apply(extras[0]), L)
+    acqf = _Favourite(_random_projection(space).weights, favourite[0])
+    result = optimize_acqf_edits(acqf, space, max_layers=L, num_candidates=10, generator=_gen(0),
+                                 extra_candidates=[extras[0]], X_avoid=favourite)
+    assert result.edits[0] != extras[0] and result.values[0] < 1e5
+    assert result.num_scored == 9
+
+
+def test_invalid_extra_candidate_raises():
+    space = _space()
+    L = space.graph.num_layers
+    good = space.identity_edit()
+    short = Edit(good.remove_mask[:-1], good.shrink_ratios)
+    message = r"extra_candidates\[1\] does not fit the space: .*remove_mask has"
+    with pytest.raises(ArchSearchError, match=message):
+        optimize_acqf_edits(_random_projection(space), space, max_layers=L, num_candidates=10,
+                            generator=_gen(0), extra_candidates=[good, short])
+    bad_ratio = Edit(good.remove_mask, (1.0,) * space.num_groups)
+    with pytest.raises(ArchSearchError, match=r"extra_candidates\[0\] does not fit the space: .*must lie in"):
+        optimize_acqf_edits(_random_projection(space), space, max_layers=L, num_candidates=10,
+                            generator=_gen(0), extra_candidates=[bad_ratio])
+    magnitude = Edit(good.remove_mask, good.shrink_ratios, (), "magnitude")  # no importance in this space
+    with pytest.raises(ArchSearchError, match=r"extra_candidates\[0\] does not fit the space: .*magnitude"):
+        optimize_acqf_edits(_random_projection(space), space, max_layers=L, num_candidates=10,
+                            generator=_gen(0), extra_candidates=[magnitude])
+    message = r"extra_candidates\[0\] does not fit the space: Expected an Edit"
+    with pytest.raises(ArchSearchError, match=message):
+        optimize_acqf_edits(_random_projection(space), space, max_layers=L, num_candidates=10,
+                            generator=_gen(0), extra_candidates=["edit"])

@@ -99,3 +99,47 @@ def test_from_dict_rejects_removed_layers_out_of_range(remove):
     data = {"remove": remove, "num_layers": 3, "shrink_ratios": [], "skips": []}
     with pytest.raises(InvalidEditError, match="remove"):
         Edit.from_dict(data)
+
+
+# ---------------------------------------------------------------------------- channel order
+def test_channel_order_defaults_to_even_and_is_part_of_the_edit():
+    even = Edit((False, True), (0.5,), ((0, 1),))
+    magnitude = Edit((False, True), (0.5,), ((0, 1),), "magnitude")
+    assert even.channel_order == "even"
+    assert Edit((False, True), (0.5,), ((0, 1),), channel_order="even") == even
+    assert magnitude.channel_order == "magnitude"
+    assert magnitude != even and len({even, magnitude}) == 2
+    assert dataclasses.replace(even, channel_order="magnitude") == magnitude
+
+
+def test_to_dict_writes_the_channel_order_only_when_not_even():
+    even = Edit((False, True, False), (0.25,), ((0, 2),))
+    assert "channel_order" not in even.to_dict()
+    magnitude = dataclasses.replace(even, channel_order="magnitude")
+    data = magnitude.to_dict()
+    assert data == {**even.to_dict(), "channel_order": "magnitude"}
+
+
+def test_channel_order_round_trips_through_json():
+    for order in ("even", "magnitude"):
+        edit = Edit((False, True, False, True), (0.25, 0.75), ((0, 2),), order)
+        again = Edit.from_dict(json.loads(json.dumps(edit.to_dict())))
+        assert again == edit and again.channel_order == order and hash(again) == hash(edit)
+        assert again.to_dict() == edit.to_dict()
+
+
+def test_from_dict_of_an_old_dict_gives_even():
+    old = {"remove": [1], "num_layers": 3, "shrink_ratios": [0.5], "skips": [[0, 2]]}
+    edit = Edit.from_dict(old)
+    assert edit.channel_order == "even"
+    assert edit == Edit((False, True, False), (0.5,), ((0, 2),))
+    assert edit.to_dict() == old
+
+
+@pytest.mark.parametrize("order", ["random", "Magnitude", "", None, 1])
+def test_invalid_channel_order_raises(order):
+    with pytest.raises(InvalidEditError, match=r"Edit.channel_order must be one of \['even', 'magnitude'\]"):
+        Edit((False,), (0.5,), (), order)
+    data = {"remove": [], "num_layers": 1, "shrink_ratios": [0.5], "skips": [], "channel_order": order}
+    with pytest.raises(InvalidEditError, match=r"channel_order"):
+        Edit.from_dict(data)

@@ -2,6 +2,7 @@ r"""Tests of botorch_archsearch/space/mutation.py: mutation and uniform crossove
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 
@@ -212,3 +213,57 @@ def test_edits_that_do_not_fit_are_rejected_naming_the_edit():
     message = r"parents_a and parents_b must have the same length, got 2 and 1"
     with pytest.raises(InvalidEditError, match=message):
         crossover_edits(space, [good, good], [good], _gen(0))
+
+
+# ---------------------------------------------------------------------------- channel order
+@functools.lru_cache(maxsize=None)
+def _magnitude_setup(name: str = "resnet18"):
+    """A teacher (eval mode), its space with channel importance (drawing magnitude edits)."""
+    from botorch_archsearch.space import channel_importance
+
+    torch.manual_seed(0)
+    teacher = get_teacher(name, num_classes=10, in_channels=3, width=0.125).eval()
+    graph = trace(teacher, torch.zeros(1, 3, 16, 16))
+    importance = channel_importance(graph, teacher)
+    return teacher, SearchSpace(graph, channel_importance=importance, channel_order="magnitude")
+
+
+def test_children_keep_their_parents_channel_order():
+    _, space = _magnitude_setup()
+    magnitude = space.sample(40, generator=_gen(0))
+    assert all(e.channel_order == "magnitude" for e in magnitude)
+    even = [dataclasses.replace(e, channel_order="even") for e in space.sample(40, generator=_gen(1))]
+    mixed = [m if c % 3 else e for c, (m, e) in enumerate(zip(magnitude, even))]
+    children = mutate_edits(space, mixed, _gen(2), rate=0.3)
+    assert [c.channel_order for c in children] == [p.channel_order for p in mixed]
+    assert {c.channel_order for c in children} == {"even", "magnitude"}
+    assert all(c != p for c, p in zip(children, mixed))  # they did change
+    # Crossover: the order of parents_a, whatever parents_b's.
+    flip = {"even": "magnitude", "magnitude": "even"}
+    other = [dataclasses.replace(e, channel_order=flip[e.channel_order]) for e in mixed]
+    crossed = crossover_edits(space, mixed, other, _gen(3))
+    assert [c.channel_order for c in crossed] == [a.channel_order for a in mixed]
+    crossed = crossover_edits(space, other, mixed, _gen(3))
+    assert [c.channel_order for c in crossed] == [a.channel_order for a in other]
+    # Rate 0 gives the parents back, order included.
+    assert mutate_edits(space, mixed, _gen(4), rate=0.0) == mixed
+
+
+@pytest.mark.parametrize("rate", [0.05, 0.1, 0.2])
+def test_local_edits_of_magnitude_students_build_and_run(rate):
+    from botorch_archsearch.graph import build_student
+    from botorch_archsearch.space import oneshot_edit
+
+    teacher, space = _magnitude_setup()
+    parents = [oneshot_edit(space, "magnitude", 0.3), oneshot_edit(space, "magnitude", 0.3, scope="global")]
+    parents += space.sample(6, generator=_gen(5))
+    children = mutate_edits(space, parents * 2, _gen(6), rate=rate)
+    assert sum(c != p for c, p in zip(children, parents * 2)) >= len(children) // 2
+    x = torch.randn(2, 3, 16, 16, generator=_gen(7))
+    for child in children:
+        assert child.channel_order == "magnitude"
+        space.check(child)
+        student = build_student(space.apply(child), teacher).eval()
+        with torch.no_grad():
+            y = student(x)
+        assert y.shape == (2, 10) and torch.isfinite(y).all()

@@ -177,7 +177,7 @@ def test_options_rebuild_the_space():
     assert options == {
         "removal": True, "shrinkage": True, "skip": False, "channel_multiple": 4,
         "removal_probs": [0.2, 0.4], "shrink_range": [0.1, 0.6], "skip_probs": [0.01],
-        "max_skips_per_layer": 3,
+        "max_skips_per_layer": 3, "channel_order": "even",
     }
     again = SearchSpace(graph, **options)
     assert again.options == options
@@ -411,6 +411,6 @@ def test_repr():
     space = SearchSpace(_pool_graph())
     assert repr(space) == (
         f"SearchSpace(layers=17, removable=10, groups={space.num_groups}, "
-        f"skip_candidates={len(space.skip_candidates)})"
+        f"skip_candidates={len(space.skip_candidates)}, channel_order='even')"
     )
     assert space.num_groups == 5  # conv1, conv2, conv3, conv4, fc1: their own channels each

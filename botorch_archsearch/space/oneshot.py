@@ -1,0 +1,137 @@
+r"""One-shot students: one edit of the teacher that meets a size target, with no search.
+
+- ``"uniform"``: every channel group shrunk by one ratio, evenly spread channels kept (the
+  reference's channel choice), nothing removed or added.
+- ``"magnitude"``: one-shot group-magnitude pruning, as Torch-Pruning's ``MetaPruner`` with
+  ``GroupMagnitudeImportance``: each group keeps its most important channels (see
+  :func:`~botorch_archsearch.space.channel_importance`), either one ratio for every group
+  (``scope="group"``, Torch-Pruning's default) or one importance threshold for all groups
+  (``scope="global"``, its ``global_pruning=True``; each group's importances divided by their mean).
+
+A target is a relative size: the fraction of the teacher's parameters (or FLOPs) the student may
+keep. The edit found is the largest student within it: the smallest ratio (or threshold) whose
+student is at most the target, so one channel less shrinkage would exceed it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from botorch_archsearch.exceptions import ArchSearchError
+from botorch_archsearch.graph.counting import count_flops, count_params
+from botorch_archsearch.space.edits import Edit
+from botorch_archsearch.space.search_space import SearchSpace
+
+ONESHOT_METHODS: tuple[str, ...] = ("uniform", "magnitude")
+MAGNITUDE_SCOPES: tuple[str, ...] = ("group", "global")
+SIZE_MEASURES: tuple[str, ...] = ("params", "flops")
+
+
+def oneshot_edit(
+    space: SearchSpace,
+    method: str,
+    target: float,
+    measure: str = "params",
+    scope: str = "group",
+) -> Edit:
+    r"""The one-shot edit of ``method`` whose student is the largest within ``target``.
+
+    Args:
+        space: The teacher's search space (``"magnitude"`` needs its channel importance).
+        method: ``"uniform"`` or ``"magnitude"``.
+        target: The relative size in ``(0, 1]``: the student keeps at most this fraction of the
+            teacher's ``measure``.
+        measure: ``"params"`` or ``"flops"``.
+        scope: ``"magnitude"`` only: ``"group"`` (one ratio for all groups) or ``"global"`` (one
+            importance threshold for all groups).
+
+    Returns:
+        The edit (no removals, no skips).
+
+    Raises:
+        ArchSearchError: For a bad argument, or if even keeping one channel block per group
+            exceeds the target (naming the smallest size this teacher's groups reach).
+
+    Example:
+        >>> edit = oneshot_edit(space, "magnitude", 1 / 3, measure="flops")
+        >>> student = space.apply(edit)
+    """
+    if method not in ONESHOT_METHODS:
+        raise ArchSearchError(f"oneshot_edit: method must be one of {list(ONESHOT_METHODS)}, got {method!r}.")
+    if measure not in SIZE_MEASURES:
+        raise ArchSearchError(f"oneshot_edit: measure must be one of {list(SIZE_MEASURES)}, got {measure!r}.")
+    if scope not in MAGNITUDE_SCOPES:
+        raise ArchSearchError(f"oneshot_edit: scope must be one of {list(MAGNITUDE_SCOPES)}, got {scope!r}.")
+    if isinstance(target, bool) or not isinstance(target, (int, float)) or not 0.0 < target <= 1.0:
+        raise ArchSearchError(f"oneshot_edit: target must be a fraction of the teacher's size in (0, 1], got {target!r}.")
+    if method == "magnitude" and not space.has_importance:
+        raise ArchSearchError(
+            "oneshot_edit: 'magnitude' needs the teacher's channel importance; make the space with "
+            "SearchSpace(graph, channel_importance=channel_importance(graph, teacher))."
+        )
+    count = count_params if measure == "params" else count_flops
+    limit = target * count(space.graph)
+    order = "even" if method == "uniform" else "magnitude"
+    if method == "magnitude" and scope == "global":
+        return _global_edit(space, count, limit, target, measure)
+
+    def size(ratio: float) -> int:
+        return count(space.apply(space.uniform_edit(ratio, order)))
+
+    # Counts change only where some group keeps one channel fewer: at ratios 1 - k / C. The
+    # smallest such ratio that fits, so that every group keeps the same fraction as nearly as
+    # its size allows.
+    sizes = {space.channels.size[r] for r in space.channels.group_roots}
+    ratios = np.unique([0.0] + [1.0 - k / c for c in sizes for k in range(1, c)])
+    if size(ratios[-1]) > limit:
+        _unreachable(method, target, measure, size(ratios[-1]) / count(space.graph))
+    lo, hi = -1, len(ratios) - 1  # size(ratios[hi]) fits; lo: index below the range
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if size(ratios[mid]) <= limit:
+            hi = mid
+        else:
+            lo = mid
+    return space.uniform_edit(float(ratios[hi]), order)
+
+
+def _global_edit(space: SearchSpace, count, limit: float, target: float, measure: str) -> Edit:
+    """One importance threshold for every group (each group keeps its channels at or above it,
+    at least one block)."""
+    importance = space.channels.importance
+    blocks = [space.channels.blocks[r] for r in space.channels.group_roots]
+    thresholds = np.unique(np.concatenate(importance))
+
+    def edit(t: float) -> Edit:
+        ratios = []
+        for values, b in zip(importance, blocks):
+            keep = max(int((values >= t).sum()), b)
+            ratios.append(1.0 - keep / len(values))
+        return Edit((False,) * space.graph.num_layers, tuple(ratios), (), "magnitude")
+
+    top = edit(math.inf)
+    if count(space.apply(top)) > limit:
+        _unreachable("magnitude", target, measure, count(space.apply(top)) / count(space.graph))
+    # The smallest threshold whose student fits: sizes fall as the threshold rises.
+    lo, hi = 0, len(thresholds)  # hi: index past the end stands for "keep one block per group"
+    if count(space.apply(edit(thresholds[0]))) <= limit:
+        return edit(thresholds[0])
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if count(space.apply(edit(thresholds[mid]))) <= limit:
+            hi = mid
+        else:
+            lo = mid
+    return top if hi == len(thresholds) else edit(thresholds[hi])
+
+
+def _unreachable(method: str, target: float, measure: str, smallest: float) -> None:
+    raise ArchSearchError(
+        f"one-shot {method!r} cannot reach a target of {target:.4g} of the teacher's {measure}: its smallest student "
+        f"keeps {smallest:.4g}. Give a larger target."
+    )
+
+
+__all__ = ["MAGNITUDE_SCOPES", "ONESHOT_METHODS", "oneshot_edit"]
