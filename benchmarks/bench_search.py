@@ -7,6 +7,12 @@ Two sub-commands:
 cell is resumed on the next call). Extra Hydra overrides after ``--`` define a variant (an
 ablation), e.g. ``-- search.method=esnac search.num_kernels=1 search.steps=48``.
 
+``reevaluate``: each cell's chosen students (each search method's best, the one-shot students of
+its journal, and one-shot ``uniform`` and ``magnitude`` students at the size of its best ESNAC
+student) evaluated again with fresh evaluation seeds, all students of a cell and seed together
+(``<cell>/reeval.jsonl``), so that picking the maximum of noisy evaluations does not favour the
+searches.
+
 ``diagnose``: kernel fit quality per ESNAC step (the LOO rank correlation of the saved kernels).
 
 ``report``: reads the journals of one or more variants and prints, per method, the mean and
@@ -14,13 +20,16 @@ standard deviation over seeds of the best f(x), of its accuracy and compression 
 anytime curve (mean best f(x) after n evaluations); how many evaluations ESNAC needs to reach
 random search's final mean best f(x); and a paired comparison across seeds (bootstrap 95%
 interval of the mean difference and the Wilcoxon signed-rank test). With ``--figures`` it draws
-the anytime curves and the histograms of f(x) per method (paper Figure 2).
+the anytime curves and the histograms of f(x) per method (paper Figure 2). Where cells were
+re-evaluated, it adds the re-evaluated table, each student paired against ESNAC's (or
+``--reference``), and the one-shots as horizontal lines in the anytime figure.
 
 Usage::
 
     .venv/bin/python benchmarks/bench_search.py run --name main --seeds 0 1 2 3 4
     .venv/bin/python benchmarks/bench_search.py run --name k1 --seeds 0 1 2 3 4 -- \
         search.method=esnac search.num_kernels=1 search.steps=48
+    .venv/bin/python benchmarks/bench_search.py reevaluate benchmarks/runs/main --eval-seeds 3
     .venv/bin/python benchmarks/bench_search.py report benchmarks/runs/main benchmarks/runs/k1 \
         --figures benchmarks/figures
 """
@@ -134,7 +143,7 @@ def paired_statistics(d: np.ndarray) -> tuple[float, float, float]:
 def summarize(name: str, cells: dict[int, list[dict]]) -> dict[str, dict]:
     """Per method: best records per seed, anytime curves."""
     out = {}
-    methods = sorted({r["method"] for records in cells.values() for r in records}, key=["random", "esnac"].index)
+    methods = sorted({r["method"] for records in cells.values() for r in records}, key=_method_order)
     for method in methods:
         per_seed = {s: [r for r in records if r["method"] == method] for s, records in cells.items()}
         per_seed = {s: rs for s, rs in per_seed.items() if rs}
@@ -148,6 +157,168 @@ def summarize(name: str, cells: dict[int, list[dict]]) -> dict[str, dict]:
             "seconds": sum(r["seconds"] for rs in per_seed.values() for r in rs[:budget]),
         }
     return out
+
+
+METHOD_ORDER = ("random", "esnac", "uniform", "magnitude")
+
+
+def _method_order(method: str) -> tuple[int, str]:
+    return (METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER), method)
+
+
+# --------------------------------------------------------------------------------------------
+# reevaluate
+
+
+REEVAL_NAME = "reeval.jsonl"
+ONESHOTS = ("uniform", "magnitude")
+
+
+def chosen_students(records: list[dict]) -> dict[str, dict]:
+    """What a cell compares: each search method's best record, and each one-shot record of the
+    journal (``<method>@<target>``); name -> {"edit", "source"}."""
+    out = {}
+    for method in sorted({r["method"] for r in records}, key=_method_order):
+        mine = [r for r in records if r["method"] == method and r["status"] == "ok"]
+        if not mine:
+            continue
+        if method in ONESHOTS:
+            for r in mine:
+                out[f"{method}@{r.get('target', 0):.4f}"] = {"edit": r["edit"], "source": r["index"]}
+        else:
+            best = max(mine, key=lambda r: (r["reward"], -r["index"]))
+            out[method] = {"edit": best["edit"], "source": best["index"]}
+    return out
+
+
+def reevaluate(args: argparse.Namespace) -> None:
+    """Each cell's chosen students (each search's best, the journal's one-shots, and one-shot
+    ``uniform`` and ``magnitude`` students at the size of the cell's best ESNAC student) evaluated
+    again with fresh evaluation seeds, all of a seed together; appended to ``<cell>/reeval.jsonl``
+    (a seed already there is skipped)."""
+    from botorch_archsearch.search import RunEvaluator
+    from botorch_archsearch.space import Edit, oneshot_edit
+
+    overrides = {"evaluation": {"isolation": args.isolation}} if args.isolation else None
+    for folder in map(Path, args.variants):
+        for cell in sorted(folder.glob("seed-*")):
+            if not (cell / "journal.jsonl").exists():
+                continue
+            path = cell / REEVAL_NAME
+            done = {}
+            if path.exists():
+                for line in path.read_text().splitlines():
+                    if line.strip():
+                        row = json.loads(line)
+                        done.setdefault(row["eval_seed"], set()).add(row["name"])
+            with RunEvaluator(cell, overrides) as run:
+                records = run.records()
+                students = {name: Edit.from_dict(c["edit"]) for name, c in chosen_students(records).items()}
+                if "esnac" in students:
+                    measure = run.config.reward.budget_measure or run.config.reward.measure
+                    best = max((r for r in records if r["method"] == "esnac" and r["status"] == "ok"),
+                               key=lambda r: (r["reward"], -r["index"]))
+                    target = best[measure] / run.teacher_info[measure]
+                    for method in ONESHOTS:
+                        students[f"{method}@esnac"] = oneshot_edit(run.space, method, target, measure=measure,
+                                                                   scope=run.config.search.magnitude_scope)
+                names = list(students)
+                for eval_seed in range(args.eval_seeds):
+                    if set(names) <= done.get(eval_seed, set()):
+                        continue
+                    start = time.perf_counter()
+                    results = run.evaluate([students[n] for n in names], eval_seed)
+                    with path.open("a") as f:
+                        for name, result in zip(names, results):
+                            f.write(json.dumps({"name": name, "eval_seed": eval_seed, **result,
+                                                "edit": students[name].to_dict()}) + "\n")
+                    print(f"{cell}: evaluation seed {eval_seed}: {len(names)} students in "
+                          f"{time.perf_counter() - start:.0f} s: " +
+                          ", ".join(f"{n} {r['reward']:.4f}" for n, r in zip(names, results)), flush=True)
+
+
+def load_reevaluations(folder: Path) -> dict[str, dict[int, list[dict]]]:
+    """name -> search seed -> the rows of its re-evaluations, from ``<cell>/reeval.jsonl``."""
+    out: dict[str, dict[int, list[dict]]] = {}
+    for cell in sorted(folder.glob("seed-*")):
+        path = cell / REEVAL_NAME
+        if not path.exists():
+            continue
+        seed = int(cell.name.split("-", 1)[1])
+        for line in path.read_text().splitlines():
+            if line.strip():
+                row = json.loads(line)
+                out.setdefault(row["name"], {}).setdefault(seed, []).append(row)
+    return out
+
+
+def report_reevaluations(variants: list[Path], reference: str | None, tparams: int | None) -> dict[str, float]:
+    """The re-evaluation tables; returns the mean re-evaluated f(x) of each one-shot row (for the
+    anytime figure)."""
+    rows: dict[str, dict[int, dict]] = {}
+    for folder in variants:
+        for name, per_seed in load_reevaluations(folder).items():
+            rows[f"{folder.name}/{name}"] = {
+                s: {key: float(np.mean([r[key] if r[key] is not None else 0.0 for r in rs]))
+                    for key in ("reward", "accuracy", "params")} | {"n": len(rs)}
+                for s, rs in per_seed.items()
+            }
+    if not rows:
+        return {}
+    n_eval = sorted({v["n"] for per in rows.values() for v in per.values()})
+    print(f"Re-evaluated with fresh evaluation seeds ({'/'.join(map(str, n_eval))} per student, all students of a cell "
+          "and seed together); per search seed the mean over evaluation seeds, then mean +- std over search seeds:")
+    print("| variant / student | seeds | f(x) | accuracy | compression (params ratio) |")
+    print("|---|---|---|---|---|")
+    for key, per in rows.items():
+        f = np.array([v["reward"] for v in per.values()])
+        acc = np.array([v["accuracy"] for v in per.values()])
+        ratio = np.array([tparams / v["params"] for v in per.values()]) if tparams else None
+        sd = (lambda x: x.std(ddof=1) if len(x) > 1 else 0.0)
+        print(f"| {key} | {len(f)} | {f.mean():.4f} +- {sd(f):.4f} | {acc.mean():.4f} +- {sd(acc):.4f} | "
+              + (f"{ratio.mean():.1f}x +- {sd(ratio):.1f} |" if ratio is not None else "n/a |"))
+    reference = reference or next((k for k in rows if k.endswith("/esnac")), None)
+    if reference in rows:
+        print()
+        print(f"Paired by search seed against {reference} (its re-evaluated f(x) minus each other's):")
+        print("| other | seeds | mean difference | bootstrap 95% CI | Wilcoxon p (two-sided) | reference better |")
+        print("|---|---|---|---|---|---|")
+        ref = rows[reference]
+        for key, per in rows.items():
+            if key == reference:
+                continue
+            seeds = sorted(set(ref) & set(per))
+            if not seeds:
+                continue
+            d = np.array([ref[s]["reward"] - per[s]["reward"] for s in seeds])
+            lo, hi, p = paired_statistics(d)
+            print(f"| {key} | {len(d)} | {d.mean():+.4f} | [{lo:+.4f}, {hi:+.4f}] | {p:.3f} | "
+                  f"{int((d > 0).sum())}/{len(d)} |")
+    print()
+    return {k: float(np.mean([v["reward"] for v in per.values()])) for k, per in rows.items()
+            if k.split("/", 1)[1].split("@")[0] in ONESHOTS}
+
+
+def paired_with_random(rows: dict[str, dict], baseline: dict) -> None:
+    """Each ESNAC row against the baseline variant's random search, paired by seed."""
+    target = baseline["curves"].mean(0)[-1]
+    print(f"Paired against {baseline['variant']}/random (final mean best f(x) {target:.4f}, "
+          f"{baseline['budget']} evaluations):")
+    print("| variant / method | mean difference in best f(x) | bootstrap 95% CI | Wilcoxon p (two-sided) | "
+          "wins | evaluations to reach random's final mean |")
+    print("|---|---|---|---|---|---|")
+    for key, row in rows.items():
+        if row["method"] != "esnac":
+            continue
+        d = paired_differences(row, baseline)
+        if d is None:
+            continue
+        lo, hi, p = paired_statistics(d)
+        mean = row["curves"].mean(0)
+        reach = next((n + 1 for n, v in enumerate(mean) if v >= target), None)
+        reach_text = str(reach) if reach is not None else f"not within {row['budget']}"
+        print(f"| {key} | {d.mean():+.4f} | [{lo:+.4f}, {hi:+.4f}] | {p:.3f} | {int((d > 0).sum())}/{len(d)} | "
+              f"{reach_text} |")
 
 
 def report(args: argparse.Namespace) -> None:
@@ -185,26 +356,8 @@ def report(args: argparse.Namespace) -> None:
     # ESNAC variant against the baseline variant's random search
     random_rows = {k: r for k, r in rows.items() if r["method"] == "random"}
     baseline = random_rows.get(f"{args.baseline}/random") or next(iter(random_rows.values()), None)
-    if baseline is None:
-        return
-    target = baseline["curves"].mean(0)[-1]
-    print(f"Paired against {baseline['variant']}/random (final mean best f(x) {target:.4f}, "
-          f"{baseline['budget']} evaluations):")
-    print("| variant / method | mean difference in best f(x) | bootstrap 95% CI | Wilcoxon p (two-sided) | "
-          "wins | evaluations to reach random's final mean |")
-    print("|---|---|---|---|---|---|")
-    for key, row in rows.items():
-        if row["method"] != "esnac":
-            continue
-        d = paired_differences(row, baseline)
-        if d is None:
-            continue
-        lo, hi, p = paired_statistics(d)
-        mean = row["curves"].mean(0)
-        reach = next((n + 1 for n, v in enumerate(mean) if v >= target), None)
-        reach_text = str(reach) if reach is not None else f"not within {row['budget']}"
-        print(f"| {key} | {d.mean():+.4f} | [{lo:+.4f}, {hi:+.4f}] | {p:.3f} | {int((d > 0).sum())}/{len(d)} | "
-              f"{reach_text} |")
+    if baseline is not None:
+        paired_with_random(rows, baseline)
     # each other ESNAC variant (an ablation) against the baseline variant's ESNAC, paired by seed
     reference = rows.get(f"{args.baseline}/esnac")
     others = [k for k, r in rows.items() if r["method"] == "esnac" and r is not reference]
@@ -222,11 +375,13 @@ def report(args: argparse.Namespace) -> None:
             lo, hi, p = paired_statistics(d)
             print(f"| {key} | {len(d)} | {d.mean():+.4f} | [{lo:+.4f}, {hi:+.4f}] | {p:.3f} | "
                   f"{int((d > 0).sum())}/{len(d)} |")
+    print()
+    lines = report_reevaluations([Path(v) for v in args.variants], args.reference, tparams)
     if args.figures:
-        figures(rows, Path(args.figures))
+        figures(rows, Path(args.figures), lines)
 
 
-def figures(rows: dict[str, dict], folder: Path) -> None:
+def figures(rows: dict[str, dict], folder: Path, lines: dict[str, float] | None = None) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -239,8 +394,13 @@ def figures(rows: dict[str, dict], folder: Path) -> None:
         n = np.arange(1, curves.shape[1] + 1)
         mean = curves.mean(0)
         sem = curves.std(0, ddof=1) / math.sqrt(len(curves)) if len(curves) > 1 else np.zeros_like(mean)
+        if row["method"] in ONESHOTS:
+            continue  # one evaluation per target: a line below, not a curve
         ax.plot(n, mean, label=f"{key} ({len(curves)} seeds)")
         ax.fill_between(n, mean - sem, mean + sem, alpha=0.2)
+    for key, value in (lines or {}).items():
+        ax.axhline(value, linestyle="--", linewidth=1, color="0.3" if "magnitude" in key else "0.6",
+                   label=f"{key} (one-shot, re-evaluated)")
     ax.set_xlabel("evaluations")
     ax.set_ylabel("best f(x) so far (mean over seeds, +- s.e.m.)")
     ax.legend(fontsize=8)
@@ -327,10 +487,16 @@ def main() -> None:
     p.add_argument("--baseline", default="main", help="the variant whose random search is the reference")
     p.add_argument("--teacher-params", type=int, default=None, help="for the compression ratio")
     p.add_argument("--figures", default=None, help="folder for anytime.png and histogram.png")
+    e = sub.add_parser("reevaluate", help="evaluate each cell's chosen students again with fresh evaluation seeds")
+    e.add_argument("variants", nargs="+")
+    e.add_argument("--eval-seeds", type=int, default=3, help="fresh evaluation seeds 0..N-1")
+    e.add_argument("--isolation", default=None, help="evaluation.isolation for the re-evaluation")
+    p.add_argument("--reference", default=None,
+                   help="the re-evaluated row the others are paired against (default: the first <variant>/esnac)")
     d = sub.add_parser("diagnose", help="kernel fit quality (LOO Spearman) per step of one ESNAC variant")
     d.add_argument("variant")
     args = parser.parse_args()
-    {"run": run, "report": report, "diagnose": diagnose}[args.command](args)
+    {"run": run, "report": report, "reevaluate": reevaluate, "diagnose": diagnose}[args.command](args)
 
 
 if __name__ == "__main__":

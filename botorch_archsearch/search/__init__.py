@@ -32,7 +32,9 @@ from botorch_archsearch.search.loop import (
     compress,
     is_resumable,
     record_graph,
+    run_methods,
 )
+from botorch_archsearch.search.reevaluate import RunEvaluator
 
 __all__ = [
     "AcquisitionConfig",
@@ -48,6 +50,7 @@ __all__ = [
     "RECORD_KEYS",
     "RESUMABLE_KEYS",
     "RewardConfig",
+    "RunEvaluator",
     "RunDirectoryLock",
     "RunDirectoryLockedError",
     "SEARCH_METHODS",
@@ -62,5 +65,6 @@ __all__ = [
     "read_saved_config",
     "record_graph",
     "repair_journal",
+    "run_methods",
     "upgrade_saved_config",
 ]

@@ -23,8 +23,10 @@ from botorch_archsearch.evaluation.reward import REWARD_MEASURES
 from botorch_archsearch.exceptions import ArchSearchError
 from botorch_archsearch.gp.fit import OBJECTIVES
 from botorch_archsearch.models import TEACHER_NAMES
+from botorch_archsearch.space import CHANNEL_ORDERS, MAGNITUDE_SCOPES, ONESHOT_METHODS
 
-SEARCH_METHODS = ("esnac", "random", "both")
+SEARCH_METHODS = ("esnac", "random", "both", "uniform", "magnitude")
+SEARCH_INITS = ("random", "oneshot")
 CONFIG_NAME = "config.json"  # a run directory's saved config
 
 
@@ -76,7 +78,9 @@ class SearchSettings:
 
     Args:
         method: ``"esnac"`` (Algorithm 1), ``"random"`` (random search, same evaluator and
-            budget) or ``"both"`` (random search, then ESNAC, in one run).
+            budget), ``"both"`` (random search, then ESNAC, in one run), or a one-shot baseline
+            alone: ``"uniform"`` or ``"magnitude"`` (one evaluation per target, see
+            :func:`~botorch_archsearch.space.oneshot_edit`).
         steps: ``T``, search steps (paper: 20).
         num_kernels: ``K``, kernels per step = architectures evaluated per step (paper: 8).
             Random search evaluates ``T * K`` architectures, ``K`` at a time.
@@ -89,6 +93,22 @@ class SearchSettings:
         shrink_range: ``[low, high]`` of the shrinkage ratios (default ``[0, 1]``).
         skip_probs: Per-candidate skip-addition probabilities to draw from (default: the
             search space's).
+        channel_order: Which channels a shrunk group keeps, in every student of every method:
+            ``"even"`` (evenly spread, the reference) or ``"magnitude"`` (the teacher's most
+            important by group magnitude; ``uniform`` students always keep evenly spread ones).
+        baselines: One-shot baselines (``"uniform"``, ``"magnitude"``) evaluated after the search,
+            one evaluation per target, recorded as methods of their own.
+        targets: The one-shot students' sizes, as fractions of the teacher's (in
+            ``reward.budget_measure``, else ``reward.measure``). ``None``: the size of the best
+            student of each search method of the run (the one-shots at equal compression), else
+            ``reward.budget``, else ``[0.5, 0.25, 0.125]``.
+        magnitude_scope: ``"group"`` (one ratio for all groups, Torch-Pruning's default) or
+            ``"global"`` (one importance threshold for all groups).
+        init: ESNAC's first step: ``"random"`` edits (the paper) or ``"oneshot"``: ``uniform``
+            and ``magnitude`` students at the sizes of :data:`INIT_TARGETS` (the rest random).
+        local_fraction: The share of each kernel's ``acquisition.num_candidates`` that are local
+            edits of the best students so far (mutations with fewer changes as the search goes
+            on, as a trust region narrows); 0: the paper's random edits only.
     """
 
     method: str = "esnac"
@@ -101,6 +121,12 @@ class SearchSettings:
     removal_probs: list[float] | None = None
     shrink_range: list[float] | None = None
     skip_probs: list[float] | None = None
+    channel_order: str = "even"
+    baselines: list[str] = field(default_factory=list)
+    targets: list[float] | None = None
+    magnitude_scope: str = "group"
+    init: str = "random"
+    local_fraction: float = 0.0
 
 
 @dataclass
@@ -242,7 +268,10 @@ def upgrade_saved_config(saved: dict[str, Any]) -> dict[str, Any]:
     - ``dataset.split_seed`` and ``teacher.seed`` (once both followed ``seed``): ``seed``;
     - ``evaluation.bf16`` (bf16 autocast was then only on CUDA): ``None`` (automatic) on a CUDA
       device, ``False`` on a CPU;
-    - ``kernel.init_scale``: 1.0.
+    - ``kernel.init_scale``: 1.0;
+    - ``search.channel_order`` ``"even"``, ``search.baselines`` ``[]``, ``search.targets``
+      ``None``, ``search.magnitude_scope`` ``"group"``, ``search.init`` ``"random"``,
+      ``search.local_fraction`` 0.
 
     Args:
         saved: The nested dict read from ``config.json``.
@@ -263,6 +292,11 @@ def upgrade_saved_config(saved: dict[str, Any]) -> dict[str, Any]:
     kernel = upgraded.setdefault("kernel", {})
     if isinstance(kernel, dict):
         kernel.setdefault("init_scale", 1.0)
+    search = upgraded.setdefault("search", {})
+    if isinstance(search, dict):
+        for key, value in (("channel_order", "even"), ("baselines", []), ("targets", None),
+                           ("magnitude_scope", "group"), ("init", "random"), ("local_fraction", 0.0)):
+            search.setdefault(key, value)
     return upgraded
 
 
@@ -354,6 +388,28 @@ def check_config(config: CompressConfig) -> None:
         len(config.search.shrink_range) != 2 or config.search.shrink_range[0] > config.search.shrink_range[1]
     ):
         raise ArchSearchError(f"search.shrink_range must be [low, high] with low <= high, got {config.search.shrink_range!r}.")
+    _choice("search.channel_order", config.search.channel_order, CHANNEL_ORDERS)
+    baselines = config.search.baselines
+    if not isinstance(baselines, (list, tuple)) or any(b not in ONESHOT_METHODS for b in baselines) \
+            or len(set(baselines)) != len(baselines):
+        raise ArchSearchError(
+            f"search.baselines must be a list of distinct one-shot methods from {list(ONESHOT_METHODS)}, got "
+            f"{baselines!r}."
+        )
+    targets = config.search.targets
+    if targets is not None:
+        if not isinstance(targets, (list, tuple)) or not targets:
+            raise ArchSearchError(
+                f"search.targets must be null or a non-empty list of fractions of the teacher's size in (0, 1], "
+                f"got {targets!r}."
+            )
+        for value in targets:
+            _ratio("search.targets", value, open_low=True)
+    _choice("search.magnitude_scope", config.search.magnitude_scope, MAGNITUDE_SCOPES)
+    _choice("search.init", config.search.init, SEARCH_INITS)
+    fraction = config.search.local_fraction
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 <= fraction < 1:
+        raise ArchSearchError(f"search.local_fraction must be a number in [0, 1), got {fraction!r}.")
     _integer("kernel.hidden_size", config.kernel.hidden_size, 1)
     _integer("kernel.num_layers", config.kernel.num_layers, 1)
     scale = config.kernel.init_scale
@@ -477,6 +533,7 @@ __all__ = [
     "FinalConfig",
     "KernelConfig",
     "RewardConfig",
+    "SEARCH_INITS",
     "SEARCH_METHODS",
     "SearchSettings",
     "TeacherConfig",

@@ -21,7 +21,7 @@ import json
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +55,7 @@ from botorch_archsearch.search.config import (
 from botorch_archsearch.search.journal import JOURNAL_NAME, RECORD_KEYS, Journal, read_journal, repair_journal
 from botorch_archsearch.search.lock import RunDirectoryLock
 from botorch_archsearch.search.report import TensorBoardLogger, write_report
-from botorch_archsearch.space import Edit, SearchSpace
+from botorch_archsearch.space import ONESHOT_METHODS, Edit, SearchSpace, channel_importance, mutate_edits, oneshot_edit
 from botorch_archsearch.utils.files import make_dir
 from botorch_archsearch.utils.precision import use_bf16
 
@@ -143,7 +143,7 @@ def _compress(teacher: nn.Module | Teacher | None, data: ImageDataset | None, co
     teacher = _resolve_teacher(teacher, data, config, device)
     example = torch.zeros(1, data.in_channels, data.image_size, data.image_size, device=device)
     graph = trace(teacher.model, example)
-    space = SearchSpace(graph, **_space_options(config))
+    space = SearchSpace(graph, channel_importance=channel_importance(graph, teacher.model), **_space_options(config))
     teacher_info = {
         "name": teacher.name or type(teacher.model).__name__,
         "params": count_params(graph),
@@ -163,7 +163,7 @@ def _compress(teacher: nn.Module | Teacher | None, data: ImageDataset | None, co
         _check_and_write_teacher(run_dir, teacher_info, resume)
     search = _Search(config, space, teacher, teacher_info, data, run_dir)
     try:
-        methods = ["random", "esnac"] if config.search.method == "both" else [config.search.method]
+        methods = run_methods(config)
         for method in methods:
             search.run(method)
         final = search.train_final(methods)
@@ -204,19 +204,7 @@ class _Search:
             self.journal = Journal(run_dir / JOURNAL_NAME)
             self.tensorboard = TensorBoardLogger(run_dir / "tensorboard")
         self.transfer = _transfer_kernels(config.kernel.transfer_from, self.L) if config.kernel.transfer_from else None
-        e = config.evaluation
-        options = {"epochs": e.epochs, "lr": e.lr, "weight_decay": e.weight_decay, "batch_size": e.batch_size,
-                   "loss": e.loss, "temperature": e.temperature, "device": e.device, "max_batches": e.max_batches,
-                   "bf16": e.bf16}
-        if e.backend == "dask":
-            d = e.dask
-            self.backend = DaskBackend(teacher.model, data, options, address=d.address, workers=d.workers,
-                                       threads_per_worker=d.threads_per_worker, gpus_per_worker=d.gpus_per_worker,
-                                       retries=d.retries, dashboard=d.dashboard)
-        else:
-            self.backend = LocalBackend(teacher.model, data, {**options, "workers": e.workers,
-                                                              "progress": config.progress},
-                                        isolation=e.isolation)
+        self.backend = make_backend(config, teacher, data)
 
     def close(self) -> None:
         self.backend.close()
@@ -239,6 +227,9 @@ class _Search:
 
     # ---------------------------------------------------------------- the loop
     def run(self, method: str) -> None:
+        if method in ONESHOT_METHODS:
+            self.run_oneshot(method)
+            return
         c = self.config.search
         for step in range(1, c.steps + 1):
             done = [self.records[i] for i in self.of(method) if self.records[i]["step"] == step]
@@ -247,14 +238,17 @@ class _Search:
             step_start = time.perf_counter()
             generator = _generator(self.config.seed, method, step)
             evaluated = sum(1 for i in self.of(method) if self.records[i]["step"] < step)
-            if method == "random" or step == 1 or evaluated < 2:  # a GP needs 2 points (K = 1: steps 1-2)
+            if method == "esnac" and step == 1 and c.init == "oneshot":
+                proposals = self._oneshot_init(c.num_kernels, generator, method, step)
+            elif method == "random" or step == 1 or evaluated < 2:  # a GP needs 2 points (K = 1: steps 1-2)
                 proposals = self._random(c.num_kernels, generator, method, step)
             elif self.transfer is not None:
                 proposals = self._propose_transfer(method, step, generator)
             else:
                 proposals = self._propose(method, step, generator)
-            done_keys = {r["key"] for r in done}
-            todo = [p for p in proposals if p["graph"].key() not in done_keys]
+            done_keys = {(r["key"], json.dumps(r["edit"], sort_keys=True)) for r in done}
+            todo = [p for p in proposals
+                    if (p["graph"].key(), json.dumps(p["edit"].to_dict(), sort_keys=True)) not in done_keys]
             self._evaluate(todo, method, step)
             best = self.best(method)
             n = len(self.of(method))
@@ -267,9 +261,89 @@ class _Search:
                 _clock(time.perf_counter() - step_start),
             )
 
-    def _random(self, k: int, generator: torch.Generator, method: str, step: int) -> list[dict[str, Any]]:
+    def run_oneshot(self, method: str) -> None:
+        """One evaluation per target of a one-shot baseline (a step each)."""
+        c, measure = self.config.search, self._size_measure()
+        targets = self.targets()
+        for step, target in enumerate(targets, 1):
+            if any(self.records[i]["step"] == step for i in self.of(method)):
+                continue
+            edit = oneshot_edit(self.space, method, target, measure=measure, scope=c.magnitude_scope)
+            graph = self.space.apply(edit)
+            self._evaluate([{"graph": graph, "edit": edit, "kernel": None, "acquisition": None, "target": target}],
+                           method, step)
+            record = self.records[-1]
+            logger.info(
+                "%s at %.4g of the teacher's %s: f(x) %.4f (accuracy %s, %.1fx fewer %s)", method, target, measure,
+                record["reward"], "n/a" if record["accuracy"] is None else f"{record['accuracy']:.4f}",
+                self.teacher_info[measure] / max(record[measure], 1), measure,
+            )
+
+    def _size_measure(self) -> str:
+        r = self.config.reward
+        return r.budget_measure or r.measure
+
+    def targets(self) -> list[float]:
+        """The one-shot baselines' targets (relative sizes), see ``search.targets``."""
+        c, r, measure = self.config.search, self.config.reward, self._size_measure()
+        if c.targets is not None:
+            return [float(t) for t in c.targets]
+        searched = [self.best(m) for m in ("random", "esnac") if self.of(m)]
+        sizes = sorted({b[measure] / self.teacher_info[measure] for b in searched if b is not None}, reverse=True)
+        if sizes:
+            return sizes
+        if r.budget is not None:
+            return [min(1.0, r.budget / self.teacher_info[measure])]
+        return list(DEFAULT_TARGETS)
+
+    def _oneshot_init(self, k: int, generator: torch.Generator, method: str, step: int) -> list[dict[str, Any]]:
+        """ESNAC's first step from one-shot students: ``magnitude`` and ``uniform`` (with the
+        search's channel order; where that is ``magnitude`` and the scope ``group``, the two are one
+        student, evaluated once) at each of :data:`INIT_TARGETS` in turn, then random students if
+        ``k`` is larger."""
+        measure, proposals, keys = self._size_measure(), [], set()
+        for target in INIT_TARGETS:
+            for oneshot in ("magnitude", "uniform"):
+                if len(proposals) == k:
+                    return proposals
+                try:
+                    edit = oneshot_edit(self.space, oneshot, target, measure=measure,
+                                        scope=self.config.search.magnitude_scope)
+                except ArchSearchError:
+                    continue  # a target this teacher cannot reach
+                if oneshot == "uniform":  # with the search's channel order, as every other student of it
+                    edit = replace(edit, channel_order=self.space.channel_order)
+                if any(p["edit"] == edit for p in proposals):
+                    continue  # e.g. both keep every channel
+                graph = self.space.apply(edit)
+                keys.add(graph.key())
+                proposals.append({"graph": graph, "edit": edit, "kernel": None, "acquisition": None,
+                                  "target": target})
+        if len(proposals) < k:
+            proposals += self._random(k - len(proposals), generator, method, step, avoid=keys)
+        return proposals
+
+    def _local_edits(self, method: str, step: int, generator: torch.Generator) -> list[Edit]:
+        """Mutations of the method's best students so far, with a rate that narrows as the search
+        goes on (from 0.2 of the entries at the second step to 0.05 at the last)."""
+        c, a = self.config.search, self.config.acquisition
+        n = int(round(c.local_fraction * a.num_candidates))
+        if n == 0:
+            return []
+        ok = [self.records[i] for i in self.of(method) if self.records[i]["step"] < step and
+              self.records[i]["status"] == "ok"]
+        parents = [self.graphs[r["index"]].edit for r in sorted(ok, key=lambda r: (-r["reward"], r["index"]))[:LOCAL_PARENTS]]
+        if not parents:
+            return []
+        progress = (step - 2) / max(c.steps - 2, 1)
+        rate = LOCAL_RATES[0] + (LOCAL_RATES[1] - LOCAL_RATES[0]) * min(max(progress, 0.0), 1.0)
+        pick = torch.randint(len(parents), (n,), generator=generator).tolist()
+        return mutate_edits(self.space, [parents[i] for i in pick], generator, rate)
+
+    def _random(self, k: int, generator: torch.Generator, method: str, step: int,
+                avoid: set[str] = frozenset()) -> list[dict[str, Any]]:
         """``k`` distinct random students not evaluated before by this method."""
-        seen = {self.records[i]["key"] for i in self.of(method) if self.records[i]["step"] < step}
+        seen = {self.records[i]["key"] for i in self.of(method) if self.records[i]["step"] < step} | set(avoid)
         proposals, keys = [], set()
         for _ in range(100):
             for edit in self.space.sample(max(k, 16), generator=generator):
@@ -297,6 +371,7 @@ class _Search:
     def _propose(self, method: str, step: int, generator: torch.Generator) -> list[dict[str, Any]]:
         c, k, a = self.config.search, self.config.kernel, self.config.acquisition
         X, Y, _ = self._training_data(method, step)
+        local = self._local_edits(method, step, generator)
         proposal = propose_architectures(
             self.space, X, Y, max_layers=self.L, num_kernels=c.num_kernels, subset_prob=c.subset_prob,
             acquisition=a.name, num_candidates=a.num_candidates, method=a.method,
@@ -304,7 +379,7 @@ class _Search:
                             "init_scale": k.init_scale},
             fit_options={"objective": k.objective, "lr": k.lr, "weight_decay": k.weight_decay,
                          "max_steps": k.max_steps, "tol": k.tol},
-            generator=generator,
+            generator=generator, extra_candidates=local,
         )
         if self.run_dir is not None:
             folder = self.run_dir / "kernels" / f"{method}-step{step:03d}"
@@ -367,6 +442,8 @@ class _Search:
                 "architecture": graph.to_dict(), "edit": p["edit"].to_dict() if p["edit"] is not None else None,
                 "encoding": encode([graph], self.L, dtype=torch.float64)[0].to(torch.int64).tolist(),
             }
+            if p.get("target") is not None:
+                record["target"] = p["target"]
             record = {k: _finite(v) for k, v in record.items()}
             self._keep_weights(method, record, result.state_dict)
             self.records.append(record)
@@ -456,6 +533,29 @@ class _Search:
                         journal.append(entry)
                 final.append(entry)
         return final
+
+
+def make_backend(config: CompressConfig, teacher: Teacher, data: ImageDataset) -> LocalBackend | DaskBackend:
+    r"""The evaluation backend of ``config.evaluation`` for ``teacher`` on ``data``."""
+    e = config.evaluation
+    options = {"epochs": e.epochs, "lr": e.lr, "weight_decay": e.weight_decay, "batch_size": e.batch_size,
+               "loss": e.loss, "temperature": e.temperature, "device": e.device, "max_batches": e.max_batches,
+               "bf16": e.bf16}
+    if e.backend == "dask":
+        d = e.dask
+        return DaskBackend(teacher.model, data, options, address=d.address, workers=d.workers,
+                           threads_per_worker=d.threads_per_worker, gpus_per_worker=d.gpus_per_worker,
+                           retries=d.retries, dashboard=d.dashboard)
+    return LocalBackend(teacher.model, data, {**options, "workers": e.workers, "progress": config.progress},
+                        isolation=e.isolation)
+
+
+def run_methods(config: CompressConfig) -> list[str]:
+    r"""The methods a search of ``config`` runs, in order: the search method(s) (``"both"``:
+    random search, then ESNAC), then the one-shot ``search.baselines``."""
+    m = config.search.method
+    methods = ["random", "esnac"] if m == "both" else [m]
+    return methods + [b for b in config.search.baselines if b not in methods]
 
 
 def record_graph(space: SearchSpace, record: dict[str, Any]) -> ArchGraph:
@@ -559,7 +659,8 @@ def check_teacher_input(model: nn.Module, data: ImageDataset, name: str = "teach
 
 def _space_options(config: CompressConfig) -> dict[str, Any]:
     s = config.search
-    options: dict[str, Any] = {"removal": s.removal, "shrinkage": s.shrinkage, "skip": s.skip}
+    options: dict[str, Any] = {"removal": s.removal, "shrinkage": s.shrinkage, "skip": s.skip,
+                               "channel_order": s.channel_order}
     if s.removal_probs is not None:
         options["removal_probs"] = tuple(s.removal_probs)
     if s.shrink_range is not None:
@@ -662,6 +763,19 @@ def _finite(value: Any) -> Any:
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
+DEFAULT_TARGETS: tuple[float, ...] = (0.5, 0.25, 0.125)
+"""One-shot targets (fractions of the teacher's size) when nothing else sets them."""
+
+INIT_TARGETS: tuple[float, ...] = (1 / 3, 1 / 6, 1 / 10)
+"""With ``search.init=oneshot``, ESNAC's first step evaluates ``magnitude`` and ``uniform`` students
+at these fractions of the teacher's size (3x, 6x and 10x smaller), in turn."""
+
+LOCAL_PARENTS = 4
+"""Local edits mutate the best this many students so far."""
+
+LOCAL_RATES: tuple[float, float] = (0.2, 0.05)
+"""The mutation rate of local edits at the second step and at the last (linear in between)."""
+
 RESUMABLE_KEYS = (
     "search.steps",
     "evaluation.backend",
@@ -733,4 +847,5 @@ __all__ = [
     "compress",
     "is_resumable",
     "record_graph",
+    "run_methods",
 ]
