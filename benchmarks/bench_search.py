@@ -174,28 +174,28 @@ REEVAL_NAME = "reeval.jsonl"
 ONESHOTS = ("uniform", "magnitude")
 
 
-def chosen_students(records: list[dict]) -> dict[str, dict]:
+def chosen_students(records: list[dict], teacher: dict, measure: str) -> dict[str, dict]:
     """What a cell compares: each search method's best record, and each one-shot record of the
-    journal (``<method>@<target>``); name -> {"edit", "source"}."""
-    out = {}
+    journal, named ``<one-shot>@<search method>`` where its target is the size of that search's
+    best student (else ``<one-shot>@<target>``); name -> the record."""
+    out, size_of = {}, {}
     for method in sorted({r["method"] for r in records}, key=_method_order):
         mine = [r for r in records if r["method"] == method and r["status"] == "ok"]
-        if not mine:
-            continue
-        if method in ONESHOTS:
-            for r in mine:
-                out[f"{method}@{r.get('target', 0):.4f}"] = {"edit": r["edit"], "source": r["index"]}
-        else:
-            best = max(mine, key=lambda r: (r["reward"], -r["index"]))
-            out[method] = {"edit": best["edit"], "source": best["index"]}
+        if mine and method not in ONESHOTS:
+            out[method] = max(mine, key=lambda r: (r["reward"], -r["index"]))
+            size_of[method] = out[method][measure] / teacher[measure]
+    for r in records:
+        if r["method"] in ONESHOTS and r["status"] == "ok":
+            match = next((m for m, size in size_of.items() if abs(size - r.get("target", -1)) < 1e-12), None)
+            out[f"{r['method']}@{match or format(r.get('target', 0), '.4f')}"] = r
     return out
 
 
 def reevaluate(args: argparse.Namespace) -> None:
     """Each cell's chosen students (each search's best, the journal's one-shots, and one-shot
-    ``uniform`` and ``magnitude`` students at the size of the cell's best ESNAC student) evaluated
-    again with fresh evaluation seeds, all of a seed together; appended to ``<cell>/reeval.jsonl``
-    (a seed already there is skipped)."""
+    ``uniform`` and ``magnitude`` students at the size of each search's best student where the
+    journal has none) evaluated again with fresh evaluation seeds, all of a seed together;
+    appended to ``<cell>/reeval.jsonl`` (a seed already there is skipped)."""
     from botorch_archsearch.search import RunEvaluator
     from botorch_archsearch.space import Edit, oneshot_edit
 
@@ -213,15 +213,15 @@ def reevaluate(args: argparse.Namespace) -> None:
                         done.setdefault(row["eval_seed"], set()).add(row["name"])
             with RunEvaluator(cell, overrides) as run:
                 records = run.records()
-                students = {name: Edit.from_dict(c["edit"]) for name, c in chosen_students(records).items()}
-                if "esnac" in students:
-                    measure = run.config.reward.budget_measure or run.config.reward.measure
-                    best = max((r for r in records if r["method"] == "esnac" and r["status"] == "ok"),
-                               key=lambda r: (r["reward"], -r["index"]))
-                    target = best[measure] / run.teacher_info[measure]
-                    for method in ONESHOTS:
-                        students[f"{method}@esnac"] = oneshot_edit(run.space, method, target, measure=measure,
-                                                                   scope=run.config.search.magnitude_scope)
+                measure = run.config.reward.budget_measure or run.config.reward.measure
+                chosen = chosen_students(records, run.teacher_info, measure)
+                students = {name: Edit.from_dict(r["edit"]) for name, r in chosen.items()}
+                for method in [m for m in chosen if "@" not in m]:
+                    target = chosen[method][measure] / run.teacher_info[measure]
+                    for oneshot in ONESHOTS:
+                        if f"{oneshot}@{method}" not in students:
+                            students[f"{oneshot}@{method}"] = oneshot_edit(
+                                run.space, oneshot, target, measure=measure, scope=run.config.search.magnitude_scope)
                 names = list(students)
                 for eval_seed in range(args.eval_seeds):
                     if set(names) <= done.get(eval_seed, set()):

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 TINY = [
     "dataset=synthetic", "teacher.epochs=1", "teacher.max_batches=2", "search.steps=2", "search.num_kernels=2",
@@ -51,6 +53,48 @@ def test_harness_smoke(tmp_path):
     difference = sum(best("k1", s) - best("main", s) for s in (0, 1)) / 2
     ablations = text.split("Ablations paired against main/esnac")[1]
     assert f"| k1/esnac | 2 | {difference:+.4f} |" in ablations, ablations
+
+
+def test_reevaluate_with_fresh_seeds_and_pair_against_esnac(tmp_path):
+    """Each cell's chosen students (each search's best, its one-shot baselines, and one-shots at the
+    size of ESNAC's best) evaluated again with fresh seeds; the report pairs them by search seed."""
+    out = _bench("run", "--name", "main", "--seeds", "0", "1", "--out", str(tmp_path / "runs"), "--", *TINY,
+                 "search.baselines=[uniform,magnitude]", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    again = _bench("reevaluate", str(tmp_path / "runs" / "main"), "--eval-seeds", "2", "--isolation", "none",
+                   cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    for seed in (0, 1):
+        cell = tmp_path / "runs" / "main" / f"seed-{seed}"
+        records = [json.loads(line) for line in (cell / "journal.jsonl").read_text().splitlines() if line.strip()]
+        rows = [json.loads(line) for line in (cell / "reeval.jsonl").read_text().splitlines()]
+        names = {r["name"] for r in rows}
+        # the journal's one-shots ran at the sizes of the two searches' best students
+        assert sum(r["method"] in ("uniform", "magnitude") for r in records) == 4
+        assert names == {"random", "esnac", "uniform@esnac", "magnitude@esnac", "uniform@random",
+                         "magnitude@random"}, names
+        assert sorted(r["eval_seed"] for r in rows) == sorted([0, 1] * len(names))
+        teacher = json.loads((cell / "teacher.json").read_text())
+        best = max((r for r in records if r["method"] == "esnac"), key=lambda r: r["reward"])
+        for row in rows:
+            c = 1 - row["params"] / teacher["params"]
+            assert row["reward"] == pytest.approx(c * (2 - c) * row["accuracy"] / teacher["val_accuracy"])
+            if row["name"] == "esnac":
+                assert row["edit"] == best["edit"] and row["params"] == best["params"]
+            if row["name"].endswith("@esnac"):
+                assert row["params"] <= best["params"]
+                (record,) = [r for r in records if r["method"] == row["name"].split("@")[0]
+                             and r["target"] == pytest.approx(best["params"] / teacher["params"])]
+                assert row["edit"] == record["edit"]  # the journal's own one-shot, evaluated again
+    twice = _bench("reevaluate", str(tmp_path / "runs" / "main"), "--eval-seeds", "2", "--isolation", "none",
+                   cwd=tmp_path)
+    assert twice.returncode == 0 and "evaluation seed" not in twice.stdout  # nothing evaluated again
+    report = _bench("report", str(tmp_path / "runs" / "main"), "--figures", str(tmp_path / "figures"), cwd=tmp_path)
+    assert report.returncode == 0, report.stderr[-3000:]
+    text = report.stdout
+    assert "Re-evaluated with fresh evaluation seeds (2 per student" in text
+    paired = text.split("Paired by search seed against main/esnac")[1]
+    assert "| main/magnitude@esnac | 2 |" in paired and "| main/random | 2 |" in paired
 
 
 def test_bench_bo_and_kernel_quality_on_journals(tmp_path):

@@ -282,10 +282,12 @@ def test_a_run_directory_written_before_newer_keys_resumes_as_it_ran(tmp_path):
         compress(_teacher(), _data(), CompressConfig.from_dict(saved), run_dir=run, resume=True)
 
 
+@pytest.mark.parametrize("order", ["even", "magnitude"])
 def test_a_student_rebuilt_from_its_journal_record_inherits_the_weights_it_was_evaluated_with(
-        tmp_path, monkeypatch):
+        tmp_path, monkeypatch, order):
     from botorch_archsearch.graph import ArchGraph, build_student
     from botorch_archsearch.search import backends, record_graph
+    from botorch_archsearch.space import channel_importance
 
     inherited, real = {}, backends.build_student
 
@@ -295,9 +297,11 @@ def test_a_student_rebuilt_from_its_journal_record_inherits_the_weights_it_was_e
         return student
 
     monkeypatch.setattr(backends, "build_student", build)
-    compress(_teacher(), _data(), small_config(method="random", steps=2, num_kernels=3), run_dir=tmp_path)
+    compress(_teacher(), _data(), small_config(method="random", steps=2, num_kernels=3, channel_order=order),
+             run_dir=tmp_path)
     teacher = _teacher().model
-    space = SearchSpace(trace(teacher, torch.zeros(1, 3, 16, 16)))
+    graph = trace(teacher, torch.zeros(1, 3, 16, 16))
+    space = SearchSpace(graph, channel_importance=channel_importance(graph, teacher))
     x = torch.randn(8, 3, 16, 16, generator=torch.Generator().manual_seed(0))
     differs = 0
     for record in read_journal(tmp_path / "journal.jsonl").records:
@@ -335,3 +339,114 @@ def test_students_trained_side_by_side_in_threads_give_the_same_search(tmp_path)
     for records in (run(2, "none"), run(2, "process")):
         assert [{k: v for k, v in r.items() if k != "seconds"} for r in records] == [
             {k: v for k, v in r.items() if k != "seconds"} for r in one]
+
+
+# ---------------------------------------------------------------------------- one-shot baselines, ESNAC's levers
+def _plain(record):
+    edit = record["edit"]
+    return not edit["remove"] and not edit["skips"] and len(set(edit["shrink_ratios"])) == 1
+
+
+def test_one_shot_baselines_run_after_the_search_at_the_size_of_its_best_student(tmp_path):
+    config = small_config(baselines=["uniform", "magnitude"])
+    result = compress(_teacher(), _data(), config, run_dir=tmp_path)
+    records = read_journal(tmp_path / "journal.jsonl").records
+    assert [r["method"] for r in records] == ["esnac"] * 4 + ["uniform", "magnitude"]
+    teacher_params = result.teacher["params"]
+    best = max(records[:4], key=lambda r: r["reward"])
+    for record in records[4:]:
+        assert record["step"] == 1 and record["kernel"] is None and _plain(record)
+        assert record["target"] == pytest.approx(best["params"] / teacher_params)
+        assert record["params"] <= best["params"]  # equal or higher compression than the search's best
+        assert record["params"] >= 0.8 * best["params"]  # and the largest student within it
+        c = 1 - record["params"] / teacher_params
+        assert record["reward"] == pytest.approx(c * (2 - c) * record["accuracy"] / _teacher().val_accuracy)
+    assert records[4]["edit"].get("channel_order", "even") == "even"
+    assert records[5]["edit"]["channel_order"] == "magnitude"
+    assert records[4]["key"] == records[5]["key"]  # one ratio for every group: the same architecture
+    assert set(result.best) == {"esnac", "uniform", "magnitude"}
+    assert {f["method"] for f in result.final} == {"esnac", "uniform", "magnitude"}
+    lines = result.summary.splitlines()
+    assert any(line.split()[0] == "uniform" for line in lines) and any(line.split()[0] == "magnitude" for line in lines)
+    # resumed after the search, the baselines come back with the same targets and results
+    journal = tmp_path / "journal.jsonl"
+    journal.write_text("".join(journal.read_text().splitlines(keepends=True)[:5]))
+    for name in ("final.jsonl", "report.md"):
+        (tmp_path / name).unlink()
+    resumed = compress(_teacher(), _data(), config, run_dir=tmp_path, resume=True)
+    strip = lambda rs: [{k: v for k, v in r.items() if k != "seconds"} for r in rs]  # noqa: E731
+    assert strip(resumed.records) == strip(records)
+
+
+@pytest.mark.parametrize("scope", ["group", "global"])
+def test_a_one_shot_method_alone_meets_each_target(scope):
+    config = small_config(method="magnitude", targets=[0.5, 0.2], magnitude_scope=scope)
+    result = compress(_teacher(), _data(), config)
+    assert [(r["method"], r["step"], r["target"]) for r in result.records] == [("magnitude", 1, 0.5),
+                                                                            ("magnitude", 2, 0.2)]
+    for record in result.records:
+        assert record["params"] <= record["target"] * result.teacher["params"]
+        assert record["edit"]["channel_order"] == "magnitude" and not record["edit"]["remove"]
+    assert result.records[0]["params"] > result.records[1]["params"]
+    # without targets: the reward's budget, then the default sweep
+    config = small_config(method="uniform")
+    config.reward.budget = 0.3 * result.teacher["params"]
+    (record,) = compress(_teacher(), _data(), config).records
+    assert record["target"] == pytest.approx(0.3) and record["params"] <= config.reward.budget
+    from botorch_archsearch.search.loop import DEFAULT_TARGETS
+
+    swept = compress(_teacher(), _data(), small_config(method="uniform")).records
+    assert [r["target"] for r in swept] == list(DEFAULT_TARGETS)
+
+
+def test_a_target_the_teacher_cannot_reach_is_one_clear_error():
+    with pytest.raises(ArchSearchError, match="cannot reach a target of 1e-06"):
+        compress(_teacher(), _data(), small_config(method="uniform", targets=[1e-6]))
+
+
+def test_esnac_starts_from_one_shot_students(tmp_path):
+    from botorch_archsearch.search.loop import INIT_TARGETS
+
+    result = compress(_teacher(), _data(), small_config(init="oneshot", num_kernels=3), run_dir=tmp_path)
+    first = [r for r in result.records if r["step"] == 1]
+    assert [r["target"] for r in first] == [INIT_TARGETS[0], INIT_TARGETS[0], INIT_TARGETS[1]]
+    assert [r["edit"].get("channel_order", "even") for r in first] == ["magnitude", "even", "magnitude"]
+    assert all(_plain(r) and r["params"] <= r["target"] * result.teacher["params"] for r in first)
+    assert all("target" not in r for r in result.records if r["step"] > 1)
+    # with magnitude-ordered search students, uniform and magnitude at one target are one student
+    result = compress(_teacher(), _data(), small_config(init="oneshot", channel_order="magnitude"))
+    first = [r for r in result.records if r["step"] == 1]
+    assert [r["target"] for r in first] == [INIT_TARGETS[0], INIT_TARGETS[1]]
+    assert all(r["edit"]["channel_order"] == "magnitude" for r in result.records)
+
+
+def test_local_edits_of_the_best_students_join_the_candidates(monkeypatch):
+    from botorch_archsearch.search import loop
+    from botorch_archsearch.space import Edit
+
+    seen, real = [], loop.propose_architectures
+
+    def propose(space, X, Y, **kwargs):
+        seen.append(list(kwargs["extra_candidates"]))
+        return real(space, X, Y, **kwargs)
+
+    monkeypatch.setattr(loop, "propose_architectures", propose)
+    config = small_config(steps=3, local_fraction=0.5, channel_order="magnitude")
+    result = compress(_teacher(), _data(), config)
+    assert [len(extra) for extra in seen] == [15, 15]  # half of acquisition.num_candidates=30, steps 2 and 3
+    space = SearchSpace(trace(_teacher().model, torch.zeros(1, 3, 16, 16)))
+    for extra in seen:
+        for edit in extra:
+            assert isinstance(edit, Edit) and edit.channel_order == "magnitude"
+            space.check(Edit(edit.remove_mask, edit.shrink_ratios, edit.skips))  # a valid edit of the teacher
+    # each is a mutation of one of the best students so far: it differs from it in few entries
+    by_step = [[Edit.from_dict(r["edit"]) for r in result.records if r["step"] < step] for step in (2, 3)]
+    for extra, before in zip(seen, by_step):
+        for edit in extra:
+            changes = min(sum(a != b for a, b in zip(edit.remove_mask, p.remove_mask))
+                          + sum(a != b for a, b in zip(edit.shrink_ratios, p.shrink_ratios)) for p in before)
+            assert changes < len(space.removable) // 2
+    # the paper's default draws no local edits
+    seen.clear()
+    compress(_teacher(), _data(), small_config(steps=3))
+    assert seen == [[], []]
