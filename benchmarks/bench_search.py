@@ -13,6 +13,9 @@ student) evaluated again with fresh evaluation seeds, all students of a cell and
 (``<cell>/reeval.jsonl``), so that picking the maximum of noisy evaluations does not favour the
 searches.
 
+``sampler``: how random search's students (the reference sampler's) compare with the one-shots,
+and how their f(x) goes with the removals, shrink ratios and skips drawn.
+
 ``diagnose``: kernel fit quality per ESNAC step (the LOO rank correlation of the saved kernels).
 
 ``report``: reads the journals of one or more variants and prints, per method, the mean and
@@ -467,6 +470,53 @@ def diagnose(args: argparse.Namespace) -> None:
               f"{np.mean(proposed.get(step, [np.nan])):.4f} |")
 
 
+def sampler(args: argparse.Namespace) -> None:
+    """How the reference sampler covers good students, from random search's journals: what
+    fraction of its students beats the cell's uniform one-shot (re-evaluated, at the size of
+    random search's best), and how f(x) goes with what the sampler draws (removed layers, mean
+    and spread of the shrink ratios, added skips)."""
+    from scipy.stats import spearmanr
+
+    rows, beats = [], []
+    for folder in map(Path, args.variants):
+        reeval = load_reevaluations(folder)
+        for seed, records in load_variant(folder).items():
+            mine = [r for r in records if r["method"] == "random" and r["status"] == "ok"]
+            if not mine:
+                continue
+            for r in mine:
+                ratios = np.array(r["edit"]["shrink_ratios"])
+                rows.append((r["reward"], len(r["edit"]["remove"]), ratios.mean(), ratios.std(),
+                             len(r["edit"]["skips"])))
+            uniform = reeval.get("uniform@random", {}).get(seed)
+            magnitude = reeval.get("magnitude@random", {}).get(seed)
+            if uniform and magnitude:
+                u = np.mean([x["reward"] for x in uniform])
+                m = np.mean([x["reward"] for x in magnitude])
+                f = np.array([r["reward"] for r in mine])
+                beats.append((folder.name, seed, len(f), (f > u).mean(), u, (f > m).mean(), m))
+    if not rows:
+        raise SystemExit("no random-search records in these variants")
+    data = np.array(rows)
+    print(f"Random search's students ({len(data)} from {', '.join(args.variants)}): Spearman correlation of f(x) with")
+    print("| drawn quantity | Spearman rho | mean over the students | mean over the top 10% by f(x) |")
+    print("|---|---|---|---|")
+    top = data[data[:, 0] >= np.quantile(data[:, 0], 0.9)]
+    for i, name in enumerate(["layers removed", "mean shrink ratio", "spread (std) of the shrink ratios",
+                              "skips added"], 1):
+        rho = spearmanr(data[:, 0], data[:, i]).statistic
+        print(f"| {name} | {rho:+.3f} | {data[:, i].mean():.3f} | {top[:, i].mean():.3f} |")
+    if beats:
+        print()
+        print("Per cell: the share of random search's students whose f(x) (one evaluation) is above the uniform / "
+              "magnitude one-shot at the size of random search's best (re-evaluated mean):")
+        print("| variant | seed | students | share above uniform | uniform f(x) | share above magnitude | "
+              "magnitude f(x) |")
+        print("|---|---|---|---|---|---|---|")
+        for name, seed, n, bu, u, bm, m in beats:
+            print(f"| {name} | {seed} | {n} | {bu:.3f} | {u:.4f} | {bm:.3f} | {m:.4f} |")
+
+
 def _max_layers(path: Path) -> int:
     from botorch_archsearch.kernels import load_kernel
 
@@ -493,10 +543,13 @@ def main() -> None:
     e.add_argument("--isolation", default=None, help="evaluation.isolation for the re-evaluation")
     p.add_argument("--reference", default=None,
                    help="the re-evaluated row the others are paired against (default: the first <variant>/esnac)")
+    m = sub.add_parser("sampler", help="how random search's students compare with the one-shots, and f(x) "
+                                       "against what the sampler draws")
+    m.add_argument("variants", nargs="+")
     d = sub.add_parser("diagnose", help="kernel fit quality (LOO Spearman) per step of one ESNAC variant")
     d.add_argument("variant")
     args = parser.parse_args()
-    {"run": run, "report": report, "reevaluate": reevaluate, "diagnose": diagnose}[args.command](args)
+    {"run": run, "report": report, "reevaluate": reevaluate, "sampler": sampler, "diagnose": diagnose}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -95,6 +95,17 @@ def test_reevaluate_with_fresh_seeds_and_pair_against_esnac(tmp_path):
     assert "Re-evaluated with fresh evaluation seeds (2 per student" in text
     paired = text.split("Paired by search seed against main/esnac")[1]
     assert "| main/magnitude@esnac | 2 |" in paired and "| main/random | 2 |" in paired
+    sampled = _bench("sampler", str(tmp_path / "runs" / "main"), cwd=tmp_path)
+    assert sampled.returncode == 0, sampled.stderr[-3000:]
+    assert "| layers removed | " in sampled.stdout
+    for seed in (0, 1):  # the share of random search's students above the re-evaluated uniform one-shot
+        cell = tmp_path / "runs" / "main" / f"seed-{seed}"
+        records = [json.loads(line) for line in (cell / "journal.jsonl").read_text().splitlines() if line.strip()]
+        rows = [json.loads(line) for line in (cell / "reeval.jsonl").read_text().splitlines()]
+        uniform = sum(r["reward"] for r in rows if r["name"] == "uniform@random") / 2
+        f = [r["reward"] for r in records if r["method"] == "random"]
+        share = sum(x > uniform for x in f) / len(f)
+        assert f"| main | {seed} | {len(f)} | {share:.3f} | {uniform:.4f} |" in sampled.stdout, sampled.stdout
 
 
 def test_bench_bo_and_kernel_quality_on_journals(tmp_path):
