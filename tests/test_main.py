@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-TINY = [
+DEFAULT_TINY = [
     "dataset=synthetic",
     "teacher.epochs=1",
     "teacher.max_batches=2",
@@ -27,6 +27,7 @@ TINY = [
     "final.max_batches=1",
     "final.step_size=1",
 ]
+TINY = [*DEFAULT_TINY, "search.baselines=[]"]  # the search alone (the default adds two one-shot evaluations)
 
 
 def _env(tmp_path: Path) -> dict:
@@ -46,6 +47,22 @@ def _records(run: Path) -> list[dict]:
 
 def _strip(records):
     return [{k: v for k, v in r.items() if k != "seconds"} for r in records]
+
+
+def test_the_default_job_puts_the_one_shot_baselines_next_to_esnac(tmp_path):
+    out = _app([*DEFAULT_TINY, "search.steps=2", "search.num_kernels=2", "hydra.run.dir=run"], tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    records = _records(tmp_path / "run")
+    assert [r["method"] for r in records] == ["esnac"] * 4 + ["uniform", "magnitude"]
+    best = max(records[:4], key=lambda r: r["reward"])
+    assert all(r["params"] <= best["params"] for r in records[4:])
+    summary = out.stdout[out.stdout.index("summary:"):]
+    rows = {line.split("[INFO] - ", 1)[1].split()[0]: line for line in summary.splitlines()[2:6]}
+    assert set(rows) == {"teacher", "esnac", "uniform", "magnitude"}, summary
+    for record in records[4:]:
+        assert f"{record['reward']:.4f}" in rows[record["method"]]
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "| uniform |" in report and "| magnitude |" in report
 
 
 def test_bad_values_fail_before_any_work_naming_the_key(tmp_path):
