@@ -70,8 +70,8 @@ def run(args: argparse.Namespace) -> None:
         if resume:
             command += [f"resume={cell.resolve()}", f"hydra.run.dir={(cell / 'resume-logs').resolve()}"]
         else:
-            command += [f"+experiment={args.experiment}", f"seed={seed}", f"hydra.run.dir={cell.resolve()}",
-                        *args.overrides]
+            experiment = [] if args.experiment == "none" else [f"+experiment={args.experiment}"]
+            command += [*experiment, f"seed={seed}", f"hydra.run.dir={cell.resolve()}", *args.overrides]
         print(f"{cell}: {'resuming' if resume else 'running'}: {' '.join(command[1:])}", flush=True)
         start = time.perf_counter()
         env = dict(os.environ)
@@ -527,7 +527,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="run one search per seed through the Hydra app")
-    r.add_argument("--experiment", default="search_quality")
+    r.add_argument("--experiment", default="search_quality", help="the experiment preset; none: the default job")
     r.add_argument("--name", default="main", help="the variant's folder name")
     r.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     r.add_argument("--out", default=str(ROOT / "benchmarks" / "runs"))
