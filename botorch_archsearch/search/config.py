@@ -27,6 +27,7 @@ from botorch_archsearch.space import CHANNEL_ORDERS, MAGNITUDE_SCOPES, ONESHOT_M
 
 SEARCH_METHODS = ("esnac", "random", "both", "uniform", "magnitude")
 SEARCH_INITS = ("random", "oneshot")
+LOCAL_EDITS = ("perturb", "mutate")
 CONFIG_NAME = "config.json"  # a run directory's saved config
 
 
@@ -107,8 +108,13 @@ class SearchSettings:
         init: ESNAC's first step: ``"random"`` edits (the paper) or ``"oneshot"``: ``uniform``
             and ``magnitude`` students at the sizes of :data:`INIT_TARGETS` (the rest random).
         local_fraction: The share of each kernel's ``acquisition.num_candidates`` that are local
-            edits of the best students so far (mutations with fewer changes as the search goes
-            on, as a trust region narrows); 0: the paper's random edits only.
+            edits of the best students so far, with smaller changes as the search goes on (as a
+            trust region narrows); 0: the paper's random edits only.
+        local_edits: How local edits are made: ``"perturb"`` (small normal steps of the ratios and
+            about one removal flip, :func:`~botorch_archsearch.space.perturb_edits`) or
+            ``"mutate"`` (entries redrawn anywhere, :func:`~botorch_archsearch.space.mutate_edits`).
+        shrink_spread: The sampler's shrink ratios: ``None``, independent per group (the
+            reference); a number ``s``, one ratio per candidate plus ``s * N(0, 1)`` per group.
     """
 
     method: str = "esnac"
@@ -127,6 +133,8 @@ class SearchSettings:
     magnitude_scope: str = "group"
     init: str = "random"
     local_fraction: float = 0.0
+    local_edits: str = "perturb"
+    shrink_spread: float | None = None
 
 
 @dataclass
@@ -271,7 +279,8 @@ def upgrade_saved_config(saved: dict[str, Any]) -> dict[str, Any]:
     - ``kernel.init_scale``: 1.0;
     - ``search.channel_order`` ``"even"``, ``search.baselines`` ``[]``, ``search.targets``
       ``None``, ``search.magnitude_scope`` ``"group"``, ``search.init`` ``"random"``,
-      ``search.local_fraction`` 0.
+      ``search.local_fraction`` 0, ``search.local_edits`` ``"mutate"`` (the first local edits),
+      ``search.shrink_spread`` ``None``.
 
     Args:
         saved: The nested dict read from ``config.json``.
@@ -295,7 +304,8 @@ def upgrade_saved_config(saved: dict[str, Any]) -> dict[str, Any]:
     search = upgraded.setdefault("search", {})
     if isinstance(search, dict):
         for key, value in (("channel_order", "even"), ("baselines", []), ("targets", None),
-                           ("magnitude_scope", "group"), ("init", "random"), ("local_fraction", 0.0)):
+                           ("magnitude_scope", "group"), ("init", "random"), ("local_fraction", 0.0),
+                           ("local_edits", "mutate"), ("shrink_spread", None)):
             search.setdefault(key, value)
     return upgraded
 
@@ -410,6 +420,9 @@ def check_config(config: CompressConfig) -> None:
     fraction = config.search.local_fraction
     if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 <= fraction < 1:
         raise ArchSearchError(f"search.local_fraction must be a number in [0, 1), got {fraction!r}.")
+    _choice("search.local_edits", config.search.local_edits, LOCAL_EDITS)
+    if config.search.shrink_spread is not None:
+        _non_negative("search.shrink_spread", config.search.shrink_spread)
     _integer("kernel.hidden_size", config.kernel.hidden_size, 1)
     _integer("kernel.num_layers", config.kernel.num_layers, 1)
     scale = config.kernel.init_scale
@@ -533,6 +546,7 @@ __all__ = [
     "FinalConfig",
     "KernelConfig",
     "RewardConfig",
+    "LOCAL_EDITS",
     "SEARCH_INITS",
     "SEARCH_METHODS",
     "SearchSettings",

@@ -55,7 +55,15 @@ from botorch_archsearch.search.config import (
 from botorch_archsearch.search.journal import JOURNAL_NAME, RECORD_KEYS, Journal, read_journal, repair_journal
 from botorch_archsearch.search.lock import RunDirectoryLock
 from botorch_archsearch.search.report import TensorBoardLogger, write_report
-from botorch_archsearch.space import ONESHOT_METHODS, Edit, SearchSpace, channel_importance, mutate_edits, oneshot_edit
+from botorch_archsearch.space import (
+    ONESHOT_METHODS,
+    Edit,
+    SearchSpace,
+    channel_importance,
+    mutate_edits,
+    oneshot_edit,
+    perturb_edits,
+)
 from botorch_archsearch.utils.files import make_dir
 from botorch_archsearch.utils.precision import use_bf16
 
@@ -324,8 +332,9 @@ class _Search:
         return proposals
 
     def _local_edits(self, method: str, step: int, generator: torch.Generator) -> list[Edit]:
-        """Mutations of the method's best students so far, with a rate that narrows as the search
-        goes on (from 0.2 of the entries at the second step to 0.05 at the last)."""
+        """Local edits of the method's best students so far, smaller as the search goes on: small
+        steps of :data:`LOCAL_SCALES` (``search.local_edits=perturb``) or mutations at the rates of
+        :data:`LOCAL_RATES` (``mutate``), from the second step to the last."""
         c, a = self.config.search, self.config.acquisition
         n = int(round(c.local_fraction * a.num_candidates))
         if n == 0:
@@ -335,10 +344,13 @@ class _Search:
         parents = [self.graphs[r["index"]].edit for r in sorted(ok, key=lambda r: (-r["reward"], r["index"]))[:LOCAL_PARENTS]]
         if not parents:
             return []
-        progress = (step - 2) / max(c.steps - 2, 1)
-        rate = LOCAL_RATES[0] + (LOCAL_RATES[1] - LOCAL_RATES[0]) * min(max(progress, 0.0), 1.0)
+        progress = min(max((step - 2) / max(c.steps - 2, 1), 0.0), 1.0)
         pick = torch.randint(len(parents), (n,), generator=generator).tolist()
-        return mutate_edits(self.space, [parents[i] for i in pick], generator, rate)
+        if c.local_edits == "mutate":
+            rate = LOCAL_RATES[0] + (LOCAL_RATES[1] - LOCAL_RATES[0]) * progress
+            return mutate_edits(self.space, [parents[i] for i in pick], generator, rate)
+        scale = LOCAL_SCALES[0] + (LOCAL_SCALES[1] - LOCAL_SCALES[0]) * progress
+        return perturb_edits(self.space, [parents[i] for i in pick], generator, scale)
 
     def _random(self, k: int, generator: torch.Generator, method: str, step: int,
                 avoid: set[str] = frozenset()) -> list[dict[str, Any]]:
@@ -660,7 +672,7 @@ def check_teacher_input(model: nn.Module, data: ImageDataset, name: str = "teach
 def _space_options(config: CompressConfig) -> dict[str, Any]:
     s = config.search
     options: dict[str, Any] = {"removal": s.removal, "shrinkage": s.shrinkage, "skip": s.skip,
-                               "channel_order": s.channel_order}
+                               "channel_order": s.channel_order, "shrink_spread": s.shrink_spread}
     if s.removal_probs is not None:
         options["removal_probs"] = tuple(s.removal_probs)
     if s.shrink_range is not None:
@@ -774,7 +786,12 @@ LOCAL_PARENTS = 4
 """Local edits mutate the best this many students so far."""
 
 LOCAL_RATES: tuple[float, float] = (0.2, 0.05)
-"""The mutation rate of local edits at the second step and at the last (linear in between)."""
+"""``search.local_edits=mutate``: the mutation rate at the second step and at the last (linear in
+between)."""
+
+LOCAL_SCALES: tuple[float, float] = (0.15, 0.05)
+"""``search.local_edits=perturb``: the step size of :func:`~botorch_archsearch.space.perturb_edits`
+at the second step and at the last (linear in between)."""
 
 RESUMABLE_KEYS = (
     "search.steps",

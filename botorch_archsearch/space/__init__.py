@@ -3,7 +3,7 @@ r"""The edit space of a teacher: layer removal, layer shrinkage, skip addition."
 from botorch_archsearch.space.channels import ChannelModel, ChannelPlan, shuffle_permutation
 from botorch_archsearch.space.edits import CHANNEL_ORDERS, Edit
 from botorch_archsearch.space.importance import channel_importance
-from botorch_archsearch.space.mutation import crossover_edits, mutate_edits
+from botorch_archsearch.space.mutation import crossover_edits, mutate_edits, perturb_edits
 from botorch_archsearch.space.oneshot import MAGNITUDE_SCOPES, ONESHOT_METHODS, oneshot_edit
 from botorch_archsearch.space.search_space import REMOVAL_PROBS, SKIP_PROBS, SearchSpace
 
@@ -21,5 +21,6 @@ __all__ = [
     "crossover_edits",
     "mutate_edits",
     "oneshot_edit",
+    "perturb_edits",
     "shuffle_permutation",
 ]

@@ -74,6 +74,60 @@ def mutate_edits(
     return _from_arrays(space, masks, ratios, skips, [e.channel_order for e in edits])
 
 
+def perturb_edits(
+    space: SearchSpace,
+    edits: Sequence[Edit],
+    generator: torch.Generator | None = None,
+    scale: float = 0.1,
+) -> list[Edit]:
+    r"""Small steps around each edit (local edits, as a trust region around the best students).
+
+    Unlike :func:`mutate_edits`, which redraws a ratio anywhere in its range, every step here is
+    small, and ``scale`` sets its size:
+
+    - Shrinkage (if ``space.shrinkage``): every group's ratio moves by a normal step of standard
+      deviation ``scale``, clipped into ``space.shrink_range`` (below 1).
+    - Removal (if ``space.removal``): each removable layer's flag flips with probability
+      ``min(1, 10 * scale / R)`` for ``R`` removable layers: ``10 * scale`` flips on average
+      (one at ``scale = 0.1``), whatever the teacher's depth.
+    - Skips (if ``space.skip``): each present skip is dropped with probability ``scale``, and each
+      absent candidate is added with probability ``scale * mean(space.skip_probs)`` (capped per
+      layer as in :func:`mutate_edits`).
+
+    ``scale=0`` returns equal edits. A child keeps its parent's channel order.
+
+    Args:
+        space: The search space the edits belong to.
+        edits: The edits to perturb (each must pass ``space.check``).
+        generator: Random number generator (for reproducibility).
+        scale: The step size in ``[0, 1]``.
+
+    Returns:
+        One perturbed edit per input edit, in order.
+
+    Example:
+        >>> around_best = perturb_edits(space, [best_edit] * 100, torch.Generator().manual_seed(0), scale=0.05)
+    """
+    scale = _check_probability("perturb_edits", "scale", scale)
+    masks, ratios, skips = _to_arrays(space, edits, "perturb_edits", "edits")
+    n = len(masks)
+    kw = {"generator": generator}
+    removable = np.asarray(space.removable, dtype=np.int64)
+    if space.removal and len(removable):
+        flip = (torch.rand(n, len(removable), **kw) < min(1.0, 10 * scale / len(removable))).numpy()
+        masks[:, removable] ^= flip
+    if space.shrinkage and ratios.shape[1]:
+        low, high = space.shrink_range
+        step = scale * torch.randn(n, ratios.shape[1], dtype=torch.float64, **kw).numpy()
+        ratios = _below_one(np.clip(ratios + step, low, high))
+    if space.skip and skips.shape[1]:
+        u = torch.rand(n, skips.shape[1], **kw).numpy()
+        kept = skips & (u >= scale)
+        added = ~skips & (u < scale * float(np.mean(space.skip_probs)))
+        skips = _cap_skips(space, kept, added)
+    return _from_arrays(space, masks, ratios, skips, [e.channel_order for e in edits])
+
+
 def crossover_edits(
     space: SearchSpace,
     parents_a: Sequence[Edit],
@@ -209,4 +263,4 @@ def _from_arrays(space: SearchSpace, masks: np.ndarray, ratios: np.ndarray, skip
     ]
 
 
-__all__ = ["crossover_edits", "mutate_edits"]
+__all__ = ["crossover_edits", "mutate_edits", "perturb_edits"]

@@ -13,6 +13,7 @@ uniform in [0, 1) per group, and a skip probability from {0.003, 0.005, 0.01, 0.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -51,6 +52,7 @@ class SearchSpace:
         max_skips_per_layer: int = 6,
         channel_importance: Sequence[np.ndarray] | None = None,
         channel_order: str = "even",
+        shrink_spread: float | None = None,
     ) -> None:
         r"""Create the search space of a teacher.
 
@@ -75,6 +77,10 @@ class SearchSpace:
                 channel order ``"magnitude"``.
             channel_order: The channel order of the edits the sampler draws: ``"even"`` (evenly
                 spread kept channels, the reference) or ``"magnitude"`` (the most important).
+            shrink_spread: ``None``: each group's ratio is drawn independently (the reference).
+                A number ``s``: one ratio ``b`` is drawn per candidate and each group's is
+                ``b + s * N(0, 1)``, clipped into ``shrink_range``, so candidates lie near
+                uniformly shrunk students (correlated ratios).
         """
         if not isinstance(graph, ArchGraph):
             raise InvalidEditError(f"SearchSpace expects an ArchGraph, got {type(graph).__name__}.")
@@ -98,8 +104,12 @@ class SearchSpace:
                 "SearchSpace: channel_order='magnitude' needs channel_importance (from "
                 "channel_importance(graph, teacher))."
             )
+        if shrink_spread is not None and (isinstance(shrink_spread, bool) or not isinstance(shrink_spread, (int, float))
+                                          or not 0 <= shrink_spread < math.inf):
+            raise InvalidEditError(f"SearchSpace: shrink_spread must be None or a number >= 0, got {shrink_spread!r}.")
         self.graph = graph
         self.channel_order = channel_order
+        self.shrink_spread = None if shrink_spread is None else float(shrink_spread)
         self.removal, self.shrinkage, self.skip = bool(removal), bool(shrinkage), bool(skip)
         self.channel_multiple = channel_multiple
         self.max_skips_per_layer = max_skips_per_layer
@@ -140,6 +150,7 @@ class SearchSpace:
             "skip_probs": list(self.skip_probs),
             "max_skips_per_layer": self.max_skips_per_layer,
             "channel_order": self.channel_order,
+            "shrink_spread": self.shrink_spread,
         }
 
     @property
@@ -253,7 +264,12 @@ class SearchSpace:
         rm_p = torch.tensor(self.removal_probs)[torch.randint(len(self.removal_probs), (n,), **kw)]
         remove = (torch.rand(n, R, **kw) < rm_p[:, None]) if self.removal else torch.zeros(n, R, dtype=torch.bool)
         low, high = self.shrink_range
-        ratios = low + (high - low) * torch.rand(n, G, dtype=torch.float64, **kw)
+        if self.shrink_spread is None:
+            ratios = low + (high - low) * torch.rand(n, G, dtype=torch.float64, **kw)
+        else:
+            base = low + (high - low) * torch.rand(n, 1, dtype=torch.float64, **kw)
+            ratios = base + self.shrink_spread * torch.randn(n, G, dtype=torch.float64, **kw)
+            ratios = ratios.clamp(low, high).clamp(max=float(np.nextafter(1.0, 0.0)))
         if not self.shrinkage:
             ratios.zero_()
         sk_p = torch.tensor(self.skip_probs)[torch.randint(len(self.skip_probs), (n,), **kw)]

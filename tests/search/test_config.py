@@ -48,6 +48,8 @@ def test_defaults_are_valid():
         (dict(search__magnitude_scope="layer"), "search.magnitude_scope must be one of ['group', 'global']"),
         (dict(search__init="uniform"), "search.init must be one of ['random', 'oneshot']"),
         (dict(search__local_fraction=1.0), "search.local_fraction must be a number in .0, 1., got 1.0"),
+        (dict(search__local_edits="random"), "search.local_edits must be one of ['perturb', 'mutate']"),
+        (dict(search__shrink_spread=-0.1), "search.shrink_spread must be a number >= 0"),
         (dict(kernel__objective="mll"), "kernel.objective must be one of ['loo', 'exact']"),
         (dict(kernel__init_scale=0), "kernel.init_scale must be a finite number > 0, got 0"),
         (dict(kernel__init_scale=float("inf")), "kernel.init_scale must be a finite number > 0, got inf"),

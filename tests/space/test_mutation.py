@@ -14,7 +14,7 @@ from botorch_archsearch.exceptions import InvalidEditError
 from botorch_archsearch.graph import ArchGraph, trace
 from botorch_archsearch.models import get_teacher
 from botorch_archsearch.space import Edit, SearchSpace
-from botorch_archsearch.space.mutation import crossover_edits, mutate_edits
+from botorch_archsearch.space.mutation import crossover_edits, mutate_edits, perturb_edits
 
 
 @functools.lru_cache(maxsize=None)
@@ -267,3 +267,51 @@ def test_local_edits_of_magnitude_students_build_and_run(rate):
         with torch.no_grad():
             y = student(x)
         assert y.shape == (2, 10) and torch.isfinite(y).all()
+
+
+# ---------------------------------------------------------------------------- perturb_edits (local edits)
+@pytest.mark.parametrize("scale", [0.05, 0.15])
+def test_perturbed_edits_take_small_steps_at_the_documented_rates(scale):
+    space = _space()
+    parents = space.sample(400, generator=_gen(0))
+    children = perturb_edits(space, parents, _gen(1), scale)
+    removable = list(space.removable)
+    steps = np.array([np.subtract(c.shrink_ratios, p.shrink_ratios) for c, p in zip(children, parents)])
+    before = np.array([p.shrink_ratios for p in parents])
+    inside = (before > 3 * scale) & (before < 1 - 3 * scale)  # steps there are rarely clipped
+    assert abs(steps[inside].std() - scale) < 0.1 * scale
+    assert abs(steps[inside].mean()) < 0.1 * scale
+    assert ((np.array([c.shrink_ratios for c in children]) >= 0) & (np.array([c.shrink_ratios for c in children]) < 1)).all()
+    flips = [sum(c.remove_mask[j] != p.remove_mask[j] for j in removable) for c, p in zip(children, parents)]
+    assert abs(np.mean(flips) - 10 * scale) < 0.25  # 10 * scale flips on average, whatever the depth
+    assert all(c.remove_mask[j] == p.remove_mask[j] for c, p in zip(children, parents)
+               for j in range(len(p.remove_mask)) if j not in space.removable)
+    present = sum(len(p.skips) for p in parents)
+    dropped = sum(len(set(p.skips) - set(c.skips)) for c, p in zip(children, parents))
+    assert abs(dropped / present - scale) < 3 * math.sqrt(scale / present) + 0.01
+    for child in children[:20]:
+        space.check(child)
+
+
+def test_perturb_scale_zero_gives_identical_edits_and_bad_scales_are_rejected():
+    space = _space()
+    parents = space.sample(20, generator=_gen(0))
+    assert perturb_edits(space, parents, _gen(1), 0.0) == parents
+    for scale in (-0.1, 1.5, True):
+        with pytest.raises(InvalidEditError, match="perturb_edits: scale must be a probability"):
+            perturb_edits(space, parents, _gen(1), scale)
+
+
+# ---------------------------------------------------------------------------- correlated ratios in the sampler
+def test_shrink_spread_draws_ratios_near_one_ratio_per_candidate():
+    reference = _space().sample(300, generator=_gen(0))
+    spread = SearchSpace(_graph("resnet18"), shrink_spread=0.05).sample(300, generator=_gen(0))
+    within = lambda edits: np.mean([np.std(e.shrink_ratios) for e in edits])  # noqa: E731
+    assert within(spread) < 0.06 < 0.2 < within(reference)  # uniform [0, 1) ratios: std ~0.29
+    ratios = np.array([e.shrink_ratios for e in spread])
+    assert (ratios >= 0).all() and (ratios < 1).all()
+    assert 0.4 < ratios.mean() < 0.6  # the candidates' own ratios are still spread over the range
+    ranged = SearchSpace(_graph("resnet18"), shrink_spread=0.3, shrink_range=(0.2, 0.5)).sample(100, generator=_gen(0))
+    assert all(0.2 <= r <= 0.5 for e in ranged for r in e.shrink_ratios)
+    with pytest.raises(InvalidEditError, match="shrink_spread must be None or a number >= 0"):
+        SearchSpace(_graph("resnet18"), shrink_spread=-1)

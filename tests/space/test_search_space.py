@@ -177,7 +177,7 @@ def test_options_rebuild_the_space():
     assert options == {
         "removal": True, "shrinkage": True, "skip": False, "channel_multiple": 4,
         "removal_probs": [0.2, 0.4], "shrink_range": [0.1, 0.6], "skip_probs": [0.01],
-        "max_skips_per_layer": 3, "channel_order": "even",
+        "max_skips_per_layer": 3, "channel_order": "even", "shrink_spread": None,
     }
     again = SearchSpace(graph, **options)
     assert again.options == options
