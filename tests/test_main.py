@@ -176,7 +176,7 @@ def test_resume_applies_the_settings_that_may_change_and_refuses_any_other(tmp_p
 
 def test_joblib_launcher_runs_a_two_job_sweep(tmp_path):
     out = _app(["-m", "hydra/launcher=local_parallel", *TINY, "search.steps=1", "search.num_kernels=1",
-                "seed=0,1", "hydra.sweep.dir=sweep"], tmp_path)
+                "search.init=random", "seed=0,1", "hydra.sweep.dir=sweep"], tmp_path)  # a random first student
     assert out.returncode == 0, out.stderr[-3000:]
     assert "Joblib" in out.stdout + out.stderr  # the joblib launcher ran the jobs
     first, second = (_records(tmp_path / "sweep" / job) for job in ("0", "1"))

@@ -110,9 +110,9 @@ class SearchSettings:
         local_fraction: The share of each kernel's ``acquisition.num_candidates`` that are local
             edits of the best students so far, with smaller changes as the search goes on (as a
             trust region narrows); 0: the paper's random edits only.
-        local_edits: How local edits are made: ``"perturb"`` (small normal steps of the ratios and
-            about one removal flip, :func:`~botorch_archsearch.space.perturb_edits`) or
-            ``"mutate"`` (entries redrawn anywhere, :func:`~botorch_archsearch.space.mutate_edits`).
+        local_edits: How local edits are made: ``"mutate"`` (entries redrawn anywhere,
+            :func:`~botorch_archsearch.space.mutate_edits`) or ``"perturb"`` (small normal steps
+            of the ratios and about one removal flip, :func:`~botorch_archsearch.space.perturb_edits`).
         shrink_spread: The sampler's shrink ratios: ``None``, independent per group (the
             reference); a number ``s``, one ratio per candidate plus ``s * N(0, 1)`` per group.
     """
@@ -133,7 +133,7 @@ class SearchSettings:
     magnitude_scope: str = "group"
     init: str = "random"
     local_fraction: float = 0.0
-    local_edits: str = "perturb"
+    local_edits: str = "mutate"
     shrink_spread: float | None = None
 
 
