@@ -53,14 +53,12 @@ def test_harness_smoke(tmp_path):
     difference = sum(best("k1", s) - best("main", s) for s in (0, 1)) / 2
     ablations = text.split("Ablations paired against main/esnac")[1]
     assert f"| k1/esnac | 2 | {difference:+.4f} |" in ablations, ablations
+    _check_reevaluation(tmp_path)  # on these runs (the default search.baselines ran the one-shots)
 
 
-def test_reevaluate_with_fresh_seeds_and_pair_against_esnac(tmp_path):
+def _check_reevaluation(tmp_path):
     """Each cell's chosen students (each search's best, its one-shot baselines, and one-shots at the
     size of ESNAC's best) evaluated again with fresh seeds; the report pairs them by search seed."""
-    out = _bench("run", "--name", "main", "--seeds", "0", "1", "--out", str(tmp_path / "runs"), "--", *TINY,
-                 "search.baselines=[uniform,magnitude]", cwd=tmp_path)
-    assert out.returncode == 0, out.stderr[-3000:]
     again = _bench("reevaluate", str(tmp_path / "runs" / "main"), "--eval-seeds", "2", "--isolation", "none",
                    cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
