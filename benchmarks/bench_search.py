@@ -324,6 +324,54 @@ def paired_with_random(rows: dict[str, dict], baseline: dict) -> None:
               f"{reach_text} |")
 
 
+def report_final(variants: list[Path], reference: str | None) -> None:
+    """Each method's best student after the run's final training (``final.jsonl``, rank 1): test
+    accuracy and f(x) with it, mean +- std over seeds, paired by seed against the reference."""
+    rows: dict[str, dict[int, dict]] = {}
+    for folder in variants:
+        for cell in sorted(folder.glob("seed-*")):
+            path = cell / "final.jsonl"
+            if not path.exists() or not (cell / "teacher.json").exists():
+                continue
+            teacher = json.loads((cell / "teacher.json").read_text())
+            seed = int(cell.name.split("-", 1)[1])
+            for line in path.read_text().splitlines():
+                entry = json.loads(line) if line.strip() else None
+                if not entry or entry["rank"] != 1 or entry["status"] != "ok" or teacher.get("test_accuracy") is None:
+                    continue
+                c = 1 - entry["params"] / teacher["params"]
+                rows.setdefault(f"{folder.name}/{entry['method']}", {})[seed] = {
+                    "test": entry["test_accuracy"], "params": entry["params"],
+                    "reward": c * (2 - c) * entry["test_accuracy"] / teacher["test_accuracy"]}
+    if not rows:
+        return
+    print("After the run's final training (each method's best student; f(x) with test accuracies):")
+    print("| variant / method | seeds | test accuracy | f(x) on test | params |")
+    print("|---|---|---|---|---|")
+    sd = (lambda x: x.std(ddof=1) if len(x) > 1 else 0.0)  # noqa: E731
+    for key, per in rows.items():
+        test = np.array([v["test"] for v in per.values()])
+        f = np.array([v["reward"] for v in per.values()])
+        params = np.array([v["params"] for v in per.values()])
+        print(f"| {key} | {len(per)} | {test.mean():.4f} +- {sd(test):.4f} | {f.mean():.4f} +- {sd(f):.4f} | "
+              f"{params.mean():,.0f} |")
+    reference = reference if reference in rows else next((k for k in rows if k.endswith("/esnac")), None)
+    if reference is None:
+        return
+    print()
+    print(f"Paired by search seed against {reference} after final training (f(x) on test, its minus each other's):")
+    print("| other | seeds | mean difference | bootstrap 95% CI | Wilcoxon p (two-sided) | reference better |")
+    print("|---|---|---|---|---|---|")
+    for key, per in rows.items():
+        seeds = sorted(set(rows[reference]) & set(per))
+        if key == reference or not seeds:
+            continue
+        d = np.array([rows[reference][s]["reward"] - per[s]["reward"] for s in seeds])
+        lo, hi, p = paired_statistics(d)
+        print(f"| {key} | {len(d)} | {d.mean():+.4f} | [{lo:+.4f}, {hi:+.4f}] | {p:.3f} | {int((d > 0).sum())}/{len(d)} |")
+    print()
+
+
 def report(args: argparse.Namespace) -> None:
     rows: dict[str, dict] = {}
     tparams = args.teacher_params
@@ -380,6 +428,7 @@ def report(args: argparse.Namespace) -> None:
                   f"{int((d > 0).sum())}/{len(d)} |")
     print()
     lines = report_reevaluations([Path(v) for v in args.variants], args.reference, tparams)
+    report_final([Path(v) for v in args.variants], args.reference)
     if args.figures:
         figures(rows, Path(args.figures), lines)
 

@@ -136,3 +136,27 @@ def test_bench_bo_and_kernel_quality_on_journals(tmp_path):
     saved = sorted((tmp_path / "runs" / "main" / "seed-0" / "kernels").glob("*/kernel*.pt"))
     (tally,) = [line for line in lines if line.strip().startswith("main |")]
     assert tally.split("|")[1].strip() == str(len(saved)), quality.stdout
+
+
+def test_report_after_final_training_pairs_test_f_x_by_seed(tmp_path, capsys):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_search", ROOT / "benchmarks" / "bench_search.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    expected = {}
+    for seed, (esnac, magnitude) in enumerate([(0.95, 0.93), (0.91, 0.92), (0.94, 0.90)]):
+        cell = tmp_path / "v" / f"seed-{seed}"
+        cell.mkdir(parents=True)
+        (cell / "teacher.json").write_text(json.dumps({"params": 1000, "test_accuracy": 0.96}))
+        lines = [{"method": "esnac", "rank": 1, "status": "ok", "test_accuracy": esnac, "params": 250},
+                 {"method": "esnac", "rank": 2, "status": "ok", "test_accuracy": 0.5, "params": 100},
+                 {"method": "magnitude", "rank": 1, "status": "ok", "test_accuracy": magnitude, "params": 240}]
+        (cell / "final.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+        f = lambda acc, params: (1 - params / 1000) * (1 + params / 1000) * acc / 0.96  # noqa: E731
+        expected[seed] = f(esnac, 250) - f(magnitude, 240)
+    bench.report_final([tmp_path / "v"], None)
+    out = capsys.readouterr().out
+    assert "| v/esnac | 3 | 0.9333 +- 0.0208 |" in out  # rank 1 only
+    mean = sum(expected.values()) / 3
+    assert f"| v/magnitude | 3 | {mean:+.4f} |" in out.split("after final training")[1], out
