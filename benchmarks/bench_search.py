@@ -450,8 +450,9 @@ def figures(rows: dict[str, dict], folder: Path, lines: dict[str, float] | None 
             continue  # one evaluation per target: a line below, not a curve
         ax.plot(n, mean, label=f"{key} ({len(curves)} seeds)")
         ax.fill_between(n, mean - sem, mean + sem, alpha=0.2)
-    for key, value in (lines or {}).items():
-        ax.axhline(value, linestyle="--", linewidth=1, color="0.3" if "magnitude" in key else "0.6",
+    styles = ["--", ":", "-."]
+    for i, (key, value) in enumerate((lines or {}).items()):
+        ax.axhline(value, linestyle=styles[i % len(styles)], linewidth=1.2, color=f"C{(i + len(rows)) % 10}",
                    label=f"{key} (one-shot, re-evaluated)")
     ax.set_xlabel("evaluations")
     ax.set_ylabel("best f(x) so far (mean over seeds, +- s.e.m.)")
