@@ -3,7 +3,8 @@ r"""The architecture graph: a network as an immutable list of layers in topologi
 Paper section 3.2 and appendix 6.2 (ESNAC, ICLR 2019): a network is a sequence of layers, each
 with a type, its kernel size, stride, padding, groups, input and output channels, and the layers
 it takes its input from. Several inputs of one layer are merged by summation, except for an
-explicit ``concat`` layer which concatenates them along the channels.
+explicit ``concat`` layer which concatenates them along the channels and a ``mul`` layer which
+multiplies its first input by its second (a channel gate, broadcast over the spatial dimensions).
 """
 
 from __future__ import annotations
@@ -37,6 +38,11 @@ LAYER_TYPES: tuple[str, ...] = (
     "concat",
     "slice",
     "shuffle",
+    "mul",
+    "scale",
+    "layernorm",
+    "groupnorm",
+    "upsample",
 )
 
 # Layers that act on each channel independently: a student keeps the same channels on both sides.
@@ -52,12 +58,18 @@ CHANNELWISE_TYPES = frozenset(
         "mean",
         "dropout",
         "add",
+        "mul",
+        "scale",
+        "layernorm",
+        "groupnorm",
+        "upsample",
     }
 )
 
 # Layers that the removal operator may turn into identities (when their input and output shapes
-# agree); merges, reshapes and the network input are structure, not layers to remove.
-REMOVABLE_TYPES = (CHANNELWISE_TYPES - {"mean", "add"}) | {"conv", "linear"}
+# agree); merges, reshapes and the network input are structure, not layers to remove. A removed
+# ``mul`` (a channel gate) keeps its first input, the gated feature map, and drops the gate.
+REMOVABLE_TYPES = (CHANNELWISE_TYPES - {"mean", "add", "upsample"}) | {"conv", "linear"}
 
 
 class LayerSpec(NamedTuple):
@@ -102,8 +114,14 @@ class LayerSpec(NamedTuple):
 
     @property
     def merge(self) -> str:
-        """How several inputs are merged: ``"concat"`` for concat layers, ``"sum"`` otherwise."""
-        return "concat" if self.op == "concat" else "sum"
+        """How several inputs are merged: ``"concat"`` for concat layers, ``"mul"`` or ``"div"``
+        for ``mul`` layers (the first input times, or divided by, the second, which may
+        broadcast), ``"sum"`` otherwise."""
+        if self.op == "concat":
+            return "concat"
+        if self.op == "mul":
+            return "div" if self.attr("divide", False) else "mul"
+        return "sum"
 
     def attr(self, key: str, default: Any = None) -> Any:
         """The value of attribute ``key`` (``default`` if absent)."""

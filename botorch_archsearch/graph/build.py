@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from botorch_archsearch.exceptions import ArchSearchError
 from botorch_archsearch.graph.arch_graph import ArchGraph, LayerSpec
@@ -39,7 +40,7 @@ class StudentNet(nn.Module):
         nodes = graph.nodes
         self.layers = nn.ModuleList([_make_layer(node) for node in nodes])
         self._inputs = [node.inputs for node in nodes]
-        self._concat = [node.op == "concat" for node in nodes]
+        self._merge = [node.merge for node in nodes]
         # Free each intermediate result after its last use (saves memory in long graphs).
         last_use = list(range(len(nodes)))
         for j, node in enumerate(nodes):
@@ -60,10 +61,15 @@ class StudentNet(nn.Module):
         values[0] = x
         for j in range(1, len(values)):
             inputs = self._inputs[j]
+            merge = self._merge[j]
             if len(inputs) == 1:
                 h = values[inputs[0]]
-            elif self._concat[j]:
+            elif merge == "concat":
                 h = torch.cat([values[i] for i in inputs], dim=1)
+            elif merge == "mul":
+                h = values[inputs[0]] * values[inputs[1]]
+            elif merge == "div":
+                h = values[inputs[0]] / values[inputs[1]]
             else:
                 h = values[inputs[0]]
                 for i in inputs[1:]:
@@ -103,21 +109,76 @@ def build_student(graph: ArchGraph, teacher: nn.Module | None = None) -> Student
         student.to(param.dtype)
     with torch.no_grad():
         for q, node in enumerate(graph.nodes):
-            if node.op not in ("conv", "linear", "batchnorm"):
+            if node.op not in WEIGHTED_TYPES:
                 continue
             t_index = int(kept[q])
             t_node = base.nodes[t_index]
             try:
-                source = teacher.get_submodule(t_node.name)
-            except AttributeError as e:
-                raise ArchSearchError(
-                    f"build_student: the teacher has no module {t_node.name!r} (layer {t_index} of "
-                    "the graph); pass the module the graph was traced from."
-                ) from e
+                source = teacher_tensors(teacher, t_node)
+            except ArchSearchError as e:
+                raise ArchSearchError(f"build_student: {e} (layer {t_index} of the graph); pass the module the "
+                                      "graph was traced from.") from None
             out_idx = _kept(plan, t_index, t_node.out_channels)
-            in_idx = _kept(plan, t_node.inputs[0], t_node.in_channels) if t_node.op != "batchnorm" else out_idx
-            _inherit(student.layers[q], source, node, t_node, in_idx, out_idx)
+            in_idx = _kept(plan, t_node.inputs[0], t_node.in_channels) if t_node.op in ("conv", "linear") else out_idx
+            try:
+                _inherit(student.layers[q], source, node, t_node, in_idx, out_idx)
+            except (RuntimeError, IndexError) as e:
+                raise ArchSearchError(
+                    f"build_student: the teacher's weights of layer {t_index} ({t_node.op} {t_node.name!r}) do not fit "
+                    f"the graph ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); pass the module the "
+                    "graph was traced from."
+                ) from None
     return student
+
+
+# Layers with weights inherited from the teacher, and the tensors each has (by role).
+WEIGHTED_TYPES: dict[str, tuple[str, ...]] = {
+    "conv": ("weight", "bias"),
+    "linear": ("weight", "bias"),
+    "batchnorm": ("weight", "bias", "running_mean", "running_var", "num_batches_tracked"),
+    "scale": ("weight",),
+    "layernorm": ("weight", "bias"),
+    "groupnorm": ("weight", "bias"),
+}
+
+
+def teacher_tensors(teacher: nn.Module, node: LayerSpec) -> dict[str, torch.Tensor | None]:
+    r"""The teacher's tensors of a traced layer, by role (``"weight"``, ``"bias"``, ...).
+
+    A layer traced from a module reads the module's attributes; a layer traced from a function
+    (``F.batch_norm``, ``F.layer_norm``, a layer scale) reads the parameters and buffers it was
+    called with (recorded in its ``tensors`` attribute).
+
+    Args:
+        teacher: The module the graph was traced from.
+        node: A layer of its graph with weights (one of :data:`WEIGHTED_TYPES`).
+
+    Returns:
+        Every role of :data:`WEIGHTED_TYPES` for the layer, ``None`` where the layer has none.
+
+    Raises:
+        ArchSearchError: If ``teacher`` lacks the module or tensor the layer names.
+    """
+    roles = WEIGHTED_TYPES.get(node.op, ())
+    paths = node.attr("tensors")
+    if paths is not None:
+        out: dict[str, torch.Tensor | None] = dict.fromkeys(roles)
+        for role, path in paths:
+            obj: Any = teacher
+            try:
+                for part in path.split("."):
+                    obj = getattr(obj, part)
+            except AttributeError:
+                obj = None
+            if not isinstance(obj, torch.Tensor):
+                raise ArchSearchError(f"the teacher has no parameter or buffer {path!r}")
+            out[role] = obj
+        return out
+    try:
+        module = teacher.get_submodule(node.name)
+    except AttributeError:
+        raise ArchSearchError(f"the teacher has no module {node.name!r}") from None
+    return {role: getattr(module, role, None) for role in roles}
 
 
 def save_student(student: StudentNet, path: str | Path) -> Path:
@@ -214,6 +275,47 @@ class ChannelShuffle(nn.Module):
         return x.view(n, self.groups, c // self.groups, h, w).transpose(1, 2).reshape(n, c, h, w)
 
 
+class ChannelScale(nn.Module):
+    """A learned scale per channel (layer scale): ``x * weight`` along dimension 1."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.weight.view(-1, *([1] * (x.dim() - 2)))
+
+
+class ChannelLayerNorm(nn.Module):
+    """LayerNorm over the channels (dimension 1) of an `N x C x H x W` map or `N x C` features,
+    computed channels-last as ``nn.LayerNorm`` after a permute computes it."""
+
+    def __init__(self, channels: int, eps: float, affine: bool = True, bias: bool = True) -> None:
+        super().__init__()
+        self.channels, self.eps = channels, eps
+        self.weight = nn.Parameter(torch.ones(channels)) if affine else None
+        self.bias = nn.Parameter(torch.zeros(channels)) if affine and bias else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 2:
+            return F.layer_norm(x, (self.channels,), self.weight, self.bias, self.eps)
+        y = F.layer_norm(x.permute(0, 2, 3, 1), (self.channels,), self.weight, self.bias, self.eps)
+        return y.permute(0, 3, 1, 2)
+
+
+class Upsample(nn.Module):
+    """``F.interpolate`` to a fixed spatial ``size`` or by a ``scale_factor``."""
+
+    def __init__(self, size: tuple[int, ...] | None, scale_factor: tuple[float, ...] | None, mode: str,
+                 align_corners: bool | None) -> None:
+        super().__init__()
+        self.size, self.scale_factor, self.mode, self.align_corners = size, scale_factor, mode, align_corners
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(x, size=self.size, scale_factor=self.scale_factor, mode=self.mode,
+                             align_corners=self.align_corners)
+
+
 class SpatialMean(nn.Module):
     """Mean over the spatial dimensions (2, 3)."""
 
@@ -269,6 +371,14 @@ def _make_layer(node: LayerSpec) -> nn.Module:
         return nn.Conv2d(node.in_channels, node.out_channels, groups=node.groups, **kwargs)
     if op == "linear":
         return nn.Linear(node.in_channels, node.out_channels, bias=node.attr("bias"))
+    if op == "scale":
+        return ChannelScale(node.out_channels)
+    if op == "layernorm":
+        return ChannelLayerNorm(node.out_channels, node.attr("eps"), node.attr("affine"), node.attr("bias"))
+    if op == "groupnorm":
+        return nn.GroupNorm(node.attr("num_groups"), node.out_channels, eps=node.attr("eps"), affine=node.attr("affine"))
+    if op == "upsample":
+        return Upsample(node.attr("size"), node.attr("scale_factor"), node.attr("mode"), node.attr("align_corners"))
     if op == "batchnorm":
         return nn.BatchNorm2d(node.out_channels, eps=node.attr("eps"), momentum=node.attr("momentum"),
                               affine=node.attr("affine"), track_running_stats=node.attr("track_running_stats"))
@@ -296,7 +406,7 @@ def _make_layer(node: LayerSpec) -> nn.Module:
         return Slice(node.attr("start"), node.attr("stop"))
     if op == "shuffle":
         return ChannelShuffle(node.attr("groups"), node.attr("perm"))
-    return nn.Identity()  # input, add, concat: the merge does the work
+    return nn.Identity()  # input, add, concat, mul: the merge does the work
 
 
 def _kept(plan: Any, layer: int, channels: int) -> torch.Tensor:
@@ -306,24 +416,28 @@ def _kept(plan: Any, layer: int, channels: int) -> torch.Tensor:
     return torch.from_numpy(plan.indices(layer))
 
 
-def _inherit(layer: nn.Module, source: nn.Module, node: LayerSpec, t_node: LayerSpec,
+def _inherit(layer: nn.Module, source: dict[str, torch.Tensor | None], node: LayerSpec, t_node: LayerSpec,
              in_idx: torch.Tensor, out_idx: torch.Tensor) -> None:
-    """Copy ``source``'s weights, sliced to the kept channels, into ``layer``."""
-    if node.op == "batchnorm":
-        for name in ("weight", "bias", "running_mean", "running_var"):
-            src = getattr(source, name)
-            if src is not None:
-                getattr(layer, name).copy_(src[out_idx])
-        if source.num_batches_tracked is not None:
-            layer.num_batches_tracked.copy_(source.num_batches_tracked)
+    """Copy the teacher's tensors ``source``, sliced to the kept channels, into ``layer``."""
+    if node.op in ("batchnorm", "scale", "layernorm", "groupnorm"):
+        for name, src in source.items():
+            dst = getattr(layer, name, None)
+            if src is None or dst is None:
+                continue
+            if name == "num_batches_tracked":
+                dst.copy_(src)
+            else:
+                dst.copy_(src.reshape(-1)[out_idx])
         return
+    weight, bias = source["weight"], source["bias"]
     if node.op == "linear":
-        layer.weight.copy_(source.weight[out_idx][:, in_idx])
-        if source.bias is not None:
-            layer.bias.copy_(source.bias[out_idx])
+        layer.weight.copy_(weight[out_idx][:, in_idx])
+        if bias is not None:
+            layer.bias.copy_(bias[out_idx])
         return
-    weight = source.weight  # `C_out x C_in / g x kh x kw`
-    g = t_node.groups
+    if weight.dim() == 2:  # a Linear layer applied channels-last: a 1x1 convolution
+        weight = weight[:, :, None, None]
+    g = t_node.groups  # weight: `C_out x C_in / g x kh x kw`
     if g == 1:
         pieces = [(weight[out_idx][:, in_idx], out_idx)]
     elif g == t_node.in_channels == t_node.out_channels:  # depthwise: kept inputs == kept outputs
@@ -339,21 +453,26 @@ def _inherit(layer: nn.Module, source: nn.Module, node: LayerSpec, t_node: Layer
     if isinstance(layer, GroupedConv2d):
         for conv, (w, o) in zip(layer.convs, pieces):
             conv.weight.copy_(w)
-            if source.bias is not None:
-                conv.bias.copy_(source.bias[o])
+            if bias is not None:
+                conv.bias.copy_(bias[o])
         return
     layer.weight.copy_(torch.cat([w for w, _ in pieces], 0))
-    if source.bias is not None:
-        layer.bias.copy_(source.bias[torch.cat([o for _, o in pieces])])
+    if bias is not None:
+        layer.bias.copy_(bias[torch.cat([o for _, o in pieces])])
 
 
 __all__ = [
+    "ChannelLayerNorm",
+    "ChannelScale",
     "ChannelShuffle",
     "GroupedConv2d",
     "Slice",
     "SpatialMean",
     "StudentNet",
+    "Upsample",
+    "WEIGHTED_TYPES",
     "build_student",
     "load_student",
     "save_student",
+    "teacher_tensors",
 ]

@@ -46,8 +46,12 @@ def _layer_params(node: LayerSpec) -> int:
         return _conv_weights(node) + (node.out_channels if node.attr("bias") else 0)
     if node.op == "linear":
         return node.in_channels * node.out_channels + (node.out_channels if node.attr("bias") else 0)
-    if node.op == "batchnorm" and node.attr("affine"):
+    if node.op in ("batchnorm", "groupnorm") and node.attr("affine"):
         return 2 * node.out_channels
+    if node.op == "layernorm" and node.attr("affine"):
+        return node.out_channels * (2 if node.attr("bias") else 1)
+    if node.op == "scale":
+        return node.out_channels
     return 0
 
 

@@ -91,7 +91,9 @@ class ChannelModel:
         parent = list(range(n))
         for j, node in enumerate(nodes):
             if self.kind[j] == _TIED:
-                for i in node.inputs:
+                # A spatial gate (N x 1 x H x W) scales every channel alike: only the map is tied.
+                spatial = node.op == "mul" and node.attr("gate") == "spatial"
+                for i in node.inputs[:1] if spatial else node.inputs:
                     _union(parent, i, j)
         roots = [_find(parent, j) for j in range(n)]
         self.parent = tuple(roots)
@@ -106,6 +108,12 @@ class ChannelModel:
                 sources.setdefault(r, []).append(j)
             elif self.kind[j] == _FREE:
                 min_free[r] = min(min_free.get(r, j), j)
+            if node.op == "groupnorm" and node.attr("num_groups") > 1:
+                # Every group keeps an equal share of its channels (the student's groups are the
+                # teacher's, shrunk), as the blocks of a grouped convolution do.
+                rd, g = roots[j], node.attr("num_groups")
+                lcm = blocks[rd] * g // math.gcd(blocks[rd], g)
+                blocks[rd] = lcm if self.size[j] % lcm == 0 else blocks[rd]
             if node.op == "conv" and 1 < node.groups and self.kind[j] == _FREE:
                 for dim in (j, node.inputs[0]):
                     rd = roots[dim]
@@ -132,11 +140,15 @@ class ChannelModel:
             (r for r in min_free if r not in frozen and r not in self.source), key=min_free.get
         )
         self.first_input = tuple(node.inputs[0] if node.inputs else 0 for node in nodes)
-        # Layers that a removal may tie to their input (the search space decides which may be removed).
-        self.removal_candidates = tuple(j for j in range(1, n) if len(nodes[j].inputs) == 1)
+        # Layers that a removal may tie to their input (the search space decides which may be removed);
+        # a removed gate (mul) keeps its first input.
+        self.removal_candidates = tuple(j for j in range(1, n) if len(nodes[j].inputs) == 1 or nodes[j].op == "mul")
         self.tied_to_input = frozenset(j for j in self.removal_candidates if roots[j] == roots[self.first_input[j]])
         self.grouped_convs = tuple(
             j for j, node in enumerate(nodes) if node.op == "conv" and node.groups > 1 and self.kind[j] == _FREE
+        )
+        self.group_norms = tuple(
+            j for j, node in enumerate(nodes) if node.op == "groupnorm" and node.attr("num_groups") > 1
         )
         self.group_of_root = {r: g for g, r in enumerate(group_roots)}
         self.group_roots = tuple(group_roots)
@@ -322,8 +334,8 @@ class ChannelModel:
         return mask
 
     def _violations(self, plan: ChannelPlan, per_root: dict[int, int]) -> list[int]:
-        """Class roots that must keep every channel: empty dimensions, and grouped convolutions
-        with a group that has outputs but no inputs."""
+        """Class roots that must keep every channel: empty dimensions, grouped convolutions with a
+        group that has outputs but no inputs, and group norms whose groups would differ in size."""
         bad = [r for r, c in per_root.items() if c == 0]
         state = plan.state
         for j in self.grouped_convs:
@@ -337,6 +349,14 @@ class ChannelModel:
             per_in = plan.counts_per_group(i, g)
             per_out = plan.counts_per_group(j, g)
             if ((per_out > 0) & (per_in == 0)).any():
+                bad.append(r)
+        for j in self.group_norms:  # every group of a group norm keeps the same number >= 1
+            g = self.graph.nodes[j].attr("num_groups")
+            r = plan.root[j]
+            if r in state.full or r in state.frozen or (r not in state.source and state.blocks[r] % g == 0):
+                continue
+            per = plan.counts_per_group(j, g)
+            if per.min() == 0 or np.ptp(per):
                 bad.append(r)
         return bad
 

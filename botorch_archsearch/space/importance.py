@@ -2,7 +2,8 @@ r"""Channel importance of a teacher: the group magnitude of every channel of eve
 
 A channel of a channel group (see :mod:`~botorch_archsearch.space.channels`) is coupled to the
 weights of every layer that produces or reads it: the output filter of every convolution and
-linear layer in the group, the scale of every batch norm tied to it, and the input slice of every
+linear layer in the group, the scale of every batch, layer or group norm and layer scale tied to
+it, and the input slice of every
 convolution and linear layer that reads it (through concatenations, slices, shuffles and flattens
 too). Its importance is the sum of ``|w|^p`` over all those weights: the ``p``-th power of the
 ``p``-norm of the channel's whole coupled group, as Torch-Pruning's group magnitude importance
@@ -23,6 +24,7 @@ from torch import nn
 
 from botorch_archsearch.exceptions import ArchSearchError
 from botorch_archsearch.graph.arch_graph import ArchGraph
+from botorch_archsearch.graph.build import WEIGHTED_TYPES, teacher_tensors
 from botorch_archsearch.space.channels import _SOURCE, ChannelModel, shuffle_permutation
 
 
@@ -53,21 +55,19 @@ def channel_importance(graph: ArchGraph, model: nn.Module, p: float = 2.0) -> tu
     acc = [np.zeros(channels.size[j]) for j in range(len(nodes))]
     with torch.no_grad():
         for j, node in enumerate(nodes):
-            if node.op not in ("conv", "linear", "batchnorm"):
+            if node.op not in WEIGHTED_TYPES:
                 continue
             try:
-                module = model.get_submodule(node.name)
-            except AttributeError:
+                weight = teacher_tensors(model, node)["weight"]
+            except ArchSearchError as e:
                 raise ArchSearchError(
-                    f"channel_importance: the model has no module {node.name!r} (layer {j} of the graph); pass "
-                    "the module the graph was traced from."
+                    f"channel_importance: {e} (layer {j} of the graph); pass the module the graph was traced from."
                 ) from None
-            weight = getattr(module, "weight", None)
-            if weight is None:  # a batch norm without affine parameters
+            if weight is None:  # a normalisation without affine parameters
                 continue
             w = weight.detach().to(torch.float64).abs().pow(p)
-            if node.op == "batchnorm":
-                acc[j] += w.cpu().numpy()
+            if node.op not in ("conv", "linear"):  # per-channel scales: batch, layer and group norms, layer scale
+                acc[j] += w.reshape(-1).cpu().numpy()
                 continue
             acc[j] += w.reshape(w.shape[0], -1).sum(1).cpu().numpy()  # output filters
             i = node.inputs[0]

@@ -123,7 +123,7 @@ class SearchSpace:
         self.removable: tuple[int, ...] = tuple(
             j for j, node in enumerate(nodes)
             if node.op in REMOVABLE_TYPES and node.in_shape == node.out_shape and j != last
-            and len(node.inputs) == 1
+            and (len(node.inputs) == 1 or node.op == "mul")
         )
         self.skip_candidates: tuple[tuple[int, int], ...] = _skip_candidates(graph)
         self._skip_set = frozenset(self.skip_candidates)
@@ -224,7 +224,7 @@ class SearchSpace:
         if bad_skips:
             raise InvalidEditError(
                 f"Edit.skips {bad_skips[:5]} are not allowed: a skip (i, j) needs i < j, i not "
-                "already an input of j, j not a concat, and out_shape(i) == in_shape(j)."
+                "already an input of j, j not a concat or gate, and out_shape(i) == in_shape(j)."
             )
 
     def plan(self, edit: Edit) -> ChannelPlan:
@@ -322,6 +322,10 @@ class _StudentBuilder:
         self.depthwise = (table.op == LAYER_TYPES.index("conv")) & (table.groups > 1) & (
             table.groups == table.in_channels) & (table.groups == table.out_channels)
         self.add_id = LAYER_TYPES.index("add")
+        # Edges that are not their destination's first input (a removed gate drops them).
+        self.later_edge = np.ones(len(table.edge_dst), dtype=bool)
+        self.later_edge[first_edge[has_input]] = False
+        self.multi_removable = np.flatnonzero(np.bincount(table.edge_dst, minlength=n) > 1)
 
     def __call__(self, plan: ChannelPlan, edit: Edit) -> ArchGraph:
         t = self.teacher.table
@@ -352,6 +356,9 @@ class _StudentBuilder:
             kernel, stride, padding = (np.where(as_add, zero, c) for c in (kernel, stride, padding))
             groups = np.where(as_add, 1, groups)
         edge_kept = keep[t.edge_dst]
+        gates_removed = bool(removed[self.multi_removable].any())
+        if gates_removed:  # a removed gate keeps its first input only
+            edge_kept &= ~(removed[t.edge_dst] & self.later_edge)
         src = pos[target[t.edge_src[edge_kept]]]
         dst = pos[t.edge_dst[edge_kept]]
         if len(skip_src):
@@ -359,7 +366,16 @@ class _StudentBuilder:
             dst = np.concatenate([dst, pos[skip_dst]])
             order = np.argsort(dst, kind="stable")
             src, dst = src[order], dst[order]
-        table = LayerTable(op, kernel, stride, padding, groups, counts[self.in_source[kept]], out_c, src, dst)
+        in_c = counts[self.in_source[kept]]
+        if gates_removed:  # the gates' branches no longer reach the output: drop them
+            live = _live(len(kept), src, dst)
+            if not live.all():
+                new_pos = np.cumsum(live) - 1
+                edge_live = live[dst]
+                src, dst = new_pos[src[edge_live]], new_pos[dst[edge_live]]
+                kept, op, kernel, stride, padding, groups, in_c, out_c = (
+                    c[live] for c in (kept, op, kernel, stride, padding, groups, in_c, out_c))
+        table = LayerTable(op, kernel, stride, padding, groups, in_c, out_c, src, dst)
         return ArchGraph.from_table(
             table,
             lambda: _student_layers(self.teacher, plan, table, kept),
@@ -407,15 +423,29 @@ def _student_layers(teacher: ArchGraph, plan: ChannelPlan, table: LayerTable, ke
     return tuple(out)
 
 
+def _live(n: int, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Which of ``n`` layers (edges ``src -> dst``, sorted by ``dst``) reach the last layer."""
+    live = np.zeros(n, dtype=bool)
+    live[n - 1] = True
+    bounds = np.searchsorted(dst, np.arange(n + 1), side="left").tolist()
+    sources = src.tolist()
+    for q in range(n - 1, 0, -1):
+        if live[q]:
+            live[sources[bounds[q]:bounds[q + 1]]] = True
+    live[0] = True
+    return live
+
+
 def _skip_candidates(graph: ArchGraph) -> tuple[tuple[int, int], ...]:
-    """All allowed added edges (i, j): i < j, i not already an input of j, shapes match."""
+    """All allowed added edges (i, j): i < j, i not already an input of j, shapes match, j neither
+    a concat nor a gate (mul)."""
     nodes = graph.nodes
     by_shape: dict[tuple[int, ...], list[int]] = {}
     for i, node in enumerate(nodes[:-1]):
         by_shape.setdefault(node.out_shape, []).append(i)
     out = []
     for j, node in enumerate(nodes):
-        if j == 0 or node.op == "concat":
+        if j == 0 or node.op in ("concat", "mul"):
             continue
         for i in by_shape.get(node.in_shape, ()):
             if i < j and i not in node.inputs:

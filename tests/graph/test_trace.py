@@ -416,7 +416,7 @@ class _LayerNormNet(nn.Module):
 
 class _Mul(nn.Module):
     def forward(self, x):
-        return F.relu(x) * x
+        return F.relu(x) * 2.0
 
 
 class _CatBatch(nn.Module):
@@ -528,17 +528,30 @@ def test_wrong_input_shape_is_one_message_and_nothing_printed(capfd):
     assert out == err == ""  # torch.fx's ShapeProp printed the node's traceback to stderr
 
 
-def test_pool_size_computed_from_a_shape_is_unsupported_naming_the_node():
+def test_pool_size_computed_from_a_shape_takes_its_value_at_the_example_input():
     class ShapePool(nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.conv = nn.Conv2d(3, 4, 3, padding=1)
 
         def forward(self, x):
-            return F.avg_pool2d(self.conv(x), x.shape[-1])
+            x = self.conv(x)
+            return F.avg_pool2d(x, x.shape[-1]) + F.max_pool2d(x, (x.size(2) // 2, x.size(3) // 4))[:, :, :1, :1]
 
-    with pytest.raises(UnsupportedLayerError, match=r"node 'avg_pool2d' .* kernel_size computed from a tensor's"):
+    # The slice of the max pool's output is spatial: unsupported, but only after the pools were read.
+    with pytest.raises(UnsupportedLayerError, match=r"only channel slices"):
         trace(ShapePool(), _images(1, 3, 8, 8))
+
+    class Pool(ShapePool):
+        def forward(self, x):
+            x = self.conv(x)
+            return F.avg_pool2d(x, x.shape[-1]) + F.max_pool2d(x, (x.size(2), x.size(3) // 2), stride=x.size(-1))
+
+    graph = trace(Pool(), _images(1, 3, 8, 8))
+    pools = [n for n in graph.nodes if n.op in ("avgpool", "maxpool")]
+    assert [(n.op, n.attr("kernel"), n.attr("stride")) for n in pools] == [
+        ("avgpool", (8, 8), (8, 8)), ("maxpool", (8, 4), (8, 8))]
+    assert all(isinstance(v, int) for n in pools for v in n.attr("kernel") + n.attr("stride"))
 
 
 # ------------------------------------------------------------------ the module is left as it was
