@@ -1,6 +1,8 @@
 r"""Speed and memory of the architecture domain: sample + apply + encode, and student building.
 
-Prints, for ResNet-34 and ShuffleNet (paper-size teachers, 32x32 inputs, 10 classes):
+Prints, for ResNet-34 and ShuffleNet (paper-size teachers, 32x32 inputs, 10 classes) and
+torchvision's EfficientNet-B0 (squeeze-and-excitation gates, 64x64 inputs, 10 classes; also with
+magnitude-ordered channels, the app's default):
 - candidates sampled, applied and encoded per second (the BO step scores thousands of them);
 - the same with every student's layers materialised, and the ratio (what the table path saves);
 - students built per second (with weights inherited from the teacher);
@@ -21,7 +23,8 @@ import torch
 
 from botorch_archsearch.graph import build_student, encode, trace
 from botorch_archsearch.models import get_teacher
-from botorch_archsearch.space import SearchSpace
+from botorch_archsearch.space import SearchSpace, channel_importance
+from botorch_archsearch.utils import import_torchvision
 
 
 def _best_of(repeats: int, fn) -> float:
@@ -33,10 +36,17 @@ def _best_of(repeats: int, fn) -> float:
     return min(times)
 
 
-def bench_teacher(name: str, candidates: int, builds: int, repeats: int) -> None:
-    teacher = get_teacher(name, num_classes=10).eval()
-    graph = trace(teacher, torch.randn(1, 3, 32, 32))
-    space = SearchSpace(graph)
+def bench_teacher(name: str, candidates: int, builds: int, repeats: int, order: str = "even") -> None:
+    if name == "efficientnet_b0":
+        teacher = import_torchvision().models.efficientnet_b0(num_classes=10).eval()
+        start = time.perf_counter()
+        graph = trace(teacher, torch.randn(1, 3, 64, 64))
+        print(f"{name}: traced in {time.perf_counter() - start:.2f} s")
+    else:
+        teacher = get_teacher(name, num_classes=10).eval()
+        graph = trace(teacher, torch.randn(1, 3, 32, 32))
+    importance = channel_importance(graph, teacher) if order == "magnitude" else None
+    space = SearchSpace(graph, channel_importance=importance, channel_order=order)
     L = graph.num_layers
 
     def table_path() -> None:
@@ -58,7 +68,7 @@ def bench_teacher(name: str, candidates: int, builds: int, repeats: int) -> None
     for g in graphs:
         build_student(g, teacher)
     build_s = (time.perf_counter() - start) / builds
-    print(f"{name}: {L} layers, {len(space.removable)} removable, {space.num_groups} groups, "
+    print(f"{name} (channel order {order}): {L} layers, {len(space.removable)} removable, {space.num_groups} groups, "
           f"{len(space.skip_candidates)} skip candidates")
     print(f"  sample+apply+encode {candidates} candidates: {fast:.3f} s  ({candidates / fast:,.0f}/s)")
     print(f"  same with layers materialised:             {slow:.3f} s  ({candidates / slow:,.0f}/s)"
@@ -92,8 +102,9 @@ def main() -> None:
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    for name in ("resnet34", "shufflenet"):
+    for name in ("resnet34", "shufflenet", "efficientnet_b0"):
         bench_teacher(name, args.candidates, args.builds, args.repeats)
+    bench_teacher("efficientnet_b0", args.candidates, args.builds, args.repeats, order="magnitude")
     bench_memory(args.memory_candidates)
 
 

@@ -43,6 +43,7 @@ LAYER_TYPES: tuple[str, ...] = (
     "layernorm",
     "groupnorm",
     "upsample",
+    "channelconv",
 )
 
 # Layers that act on each channel independently: a student keeps the same channels on both sides.
@@ -63,6 +64,7 @@ CHANNELWISE_TYPES = frozenset(
         "layernorm",
         "groupnorm",
         "upsample",
+        "channelconv",
     }
 )
 

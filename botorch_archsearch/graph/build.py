@@ -66,10 +66,11 @@ class StudentNet(nn.Module):
                 h = values[inputs[0]]
             elif merge == "concat":
                 h = torch.cat([values[i] for i in inputs], dim=1)
-            elif merge == "mul":
-                h = values[inputs[0]] * values[inputs[1]]
-            elif merge == "div":
-                h = values[inputs[0]] / values[inputs[1]]
+            elif merge in ("mul", "div"):
+                h, g = values[inputs[0]], values[inputs[1]]
+                if g.dim() < h.dim():  # an N x C gate (from Linear layers) of an N x C x H x W map
+                    g = g.reshape(*g.shape, *([1] * (h.dim() - g.dim())))
+                h = h * g if merge == "mul" else h / g
             else:
                 h = values[inputs[0]]
                 for i in inputs[1:]:
@@ -139,6 +140,7 @@ WEIGHTED_TYPES: dict[str, tuple[str, ...]] = {
     "scale": ("weight",),
     "layernorm": ("weight", "bias"),
     "groupnorm": ("weight", "bias"),
+    "channelconv": ("weight", "bias"),
 }
 
 
@@ -303,6 +305,21 @@ class ChannelLayerNorm(nn.Module):
         return y.permute(0, 3, 1, 2)
 
 
+class ChannelConv(nn.Module):
+    """A 1-d convolution across the channels of an `N x C x 1 x 1` (or `N x C`) gate (ECA): one
+    kernel of ``kernel_size`` shared by every channel; the result is `N x C x 1 x 1`."""
+
+    def __init__(self, kernel_size: int, padding: int, bias: bool) -> None:
+        super().__init__()
+        self.padding = padding
+        self.weight = nn.Parameter(torch.zeros(1, 1, kernel_size))
+        self.bias = nn.Parameter(torch.zeros(1)) if bias else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = x.shape[0]
+        return F.conv1d(x.reshape(n, 1, -1), self.weight, self.bias, padding=self.padding).view(n, -1, 1, 1)
+
+
 class Upsample(nn.Module):
     """``F.interpolate`` to a fixed spatial ``size`` or by a ``scale_factor``."""
 
@@ -377,6 +394,8 @@ def _make_layer(node: LayerSpec) -> nn.Module:
         return ChannelLayerNorm(node.out_channels, node.attr("eps"), node.attr("affine"), node.attr("bias"))
     if op == "groupnorm":
         return nn.GroupNorm(node.attr("num_groups"), node.out_channels, eps=node.attr("eps"), affine=node.attr("affine"))
+    if op == "channelconv":
+        return ChannelConv(node.kernel_size, node.padding, node.attr("bias"))
     if op == "upsample":
         return Upsample(node.attr("size"), node.attr("scale_factor"), node.attr("mode"), node.attr("align_corners"))
     if op == "batchnorm":
@@ -419,6 +438,11 @@ def _kept(plan: Any, layer: int, channels: int) -> torch.Tensor:
 def _inherit(layer: nn.Module, source: dict[str, torch.Tensor | None], node: LayerSpec, t_node: LayerSpec,
              in_idx: torch.Tensor, out_idx: torch.Tensor) -> None:
     """Copy the teacher's tensors ``source``, sliced to the kept channels, into ``layer``."""
+    if node.op == "channelconv":  # its kernel does not depend on the channels
+        for name, src in source.items():
+            if src is not None:
+                getattr(layer, name).copy_(src.reshape(getattr(layer, name).shape))
+        return
     if node.op in ("batchnorm", "scale", "layernorm", "groupnorm"):
         for name, src in source.items():
             dst = getattr(layer, name, None)
@@ -462,6 +486,7 @@ def _inherit(layer: nn.Module, source: dict[str, torch.Tensor | None], node: Lay
 
 
 __all__ = [
+    "ChannelConv",
     "ChannelLayerNorm",
     "ChannelScale",
     "ChannelShuffle",

@@ -26,6 +26,7 @@ SUPPORTED_MODULES: tuple[str, ...] = (
     "AdaptiveAvgPool2d",
     "AvgPool2d",
     "BatchNorm2d",
+    "Conv1d (ECA: one kernel across the channels of a gate)",
     "Conv2d",
     "Dropout",
     "Dropout2d",
@@ -54,7 +55,8 @@ SUPPORTED_MODULES: tuple[str, ...] = (
 SUPPORTED_FUNCTIONS: tuple[str, ...] = (
     "add / + / += (two tensors of one shape; adding 0, as sum() of pieces does)",
     "channel gates: mul / * / div / / of a feature map by an N x C x 1 x 1 (or N x 1 x H x W) tensor "
-    "computed from the network (squeeze-and-excitation, ECA-style gates after expand_as)",
+    "computed from the network (squeeze-and-excitation with 1x1 convolutions or with Linear layers and "
+    "view(N, C, 1, 1); ECA's Conv1d across the channels after squeeze/transpose/view; expand_as)",
     "per-channel scales: mul / * by a parameter or buffer of C entries (layer scale)",
     "torch.cat(dim=1)",
     "chunk / split (dim=1), with indexing of the pieces; x[:, a:b] channel slices",
@@ -91,7 +93,9 @@ _ACTIVATION_MODULES: dict[type, tuple[str, tuple[str, ...]]] = {
     nn.ELU: ("elu", ("alpha",)),
     nn.Mish: ("mish", ()),
 }
-_MODULE_CLASSES = tuple(getattr(nn, name) for name in SUPPORTED_MODULES if hasattr(nn, name))
+_MODULE_CLASSES = tuple(getattr(nn, name.split()[0]) for name in SUPPORTED_MODULES if hasattr(nn, name.split()[0]))
+_MODULE_NAMES = frozenset(name.split()[0] for name in SUPPORTED_MODULES)
+_RESHAPES = ("view", "reshape", "flatten", "squeeze", "unsqueeze", "transpose", "permute")
 _ACTIVATION_FUNCTIONS: dict[Any, str] = {
     torch.sigmoid: "sigmoid",
     F.sigmoid: "sigmoid",
@@ -341,11 +345,14 @@ class _Tracer:
         if type(mod).__name__ in DROP_PATH_MODULES or type(mod) is nn.Identity:
             self._alias(node, self._tensor_value(node, 0))
             return
-        if type(mod).__name__ not in SUPPORTED_MODULES or not isinstance(mod, _MODULE_CLASSES):
+        if type(mod).__name__ not in _MODULE_NAMES or not isinstance(mod, _MODULE_CLASSES):
             self._unsupported(node, type(mod).__name__)
         value = self._tensor_value(node, 0)
         if value[0] == "last":
             self._last_module(node, mod, value[1])
+            return
+        if value[0] == "vec":
+            self._vec_module(node, mod, value[1])
             return
         x = self._layer_index(node.args[0], node)
         in_shape = self.specs[x].out_shape
@@ -463,10 +470,15 @@ class _Tracer:
             self._mul(node, name, divide=True)
         elif target in _ADD_FUNCTIONS or name in ("add", "add_", "__iadd__", "__add__", "__radd__"):
             self._add(node)
+        elif value is not None and value[0] in ("layer", "vec", "bcast") and name in _RESHAPES and self._is_vector(
+                node, value):
+            self._reshape_vector(node, value)
         elif name in ("permute",):
             self._permute(node)
         elif value is not None and value[0] == "last":
             self._last_function(node, name, value[1])
+        elif value is not None and value[0] == "vec":
+            self._vec_function(node, name, value[1])
         elif target is torch.cat:
             self._cat(node)
         elif target in (F.relu, torch.relu) or name in ("relu", "relu_"):
@@ -488,7 +500,10 @@ class _Tracer:
         elif name == "contiguous":
             self._alias(node, self.values[first])
         elif name in ("expand_as", "expand"):
-            x = self._tensor_arg(node, 0)
+            v = self._tensor_value(node, 0)
+            if v[0] not in ("layer", "bcast"):
+                self._unsupported(node, f"{name} of {self._kind(v)}")
+            x = v[1]
             self.values[node] = ("layer", x) if self._shape(node) == self.specs[x].out_shape else ("bcast", x)
         elif target is operator.getitem:
             self._getitem(node)
@@ -560,13 +575,76 @@ class _Tracer:
             self._unsupported(node, f"{name} on a channels-last tensor (only LayerNorm, Linear, activations, "
                               "dropout, layer scale and adds between permute(0, 2, 3, 1) and permute(0, 3, 1, 2))")
 
+    def _is_vector(self, node: torch.fx.Node, value: tuple) -> bool:
+        """Whether ``node`` reshapes a channel vector (`C`, `C x 1 x 1`) into another shape of it
+        (``(1, C)`` for a Conv1d across channels, back to ``C x 1 x 1`` for a gate)."""
+        spec = self.specs[value[1]].out_shape
+        c = spec[0]
+        out = self._shape(node)
+        if spec not in ((c,), (c, 1, 1)) or c < 2 or math.prod(out) != c or c not in out:
+            return False
+        if value[0] == "layer" and (out == spec or len(out) == 1):
+            return False  # an alias or a flatten: the layers of their own
+        return True
+
+    def _reshape_vector(self, node: torch.fx.Node, value: tuple) -> None:
+        x = value[1]
+        spec = self.specs[x].out_shape
+        out = self._shape(node)
+        if out == spec:
+            self.values[node] = ("layer", x)
+        elif out == (spec[0], 1, 1):  # N x C features viewed as a gate: only a gate may use them
+            self.values[node] = ("bcast", x)
+        else:
+            self.values[node] = ("vec", x)
+
+    def _vec_module(self, node: torch.fx.Node, mod: nn.Module, x: int) -> None:
+        """A module applied to a reshaped channel vector: ECA's Conv1d, or the gate's activation."""
+        in_shape = self.specs[x].out_shape
+        c = in_shape[0]
+        if isinstance(mod, nn.Conv1d):
+            meta_shape = self._shape(node.args[0])
+            if (meta_shape != (1, c) or mod.in_channels != 1 or mod.out_channels != 1 or mod.groups != 1
+                    or mod.stride != (1,) or mod.dilation != (1,) or isinstance(mod.padding, str)
+                    or mod.padding_mode != "zeros" or self._shape(node) != (1, c)):
+                self._unsupported(node, f"Conv1d({mod.in_channels}, {mod.out_channels}, {mod.kernel_size}) on a "
+                                  f"{meta_shape} view of {c} channels (only ECA's Conv1d(1, 1, k) across them, "
+                                  "stride 1, size-preserving padding)")
+            k, pad = mod.kernel_size[0], mod.padding[0]
+            self._layer(node, "channelconv", (x,), in_shape, (c, 1, 1), kernel_size=k, stride=1, padding=pad,
+                        attrs=(("bias", mod.bias is not None),))
+            self.values[node] = ("vec", self.values[node][1])
+        elif type(mod) in _ACTIVATION_MODULES or type(mod) in (nn.ReLU, nn.ReLU6):
+            op = "activation" if type(mod) in _ACTIVATION_MODULES else type(mod).__name__.lower()
+            attrs = _activation_attrs(mod) if op == "activation" else ()
+            self._layer(node, op, (x,), in_shape, in_shape, attrs=attrs)
+            self.values[node] = ("vec", self.values[node][1])
+        else:
+            self._unsupported(node, f"{type(mod).__name__} on a reshaped channel vector (only ECA's Conv1d and "
+                              "activations)")
+
+    def _vec_function(self, node: torch.fx.Node, name: str, x: int) -> None:
+        in_shape = self.specs[x].out_shape
+        target = node.target
+        if target in (F.relu, torch.relu) or name in ("relu", "relu_"):
+            self._layer(node, "relu", (x,), in_shape, in_shape)
+        elif target in _ACTIVATION_FUNCTIONS or (node.op == "call_method" and name in _ACTIVATION_METHODS):
+            self._layer(node, "activation", (x,), in_shape, in_shape, attrs=self._activation_function_attrs(node, name))
+        elif name == "contiguous":
+            self.values[node] = ("vec", x)
+            return
+        else:
+            self._unsupported(node, f"{name} on a reshaped channel vector (only reshapes, ECA's Conv1d and "
+                              "activations until it is a C x 1 x 1 gate again)")
+        self.values[node] = ("vec", self.values[node][1])
+
     # ----------------------------------------------------------------- handlers
     def _simple(self, node: torch.fx.Node, op: str, attrs: tuple = ()) -> None:
         x = self._tensor_arg(node, 0)
         self._layer(node, op, (x,), self.specs[x].out_shape, self._shape(node), attrs=attrs)
 
     def _alias(self, node: torch.fx.Node, value: tuple) -> None:
-        if value[0] not in ("layer", "last", "bcast"):
+        if value[0] not in ("layer", "last", "bcast", "vec"):
             self._unsupported(node, f"{_plain_name(node)} applied to {self._kind(value)}")
         self.values[node] = value
 
@@ -637,11 +715,11 @@ class _Tracer:
             self._unsupported(node, f"{what} with broadcasting of both sides ({shapes[0]} and {shapes[1]})")
         x, gate = idx[x_pos], idx[1 - x_pos]
         g_shape = shapes[1 - x_pos]
-        if len(out_shape) != 3 or len(g_shape) != 3:
+        if len(out_shape) != 3:
             if g_shape != out_shape:
                 self._unsupported(node, f"{what} of {shapes[0]} and {shapes[1]} tensors")
             kind = "channel"
-        elif g_shape == out_shape or g_shape == (out_shape[0], 1, 1):
+        elif g_shape in (out_shape, (out_shape[0], 1, 1), (out_shape[0],)):
             kind = "channel"
         elif g_shape == (1,) + out_shape[1:]:
             kind = "spatial"
@@ -961,12 +1039,12 @@ class _Tracer:
         if not isinstance(arg, torch.fx.Node):
             return False
         value = self.values.get(arg)
-        return value is not None and value[0] in ("layer", "last", "bcast", "pieces", "shuffle5d")
+        return value is not None and value[0] in ("layer", "last", "bcast", "vec", "pieces", "shuffle5d")
 
     def _tensor_value(self, node: torch.fx.Node, position: int) -> tuple:
         arg = node.args[position] if len(node.args) > position else None
         value = self.values.get(arg) if isinstance(arg, torch.fx.Node) else None
-        if value is None or value[0] not in ("layer", "last", "bcast"):
+        if value is None or value[0] not in ("layer", "last", "bcast", "vec"):
             self._unsupported(node, f"{_target_name(node)} applied to {self._kind(value) if value else _describe(arg)}")
         return value
 
@@ -988,6 +1066,7 @@ class _Tracer:
             "shuffle5d": "a grouped 5-d view",
             "last": "a channels-last tensor",
             "bcast": "an expanded tensor",
+            "vec": "a reshaped channel vector",
             "param": f"parameter {value[1]!r}" if value and len(value) > 1 else "a parameter",
             "const": "a constant tensor",
             "meta": "a number",

@@ -55,7 +55,7 @@ def channel_importance(graph: ArchGraph, model: nn.Module, p: float = 2.0) -> tu
     acc = [np.zeros(channels.size[j]) for j in range(len(nodes))]
     with torch.no_grad():
         for j, node in enumerate(nodes):
-            if node.op not in WEIGHTED_TYPES:
+            if node.op not in WEIGHTED_TYPES or node.op == "channelconv":  # ECA's kernel is every channel's
                 continue
             try:
                 weight = teacher_tensors(model, node)["weight"]
