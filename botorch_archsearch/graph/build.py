@@ -38,7 +38,7 @@ class StudentNet(nn.Module):
         super().__init__()
         self.graph = graph
         nodes = graph.nodes
-        self.layers = nn.ModuleList([_make_layer(node) for node in nodes])
+        self.layers = nn.ModuleList([_make_layer(j, node) for j, node in enumerate(nodes)])
         self._inputs = [node.inputs for node in nodes]
         self._merge = [node.merge for node in nodes]
         # Free each intermediate result after its last use (saves memory in long graphs).
@@ -377,7 +377,17 @@ _ACTIVATIONS = {
 }
 
 
-def _make_layer(node: LayerSpec) -> nn.Module:
+def _make_layer(j: int, node: LayerSpec) -> nn.Module:
+    try:
+        return _module_of(node)
+    except (TypeError, ValueError, KeyError, IndexError, RuntimeError) as e:  # a malformed layer spec
+        raise ArchSearchError(
+            f"StudentNet: layer {j} ({node.op} {node.name!r}, in {node.in_shape}, out {node.out_shape}) cannot be "
+            f"built ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})."
+        ) from None
+
+
+def _module_of(node: LayerSpec) -> nn.Module:
     op = node.op
     if op == "conv":
         kwargs = dict(kernel_size=node.attr("kernel"), stride=node.attr("stride"), padding=node.attr("padding"),

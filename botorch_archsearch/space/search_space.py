@@ -115,9 +115,15 @@ class SearchSpace:
         self.max_skips_per_layer = max_skips_per_layer
         self.removal_probs, self.skip_probs = removal_probs, skip_probs
         self.shrink_range = (low, high)
-        self.channels = ChannelModel(
-            graph, channel_multiple, None if channel_importance is None else tuple(channel_importance)
-        )
+        try:
+            self.channels = ChannelModel(
+                graph, channel_multiple, None if channel_importance is None else tuple(channel_importance)
+            )
+        except (TypeError, ValueError, KeyError, IndexError) as e:  # a graph not made by trace
+            raise InvalidEditError(
+                f"SearchSpace: the channel structure of the graph cannot be read ({type(e).__name__}: {e}); pass a "
+                "graph from trace(), and channel_importance from channel_importance(graph, teacher)."
+            ) from None
         nodes = graph.nodes
         last = len(nodes) - 1
         self.removable: tuple[int, ...] = tuple(
