@@ -278,11 +278,15 @@ class ChannelShuffle(nn.Module):
 
 
 class ChannelScale(nn.Module):
-    """A learned scale per channel (layer scale): ``x * weight`` along dimension 1."""
+    """A learned scale per channel (layer scale): ``x * weight`` along dimension 1 (a buffer, not
+    trained, if ``buffer``)."""
 
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: int, buffer: bool = False) -> None:
         super().__init__()
-        self.weight = nn.Parameter(torch.ones(channels))
+        if buffer:
+            self.register_buffer("weight", torch.ones(channels))
+        else:
+            self.weight = nn.Parameter(torch.ones(channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.weight.view(-1, *([1] * (x.dim() - 2)))
@@ -399,7 +403,7 @@ def _module_of(node: LayerSpec) -> nn.Module:
     if op == "linear":
         return nn.Linear(node.in_channels, node.out_channels, bias=node.attr("bias"))
     if op == "scale":
-        return ChannelScale(node.out_channels)
+        return ChannelScale(node.out_channels, bool(node.attr("buffer", False)))
     if op == "layernorm":
         return ChannelLayerNorm(node.out_channels, node.attr("eps"), node.attr("affine"), node.attr("bias"))
     if op == "groupnorm":

@@ -51,7 +51,7 @@ def _layer_params(node: LayerSpec) -> int:
     if node.op == "layernorm" and node.attr("affine"):
         return node.out_channels * (2 if node.attr("bias") else 1)
     if node.op == "scale":
-        return node.out_channels
+        return 0 if node.attr("buffer") else node.out_channels
     if node.op == "channelconv":  # one kernel shared by every channel
         return node.kernel_size + (1 if node.attr("bias") else 0)
     return 0

@@ -77,7 +77,8 @@ SUPPORTED_FUNCTIONS: tuple[str, ...] = (
 # Modules, by class name, that are the identity at inference (drop-path / stochastic depth).
 DROP_PATH_MODULES = ("DropPath", "StochasticDepth")
 # What attention models call; they get their own error (not yet supported).
-_ATTENTION_MODULES = ("MultiheadAttention",)
+_ATTENTION_MODULES = ("MultiheadAttention", "ShiftedWindowAttention", "ShiftedWindowAttentionV2",
+                      "RelativePositionalMultiHeadAttention")
 _ATTENTION_FUNCTIONS = ("scaled_dot_product_attention", "shifted_window_attention", "shifted_window_attention_v2",
                         "matmul", "bmm", "einsum", "baddbmm", "__matmul__", "multi_head_attention_forward")
 
@@ -151,8 +152,13 @@ def trace(module: nn.Module, example_input: torch.Tensor) -> ArchGraph:
             "trace expects example_input to be a tensor with a batch dimension "
             f"(b x C x H x W), got {_describe(example_input)}."
         )
-    # The traced module shares its submodules with `module`: remember every training flag.
+    # The traced module shares its submodules with `module`: remember every training flag, the
+    # buffers (a functional batch norm in training mode would update them) and the attributes (fx
+    # stores tensors made in forward on the module).
     flags = [(m, m.training) for m in module.modules()]
+    tensors = dict(module.named_parameters()) | dict(module.named_buffers())
+    buffers = [(b, b.detach().clone()) for _, b in module.named_buffers()]
+    attributes = set(vars(module))
     try:
         module.eval()
         try:
@@ -183,7 +189,12 @@ def trace(module: nn.Module, example_input: torch.Tensor) -> ArchGraph:
     finally:
         for m, training in flags:
             m.training = training
-    tracer = _Tracer(gm, module)
+        with torch.no_grad():
+            for b, saved in buffers:
+                b.copy_(saved)
+        for name in set(vars(module)) - attributes:
+            delattr(module, name)
+    tracer = _Tracer(gm, tensors)
     try:
         return tracer.run()
     except ArchSearchError:
@@ -213,7 +224,7 @@ _ATTENTION_ERROR = (
 def _check_attention_module(module: nn.Module) -> None:
     """After fx failed: name attention modules as the reason, if there are any."""
     for name, m in module.named_modules():
-        if type(m).__name__ in _ATTENTION_MODULES or "Attention" in type(m).__name__:
+        if type(m).__name__ in _ATTENTION_MODULES:
             raise UnsupportedLayerError(_ATTENTION_ERROR.format(
                 what=type(module).__name__, why=f"module {name!r} is a {type(m).__name__}"))
 
@@ -262,9 +273,9 @@ class _ShapeRecorder(torch.fx.Interpreter):
 class _Tracer:
     """Walks the fx graph once and emits layer specs."""
 
-    def __init__(self, gm: torch.fx.GraphModule, root: nn.Module) -> None:
+    def __init__(self, gm: torch.fx.GraphModule, tensors: dict[str, torch.Tensor]) -> None:
         self.gm = gm
-        self.root = root
+        self.tensors = tensors  # the module's own parameters and buffers, by qualified name
         self.modules = dict(gm.named_modules())
         self.specs: list[LayerSpec] = []
         # fx node -> ("layer", index)       a channels-first tensor (or N x F features)
@@ -323,14 +334,11 @@ class _Tracer:
         if not _is_tensor_meta(meta):
             self.values[node] = ("meta",)
             return
-        try:
-            tensor = _get_tensor(self.root, target)
-        except AttributeError:
-            tensor = None
+        tensor = self.tensors.get(target)
         if tensor is None:  # a constant fx made from a tensor created in forward
             self.values[node] = ("const", target)
             return
-        self.values[node] = ("param", target, tuple(int(s) for s in meta.shape))
+        self.values[node] = ("param", target, tuple(int(s) for s in meta.shape), isinstance(tensor, nn.Parameter))
 
     def _call_module(self, node: torch.fx.Node) -> None:
         target = str(node.target)
@@ -342,6 +350,8 @@ class _Tracer:
                 "shared weights cannot be edited per layer."
             )
         self.used_modules.add(target)
+        for name, _ in list(mod.named_parameters()) + list(mod.named_buffers()):
+            self._claim(node, f"{target}.{name}")
         if type(mod).__name__ in DROP_PATH_MODULES or type(mod) is nn.Identity:
             self._alias(node, self._tensor_value(node, 0))
             return
@@ -585,6 +595,8 @@ class _Tracer:
             return False
         if value[0] == "layer" and (out == spec or len(out) == 1):
             return False  # an alias or a flatten: the layers of their own
+        if _plain_name(node) == "permute" and len(out) == 3:
+            return False  # to channels-last and back (LayerNorm over the channels of a C x 1 x 1 map)
         return True
 
     def _reshape_vector(self, node: torch.fx.Node, value: tuple) -> None:
@@ -734,7 +746,7 @@ class _Tracer:
         x = x_value[1]
         shape = self.specs[x].out_shape
         c = shape[0]
-        _, path, p_shape = param
+        _, path, p_shape, trainable = param
         dims = len(shape) + 1  # with the batch dimension
         channel_axis = dims - 1 if last else 1
         aligned = (1,) * (dims - len(p_shape)) + tuple(p_shape) if len(p_shape) <= dims else None
@@ -743,7 +755,8 @@ class _Tracer:
             self._unsupported(node, f"mul by a parameter of shape {tuple(p_shape)} (a per-channel scale needs "
                               f"{c} entries along the channel dimension)")
         self._claim(node, path)
-        self._layer(node, "scale", (x,), shape, shape, attrs=(("tensors", (("weight", path),)),), last=last)
+        attrs = (("tensors", (("weight", path),)),) + (() if trainable else (("buffer", True),))
+        self._layer(node, "scale", (x,), shape, shape, attrs=attrs, last=last)
 
     def _permute(self, node: torch.fx.Node) -> None:
         value = self._tensor_value(node, 0)
@@ -773,6 +786,9 @@ class _Tracer:
                               "and bias)")
         roles = (("bias", bias), ("running_mean", mean), ("running_var", var), ("weight", weight))
         tensors = tuple((r, p) for r, p in roles if p is not None)
+        if self._arg(node, 5, "training", False) and mean is not None:
+            self._unsupported(node, "batch_norm with training=True and running statistics (the batch's statistics "
+                              "at inference; pass the module's training flag, or use BatchNorm2d)")
         momentum = self._arg(node, 6, "momentum", 0.1)
         attrs = (
             ("affine", weight is not None),
@@ -786,6 +802,8 @@ class _Tracer:
     def _layernorm(self, node: torch.fx.Node, x: int, normalized: tuple, eps: float, affine: bool, bias: bool,
                    params: tuple | None, last: bool = False) -> None:
         shape = self.specs[x].out_shape
+        if bias and not affine:
+            self._unsupported(node, "layer_norm with a bias but no weight")
         if normalized != (shape[0],) or (len(shape) != 1 and not last):
             where = "the channels of a channels-last map, or of N x F features"
             self._unsupported(node, f"layer_norm over {normalized} of a tensor of shape (N, {shape}) (only over "
@@ -1024,6 +1042,8 @@ class _Tracer:
         value = self.values.get(arg) if isinstance(arg, torch.fx.Node) else None
         if value is None or value[0] != "param":
             self._unsupported(node, f"{_plain_name(node)} with a {key} that is not a parameter or buffer of the module")
+        if key in ("weight", "bias") and not value[3]:
+            self._unsupported(node, f"{_plain_name(node)} with a {key} that is a buffer (only trainable parameters)")
         self._claim(node, value[1])
         return value[1]
 
@@ -1098,14 +1118,6 @@ def _prune(specs: list[LayerSpec], output: int) -> list[LayerSpec]:
     order = [j for j in range(output + 1) if j in live]
     index = {old: new for new, old in enumerate(order)}
     return [specs[j]._replace(inputs=tuple(index[i] for i in specs[j].inputs)) for j in order]
-
-
-def _get_tensor(root: nn.Module, path: str) -> torch.Tensor | None:
-    """The parameter or buffer at dotted ``path`` of ``root`` (``None`` if it is no tensor there)."""
-    obj: Any = root
-    for part in path.split("."):
-        obj = getattr(obj, part)
-    return obj if isinstance(obj, torch.Tensor) else None
 
 
 def _flat_args(node: torch.fx.Node) -> list[Any]:
