@@ -12,6 +12,8 @@ Examples::
 
     python -m botorch_archsearch                                   # the embedded demo (digits)
     python -m botorch_archsearch teacher=tiny_vgg19 dataset=fashion_mnist dataset.image_size=32
+    python -m botorch_archsearch teacher=torchvision teacher.name=mobilenet_v2 dataset=cifar10
+    python -m botorch_archsearch teacher=module teacher.module=mynets:make_net   # mynets.py in the current directory
     python -m botorch_archsearch -m search.num_kernels=1,2,4,8,16 seed=0,1,2
     python -m botorch_archsearch +experiment=table1_resnet18_cifar10 dataset.download=true
     python -m botorch_archsearch resume=outputs/2026-11-22/10-00-00
@@ -54,6 +56,7 @@ def app(cfg: DictConfig) -> float | None:
     values = OmegaConf.to_container(cfg, resolve=True)
     resume = values.pop("resume", None)
     run_dir: Path | None = None
+    _import_from(hydra.utils.get_original_cwd())
     try:
         if resume:
             run_dir = Path(hydra.utils.to_absolute_path(str(resume)))
@@ -86,6 +89,13 @@ def app(cfg: DictConfig) -> float | None:
         raise SystemExit(130) from None
     best = [record["reward"] for record in result.best.values()]
     return max(best) if best else None
+
+
+def _import_from(directory: str) -> None:
+    """Make the directory the app was started from importable (``teacher.module=mynets:make_net``
+    finds ``mynets.py`` there), as ``python -m`` does and the ``botorch-archsearch`` command does not."""
+    if directory not in sys.path:
+        sys.path.insert(0, directory)
 
 
 def _apply_resume_overrides(saved: dict, values: dict, overrides: list[str]) -> None:

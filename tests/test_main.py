@@ -230,3 +230,121 @@ def test_one_line_error_and_exit_2_before_any_work(tmp_path, overrides, message)
     assert len(out.stderr.splitlines()) == 1 and "Traceback" not in out.stderr, out.stderr[-3000:]
     assert out.stderr.startswith(f"botorch-archsearch: error: {message}"), out.stderr
     assert not (tmp_path / "run" / "journal.jsonl").exists()
+
+
+# Teachers from outside the zoo (issue 15): a torchvision model by name, a user's module.
+
+USER_NETS = '''
+from torch import nn
+
+
+def make_net(num_classes, in_channels=3):
+    return nn.Sequential(
+        nn.Conv2d(in_channels, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU(),
+        nn.Conv2d(16, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU(),
+        nn.Conv2d(16, 32, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(32), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, num_classes),
+    )
+
+
+def raises(num_classes, in_channels):
+    raise ValueError("depth must be even")
+
+
+def returns_a_dict(num_classes, in_channels):
+    return {"num_classes": num_classes}
+
+
+class Untraceable(nn.Module):
+    def __init__(self, num_classes, in_channels):
+        super().__init__()
+        self.net = make_net(num_classes, in_channels)
+
+    def forward(self, x):
+        return self.net(x) if x.sum() > 0 else -self.net(x)  # control flow on data: torch.fx cannot trace it
+'''
+# No directory on sys.path but the app's own doing, as with the `botorch-archsearch` command (not `python -m`).
+COMMAND = ["-P"] if sys.version_info >= (3, 11) else []
+
+
+def test_a_torchvision_teacher_by_name_on_a_grayscale_dataset(tmp_path):
+    args = [a for a in TINY if not a.startswith("dataset=")]
+    out = _app([*args, "dataset=digits", "teacher=torchvision", "teacher.name=mobilenet_v2", "search.steps=1",
+                "search.num_kernels=1", "hydra.run.dir=run"], tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    records = _records(tmp_path / "run")
+    assert len(records) == 1 and records[0]["status"] == "ok", records[0]["reason"]  # trained in the worker process
+    assert records[0]["architecture"]["nodes"][0]["in_shape"] == [1, 16, 16]
+    teacher = json.loads((tmp_path / "run" / "teacher.json").read_text())
+    assert teacher["name"] == "torchvision/mobilenet_v2" and records[0]["params"] < teacher["params"]
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())["teacher"]
+    assert (saved["kind"], saved["name"], saved["module"]) == ("torchvision", "mobilenet_v2", None)
+    [entry] = (tmp_path / "cache" / "teachers").iterdir()
+    assert entry.name.startswith("torchvision_mobilenet_v2-digits-")
+
+
+def test_a_teacher_from_the_user_s_module_in_the_current_directory(tmp_path):
+    (tmp_path / "mynets.py").write_text(USER_NETS)
+    args = [*COMMAND, "-m", "botorch_archsearch", *TINY, "teacher=module", "teacher.module=mynets:make_net",
+            "search.steps=1", "search.num_kernels=2"]
+    run = subprocess.run([sys.executable, *args, "hydra.run.dir=trained"], check=False, capture_output=True,
+                         text=True, timeout=300, env=_env(tmp_path), cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert [r["status"] for r in _records(tmp_path / "trained")] == ["ok", "ok"]
+    teacher = json.loads((tmp_path / "trained" / "teacher.json").read_text())
+    assert teacher["name"] == "mynets:make_net" and teacher["params"] == 7_802  # 432 + 32 + 2304 + 32 + 4608 + 64 + 330
+    [entry] = (tmp_path / "cache" / "teachers").iterdir()
+    assert entry.name.startswith("mynets_make_net-synthetic-")
+    # Its cached weights, given back as a checkpoint: the same teacher, and no new cache entry.
+    run = subprocess.run([sys.executable, *args, f"teacher.checkpoint={entry / 'state_dict.pt'}",
+                          "hydra.run.dir=loaded"], check=False, capture_output=True, text=True, timeout=300,
+                         env=_env(tmp_path), cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    loaded = json.loads((tmp_path / "loaded" / "teacher.json").read_text())
+    assert loaded["val_accuracy"] == teacher["val_accuracy"] and loaded["params"] == teacher["params"]
+    assert len(list((tmp_path / "cache" / "teachers").iterdir())) == 1
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["teacher=torchvision", "teacher.name=efficientnet_b9"],
+         "teacher.name='efficientnet_b9' is not a torchvision classification model (did you mean efficientnet_b"),
+        (["teacher=module"], "teacher.module must be set for teacher.kind=module: 'package.module:function'"),
+        (["teacher=module", "teacher.module=mynets.make_net"],
+         "teacher.module='mynets.make_net': expected 'package.module:function'"),
+        (["teacher=module", "teacher.module=theirnets:make_net"],
+         ("teacher.module='theirnets:make_net': no module named 'theirnets' on the Python path (searched the current "
+          "directory '{cwd}' and sys.path)")),
+        (["teacher=module", "teacher.module=mynets:make_nte"],
+         ("teacher.module='mynets:make_nte': 'mynets' has no attribute 'make_nte'; its functions and classes: "
+          "Untraceable, make_net, raises, returns_a_dict.")),
+        (["teacher=module", "teacher.module=mynets:raises"],
+         "teacher.module='mynets:raises': raises(num_classes=10, in_channels=3) raised ValueError: depth must be even."),
+        (["teacher=module", "teacher.module=mynets:returns_a_dict"],
+         ("teacher.module='mynets:returns_a_dict': returns_a_dict(num_classes=10, in_channels=3) returned a dict, "
+          "not an nn.Module.")),
+        (["teacher.module=mynets:make_net"],
+         "teacher.module='mynets:make_net' is set but teacher.kind='zoo' builds teacher.name='resnet18'"),
+        (["teacher=module", "teacher.module=mynets:Untraceable"],
+         "trace: torch.fx could not trace Untraceable (TraceError: "),
+        (["teacher=torchvision", "teacher.checkpoint=other.pt"],
+         ("load_teacher: the checkpoint does not fit torchvision/resnet18 (10 classes, 3 channels): missing keys "
+          "['bn1.bias', ")),
+    ],
+    ids=["torchvision-name", "no-module", "module-form", "module-import", "module-attribute", "function-raises",
+         "function-returns", "name-and-module", "untraceable", "checkpoint"],
+)
+def test_a_teacher_that_cannot_be_built_is_one_line_and_exit_2(tmp_path, overrides, message):
+    import torch
+
+    (tmp_path / "mynets.py").write_text(USER_NETS)
+    torch.save({"weight": torch.zeros(3)}, tmp_path / "other.pt")
+    out = subprocess.run([sys.executable, *COMMAND, "-m", "botorch_archsearch", *TINY, "hydra.run.dir=run",
+                          *overrides], check=False, capture_output=True, text=True, timeout=300, env=_env(tmp_path),
+                         cwd=tmp_path)
+    assert out.returncode == 2
+    assert len(out.stderr.splitlines()) == 1 and "Traceback" not in out.stderr, out.stderr[-3000:]
+    assert out.stderr.startswith(f"botorch-archsearch: error: {message.format(cwd=tmp_path)}"), out.stderr
+    assert not (tmp_path / "run" / "journal.jsonl").exists()
+    assert not list((tmp_path / "cache").rglob("state_dict.pt"))  # refused before the teacher was trained

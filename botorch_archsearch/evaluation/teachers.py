@@ -1,10 +1,13 @@
-r"""Teachers: train a zoo network on a dataset (cached on disk), or load a user's checkpoint.
+r"""Teachers: train a network on a dataset (cached on disk), or load a user's checkpoint.
 
+A teacher is a zoo network, a torchvision classification model or a user's own network from a
+``package.module:function`` string (``kind``, see :func:`~botorch_archsearch.models.build_teacher`).
 Trained teachers are cached under ``cache_dir/<key>/`` (``state_dict.pt`` and ``meta.json``),
-the key being a hash of the teacher's configuration, the dataset (name, shapes, a fingerprint of
-its labels) and the training settings and seed, so a second search with the same settings
-reuses the teacher instead of training it again. The teacher's validation accuracy is measured
-once, when it is trained or loaded, and stored with it.
+the key being a hash of the teacher's configuration (kind, name or module string, and for
+torchvision and user networks a fingerprint of the built network's layers and weight shapes), the
+dataset (name, shapes, a fingerprint of its labels) and the training settings and seed, so a second
+search with the same settings reuses the teacher instead of training it again. The teacher's
+validation accuracy is measured once, when it is trained or loaded, and stored with it.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -26,7 +30,7 @@ from botorch_archsearch.evaluation.data import ImageDataset
 from botorch_archsearch.evaluation.distill import accuracy
 from botorch_archsearch.evaluation.finetune import train_classifier
 from botorch_archsearch.exceptions import ArchSearchError
-from botorch_archsearch.models import TEACHER_NAMES, get_teacher
+from botorch_archsearch.models import TEACHER_KINDS, TEACHER_NAMES, build_teacher, teacher_label
 from botorch_archsearch.utils.files import make_dir
 
 CACHE_ENV = "BOTORCH_ARCHSEARCH_CACHE"
@@ -48,7 +52,8 @@ class Teacher:
         model: The network (eval mode).
         val_accuracy: Its validation accuracy, measured once.
         test_accuracy: Its test accuracy (``None`` if not measured).
-        name: The zoo name, if it is a zoo network.
+        name: The teacher's name: the zoo name, ``"torchvision/<name>"`` or the
+            ``"package.module:function"`` string (``None`` for a module passed in Python).
         path: Its cache folder or checkpoint file (``None`` for a module passed in Python).
         cached: Whether it was loaded from the cache rather than trained now.
         config: The configuration that identifies it (the cache key's contents).
@@ -80,6 +85,7 @@ def trained_teacher(
     name: str,
     data: ImageDataset,
     *,
+    kind: str = "zoo",
     width: float = 1.0,
     epochs: int = 30,
     lr: float = 0.1,
@@ -94,14 +100,19 @@ def trained_teacher(
     max_batches: int | None = None,
     progress: bool | None = None,
 ) -> Teacher:
-    r"""A zoo teacher trained on ``data``: from the cache if it was trained before with the same
+    r"""A teacher trained on ``data``: from the cache if it was trained before with the same
     settings, else trained now (SGD with momentum and weight decay, cross-entropy, cosine or step
     schedule) and cached.
 
     Args:
-        name: One of :data:`~botorch_archsearch.models.TEACHER_NAMES`.
+        name: A zoo network (:data:`~botorch_archsearch.models.TEACHER_NAMES`), a torchvision
+            classification model (``kind="torchvision"``) or ``"package.module:function"``
+            (``kind="module"``: the function is called as ``function(num_classes=...,
+            in_channels=...)``, see :func:`~botorch_archsearch.models.get_module_model`).
         data: The dataset (its classes and channels size the network).
-        width: Channel-width multiplier of the zoo network.
+        kind: One of :data:`~botorch_archsearch.models.TEACHER_KINDS`: ``"zoo"``,
+            ``"torchvision"`` or ``"module"``.
+        width: Channel-width multiplier of a zoo network (ignored for the other kinds).
         epochs: Training epochs.
         lr: Initial SGD learning rate.
         momentum: SGD momentum.
@@ -117,12 +128,27 @@ def trained_teacher(
 
     Returns:
         A :class:`Teacher` in eval mode, with its validation and test accuracy.
+
+    Example:
+        >>> teacher = trained_teacher("resnet18", data, width=0.25)               # the zoo
+        >>> teacher = trained_teacher("mobilenet_v2", data, kind="torchvision")   # torchvision
+        >>> teacher = trained_teacher("mynets:make_net", data, kind="module")     # your own
     """
-    if name not in TEACHER_NAMES:
+    _check_kind("trained_teacher", kind)
+    if kind == "zoo" and name not in TEACHER_NAMES:
         raise ArchSearchError(f"trained_teacher: unknown teacher {name!r}; accepted: {list(TEACHER_NAMES)}.")
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = build_teacher(name, kind=kind, num_classes=data.num_classes, in_channels=data.in_channels,
+                              width=width)
+    if kind == "zoo":  # the key zoo teachers were always cached under
+        identity = {"name": name, "width": width, "num_classes": data.num_classes, "in_channels": data.in_channels}
+    else:  # the layers and shapes too: an edited user network is another teacher
+        identity = {"kind": kind, "name": name, "num_classes": data.num_classes, "in_channels": data.in_channels,
+                    "architecture": _architecture_digest(model)}
     config = {
         "format": CACHE_FORMAT,
-        "teacher": {"name": name, "width": width, "num_classes": data.num_classes, "in_channels": data.in_channels},
+        "teacher": identity,
         "dataset": dataset_fingerprint(data),
         "training": {"epochs": epochs, "lr": lr, "momentum": momentum, "weight_decay": weight_decay,
                      "schedule": schedule, "batch_size": batch_size, "max_batches": max_batches},
@@ -130,23 +156,20 @@ def trained_teacher(
     }
     key = hashlib.sha1(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    entry = folder / f"{name}-{data.name}-{key}"
+    label = teacher_label(name, kind)
+    entry = folder / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', label)}-{data.name}-{key}"
     if use_cache:  # before any training: a cache that cannot be written would lose it
         make_dir(folder, f"teacher cache directory (teacher.cache_dir, or ${CACHE_ENV})")
     if use_cache and (entry / "meta.json").is_file():
         meta = json.loads((entry / "meta.json").read_text())
-        model = get_teacher(name, num_classes=data.num_classes, in_channels=data.in_channels, width=width)
         model.load_state_dict(torch.load(entry / "state_dict.pt", map_location="cpu", weights_only=True))
         device = data.device if device is None else torch.device(device)
-        return Teacher(model.to(device).eval(), meta["val_accuracy"], meta.get("test_accuracy"), name, entry,
+        return Teacher(model.to(device).eval(), meta["val_accuracy"], meta.get("test_accuracy"), label, entry,
                        True, config)
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        model = get_teacher(name, num_classes=data.num_classes, in_channels=data.in_channels, width=width)
     result = train_classifier(
         model, data, epochs=epochs, lr=lr, momentum=momentum, weight_decay=weight_decay, schedule=schedule,
         batch_size=batch_size, seed=seed, device=device, max_batches=max_batches,
-        validate_every=max(1, epochs // 5), progress=progress, label=f"teacher {name}",
+        validate_every=max(1, epochs // 5), progress=progress, label=f"teacher {label}",
     )
     model.eval()
     if use_cache:
@@ -154,7 +177,8 @@ def trained_teacher(
                 "seconds": result.seconds, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "torch": torch.__version__}
         _write_entry(entry, model, meta)
-    return Teacher(model, result.val_accuracy, result.test_accuracy, name, entry if use_cache else None, False, config)
+    return Teacher(model, result.val_accuracy, result.test_accuracy, label, entry if use_cache else None, False,
+                   config)
 
 
 def load_teacher(
@@ -162,6 +186,7 @@ def load_teacher(
     data: ImageDataset,
     *,
     name: str | None = None,
+    kind: str = "zoo",
     width: float = 1.0,
     device: str | torch.device | None = None,
 ) -> Teacher:
@@ -169,14 +194,18 @@ def load_teacher(
 
     Checkpoints are read with ``torch.load(..., weights_only=True)`` (no code runs from the
     file): a state_dict, or a dict with the state_dict under ``"state_dict"`` or ``"model"``. A
-    checkpoint needs ``name``, the zoo network it was trained as. The validation (and test)
-    accuracy is measured once here.
+    checkpoint needs ``name`` (and ``kind``), the network it was trained as: a zoo network, a
+    torchvision classification model (``kind="torchvision"``, its first convolution adapted to the
+    dataset's channels as :func:`~botorch_archsearch.models.get_torchvision_model` does) or
+    ``"package.module:function"`` (``kind="module"``). The validation (and test) accuracy is
+    measured once here.
 
     Args:
         source: The module, or the checkpoint's path.
         data: The dataset the teacher was trained on.
-        name: The zoo network of a checkpoint.
-        width: Its width multiplier.
+        name: The network of a checkpoint (see :func:`trained_teacher`).
+        kind: One of :data:`~botorch_archsearch.models.TEACHER_KINDS`.
+        width: The width multiplier of a zoo network.
         device: Where to put it (default: the dataset's).
 
     Returns:
@@ -190,10 +219,12 @@ def load_teacher(
         path = Path(source)
         if not path.is_file():
             raise ArchSearchError(f"load_teacher: no checkpoint file at {str(path)!r}.")
-        if name not in TEACHER_NAMES:
+        _check_kind("load_teacher", kind)
+        if kind == "zoo" and name not in TEACHER_NAMES or name is None:
             raise ArchSearchError(
                 f"load_teacher: a checkpoint needs name=, the zoo network it holds; accepted: {list(TEACHER_NAMES)}, "
-                f"got {name!r}. To use another network, build it in Python and pass the nn.Module."
+                f"got {name!r}. For another network: kind='torchvision' with a torchvision model's name, or "
+                "kind='module' with 'package.module:function', or build it in Python and pass the nn.Module."
             )
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
@@ -206,19 +237,21 @@ def load_teacher(
             state = state.get("state_dict", state.get("model", state))
         if not _is_state_dict(state):
             raise ArchSearchError(f"load_teacher: {str(path)!r} holds no state_dict of tensors.")
-        model = get_teacher(name, num_classes=data.num_classes, in_channels=data.in_channels, width=width)
+        model = build_teacher(name, kind=kind, num_classes=data.num_classes, in_channels=data.in_channels,
+                              width=width)
+        fits = (f"{teacher_label(name, kind)} ({f'width {width}, ' if kind == 'zoo' else ''}{data.num_classes} "
+                f"classes, {data.in_channels} channels)")
         missing, unexpected = _key_mismatch(model, state)
         if missing or unexpected:
             raise ArchSearchError(
-                f"load_teacher: the checkpoint does not fit {name} (width {width}, {data.num_classes} classes, "
-                f"{data.in_channels} channels): missing keys {missing[:5]}, unexpected keys {unexpected[:5]}."
+                f"load_teacher: the checkpoint does not fit {fits}: missing keys {missing[:5]}, unexpected keys "
+                f"{unexpected[:5]}."
             )
         try:
             model.load_state_dict(state)
         except RuntimeError as error:
             raise ArchSearchError(
-                f"load_teacher: the checkpoint does not fit {name} (width {width}, {data.num_classes} classes, "
-                f"{data.in_channels} channels): {str(error).splitlines()[-1].strip()}"
+                f"load_teacher: the checkpoint does not fit {fits}: {str(error).splitlines()[-1].strip()}"
             ) from error
     else:
         raise ArchSearchError(
@@ -229,7 +262,24 @@ def load_teacher(
     test = accuracy(model, data, "test", device=device)
     config = {"source": str(path) if path else type(model).__name__, "name": name, "width": width,
               "dataset": dataset_fingerprint(data)}
-    return Teacher(model, val, test, name, path, False, config)
+    if path is not None and kind != "zoo":
+        config["kind"] = kind
+    return Teacher(model, val, test, teacher_label(name, kind) if name is not None else None, path, False, config)
+
+
+def _check_kind(caller: str, kind: Any) -> None:
+    if kind not in TEACHER_KINDS:
+        raise ArchSearchError(f"{caller}: kind must be one of {list(TEACHER_KINDS)}, got {kind!r}.")
+
+
+def _architecture_digest(model: nn.Module) -> str:
+    """A hash of a network's layers (their types and settings) and of its weights' names and shapes."""
+    digest = hashlib.sha1()
+    for path, module in model.named_modules():
+        digest.update(f"{path}:{type(module).__module__}.{type(module).__qualname__}({module.extra_repr()})\n".encode())
+    for key, value in model.state_dict().items():
+        digest.update(f"{key}:{tuple(value.shape)}:{value.dtype}\n".encode())
+    return digest.hexdigest()
 
 
 def _is_state_dict(value: Any) -> bool:

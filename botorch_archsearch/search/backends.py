@@ -41,6 +41,7 @@ from botorch_archsearch.evaluation.numerics import start_probe
 from botorch_archsearch.exceptions import ArchSearchError, failure_reason
 from botorch_archsearch.graph import ArchGraph, build_student
 from botorch_archsearch.graph.build import StudentNet
+from botorch_archsearch.utils.torchvision import TorchvisionFirst, uses_torchvision
 
 logger = logging.getLogger("botorch_archsearch")
 
@@ -143,7 +144,7 @@ class _WorkerProcess:
         context = multiprocessing.get_context("spawn")  # no fork of a process with threads
         self.connection, child = context.Pipe()
         self.process = context.Process(
-            target=_worker_main, args=(child, teacher, data, torch.get_num_threads()), daemon=True,
+            target=_worker_main, args=(child, _Shipped(teacher), data, torch.get_num_threads()), daemon=True,
             name="botorch-archsearch-student-worker",
         )
         self.process.start()
@@ -180,8 +181,9 @@ class _WorkerProcess:
         self.connection.close()
 
 
-def _worker_main(connection: Any, teacher: nn.Module, data: ImageDataset, threads: int) -> None:
+def _worker_main(connection: Any, shipped: _Shipped, data: ImageDataset, threads: int) -> None:
     """The worker process: distil or fine-tune the students it is sent until told to stop."""
+    teacher = shipped.module
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the search's process
     torch.set_num_threads(threads)
     said = _Collect()  # this process's log lines go back with each reply, to the search's log
@@ -213,6 +215,22 @@ def _worker_main(connection: Any, teacher: nn.Module, data: ImageDataset, thread
         connection.send_bytes(pickle.dumps((*reply, said.take()), pickle.HIGHEST_PROTOCOL))
 
 
+class _Shipped:
+    """The teacher as sent to another process: unpickling it there imports torchvision first when the
+    teacher is a torchvision model (a plain ``import torchvision`` may fail, see
+    :func:`~botorch_archsearch.utils.import_torchvision`)."""
+
+    def __init__(self, module: nn.Module) -> None:
+        self.module = module
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, nn.Module]]:
+        return _unship, (TorchvisionFirst() if uses_torchvision(self.module) else None, self.module)
+
+
+def _unship(first: Any, module: nn.Module) -> _Shipped:
+    return _Shipped(module)
+
+
 class _Collect(logging.Handler):
     """Log lines kept as ``(level, message)`` until taken."""
 
@@ -232,9 +250,10 @@ def _died(death: _WorkerDied) -> StudentResult:
     return StudentResult(status="failed", reason=f"its training process died ({death})")
 
 
-def _evaluate_remote(teacher: nn.Module, data: ImageDataset, graph: dict, state: dict, seed: int,
+def _evaluate_remote(shipped: _Shipped, data: ImageDataset, graph: dict, state: dict, seed: int,
                      options: dict[str, Any], threads: int) -> StudentResult:
     """A Dask task: distil one student (built from its architecture and inherited weights)."""
+    teacher = shipped.module
     torch.set_num_threads(threads)
     device = options.get("device") or "cpu"
     if torch.device(device).type == "cuda":
@@ -305,7 +324,7 @@ class DaskBackend:
             self.client = Client(address, timeout="30s")
         self.address = self.client.scheduler.address
         # Sent once per search; every task refers to these copies.
-        self._teacher = self.client.scatter(self.teacher_module, broadcast=True, hash=False)
+        self._teacher = self.client.scatter(_Shipped(self.teacher_module), broadcast=True, hash=False)
         self.data_cpu = data.to("cpu")
         self._data = self.client.scatter(self.data_cpu, broadcast=True, hash=False)
         logger.info("Dask backend: scheduler %s, %d workers, teacher and data sent in %.1f s", self.address,
@@ -372,7 +391,7 @@ class DaskBackend:
         """Send the teacher and the dataset again if every worker holding them died."""
         if self._teacher.status != "finished" or self._data.status != "finished":
             logger.warning("Dask backend: the workers holding the teacher and data died; sending them again")
-            self._teacher = self.client.scatter(self.teacher_module, broadcast=True, hash=False)
+            self._teacher = self.client.scatter(_Shipped(self.teacher_module), broadcast=True, hash=False)
             self._data = self.client.scatter(self.data_cpu, broadcast=True, hash=False)
 
     def close(self) -> None:

@@ -6,6 +6,7 @@ and names the key and the accepted values of anything wrong.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import math
 import re
@@ -22,7 +23,7 @@ from botorch_archsearch.evaluation.distill import KD_LOSSES
 from botorch_archsearch.evaluation.reward import REWARD_MEASURES
 from botorch_archsearch.exceptions import ArchSearchError
 from botorch_archsearch.gp.fit import OBJECTIVES
-from botorch_archsearch.models import TEACHER_NAMES
+from botorch_archsearch.models import TEACHER_KINDS, TEACHER_NAMES, load_function, torchvision_model_names
 from botorch_archsearch.space import CHANNEL_ORDERS, MAGNITUDE_SCOPES, ONESHOT_METHODS
 
 SEARCH_METHODS = ("esnac", "random", "both", "uniform", "magnitude")
@@ -33,12 +34,23 @@ CONFIG_NAME = "config.json"  # a run directory's saved config
 
 @dataclass
 class TeacherConfig:
-    r"""The teacher: a zoo network trained on the dataset (cached), or a user's checkpoint.
+    r"""The teacher: a zoo network, a torchvision classification model or a user's own network,
+    trained on the dataset (cached) or loaded from a checkpoint.
 
     Args:
-        name: A zoo network (:data:`~botorch_archsearch.models.TEACHER_NAMES`).
-        width: Channel-width multiplier (1.0: paper size).
-        checkpoint: A state_dict file of ``name`` to load instead of training one.
+        kind: ``"zoo"`` (``name`` is one of :data:`~botorch_archsearch.models.TEACHER_NAMES`),
+            ``"torchvision"`` (``name`` is a torchvision classification model, e.g.
+            ``"resnet18"``, ``"efficientnet_b0"``; see
+            :func:`~botorch_archsearch.models.get_torchvision_model`) or ``"module"`` (``module``
+            builds it and ``name`` is ``None``).
+        name: The zoo or torchvision network.
+        module: ``"package.module:function"``, for ``kind="module"``: the function is called as
+            ``function(num_classes=..., in_channels=...)`` (``in_channels`` only if it takes it)
+            and returns the ``nn.Module`` (see :func:`~botorch_archsearch.models.get_module_model`).
+            The Hydra app can import modules from the directory it is run from.
+        width: Channel-width multiplier of a zoo network (1.0: paper size); torchvision and user
+            networks come at their own size and ignore it.
+        checkpoint: A state_dict file of the network to load instead of training one.
         epochs: Training epochs when trained here.
         lr: Initial SGD learning rate.
         batch_size: Images per batch.
@@ -48,7 +60,9 @@ class TeacherConfig:
             seeds share one trained teacher).
     """
 
-    name: str = "resnet18"
+    name: str | None = "resnet18"
+    kind: str = "zoo"
+    module: str | None = None
     width: float = 0.125
     checkpoint: str | None = None
     epochs: int = 15
@@ -274,6 +288,7 @@ def upgrade_saved_config(saved: dict[str, Any]) -> dict[str, Any]:
     values that reproduce what the code that wrote it did, so an older search resumes unchanged.
 
     - ``dataset.split_seed`` and ``teacher.seed`` (once both followed ``seed``): ``seed``;
+    - ``teacher.kind`` ``"zoo"`` and ``teacher.module`` ``None`` (teachers were zoo networks);
     - ``evaluation.bf16`` (bf16 autocast was then only on CUDA): ``None`` (automatic) on a CUDA
       device, ``False`` on a CPU;
     - ``kernel.init_scale``: 1.0;
@@ -294,6 +309,10 @@ def upgrade_saved_config(saved: dict[str, Any]) -> dict[str, Any]:
         section = upgraded.setdefault(group, {})
         if isinstance(section, dict):
             section.setdefault("split_seed" if group == "dataset" else "seed", seed)
+    teacher = upgraded["teacher"]
+    if isinstance(teacher, dict):
+        teacher.setdefault("kind", "zoo")
+        teacher.setdefault("module", None)
     evaluation = upgraded.setdefault("evaluation", {})
     if isinstance(evaluation, dict) and "bf16" not in evaluation:
         device = str(evaluation.get("device", "cpu"))
@@ -366,7 +385,7 @@ def check_config(config: CompressConfig) -> None:
     Raises:
         ArchSearchError: Naming the first wrong key, its value and what is accepted.
     """
-    _choice("teacher.name", config.teacher.name, TEACHER_NAMES)
+    _teacher(config.teacher)
     _positive("teacher.width", config.teacher.width)
     _integer("teacher.epochs", config.teacher.epochs, 1)
     _positive("teacher.lr", config.teacher.lr)
@@ -473,6 +492,44 @@ def check_config(config: CompressConfig) -> None:
     _integer("final.max_batches", config.final.max_batches, 1, optional=True)
     _integer("seed", config.seed, 0)
     _boolean("progress", config.progress, null="progress bars only on a terminal")
+
+
+def _teacher(teacher: TeacherConfig) -> None:
+    """The teacher's kind, and its name or module; a user's module is imported here (not called)."""
+    _choice("teacher.kind", teacher.kind, TEACHER_KINDS)
+    kind, name, module = teacher.kind, teacher.name, teacher.module
+    if kind == "module":
+        if name is not None:
+            raise ArchSearchError(
+                f"teacher.name={name!r} and teacher.module={module!r} are both set: a teacher is a named network or "
+                f"your module, not both. For your module: teacher=module teacher.module={module} (teacher.name=null); "
+                f"for a named network, teacher=torchvision teacher.name={name} or a zoo teacher (teacher=resnet18, ...)."
+            )
+        if module is None:
+            raise ArchSearchError(
+                "teacher.module must be set for teacher.kind=module: 'package.module:function', a function (or "
+                "class) called as function(num_classes=..., in_channels=...) that returns the nn.Module, e.g. "
+                "teacher=module teacher.module=mynets:make_net."
+            )
+        load_function(module)  # one line naming what cannot be imported
+        return
+    if module is not None:
+        raise ArchSearchError(
+            f"teacher.module={module!r} is set but teacher.kind={kind!r} builds teacher.name={name!r}: a teacher is a "
+            f"named network or your module, not both. For your module: teacher=module teacher.module={module}; "
+            f"for the {kind} network {name!r}, drop teacher.module."
+        )
+    if kind == "zoo":
+        _choice("teacher.name", name, TEACHER_NAMES)
+        return
+    names = torchvision_model_names()
+    if name not in names:
+        close = difflib.get_close_matches(name, names, n=3) if isinstance(name, str) else []
+        hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+        raise ArchSearchError(
+            f"teacher.name={name!r} is not a torchvision classification model{hint}; accepted (teacher=torchvision): "
+            f"{', '.join(names)}."
+        )
 
 
 def _boolean(key: str, value: Any, null: str | None = None) -> None:

@@ -43,7 +43,7 @@ from botorch_archsearch.exceptions import ArchSearchError, failure_reason
 from botorch_archsearch.gp import transferred_gp
 from botorch_archsearch.graph import ArchGraph, build_student, count_flops, count_params, encode, save_student, trace
 from botorch_archsearch.kernels import load_kernel, save_kernel
-from botorch_archsearch.models import get_teacher
+from botorch_archsearch.models import build_teacher
 from botorch_archsearch.search.backends import DaskBackend, LocalBackend
 from botorch_archsearch.search.config import (
     CONFIG_NAME,
@@ -107,8 +107,9 @@ def compress(
 
     Args:
         teacher: A trained network (its validation accuracy is measured once), a
-            :class:`~botorch_archsearch.evaluation.Teacher`, or ``None``: the zoo teacher of
-            ``config.teacher``, trained on the dataset (and cached) or loaded from its checkpoint.
+            :class:`~botorch_archsearch.evaluation.Teacher`, or ``None``: the teacher of
+            ``config.teacher`` (a zoo network, a torchvision model or a user's module), trained on the
+            dataset (and cached) or loaded from its checkpoint.
         data: The dataset, or ``None``: ``config.dataset`` loaded.
         config: The settings (default :class:`CompressConfig`).
         run_dir: Where to write the run directory (journal, kernels, best students, report,
@@ -633,12 +634,17 @@ def _resolve_teacher(teacher: nn.Module | Teacher | None, data: ImageDataset, co
     if teacher is not None:
         raise ArchSearchError(f"compress: teacher must be an nn.Module, a Teacher or None, got {type(teacher).__name__}.")
     t = config.teacher
-    check_teacher_input(get_teacher(t.name, num_classes=data.num_classes, in_channels=data.in_channels,
-                                    width=t.width), data, name=f"teacher {t.name!r}")
+    name = t.module if t.kind == "module" else t.name
+    what = {"zoo": f"teacher {name!r}", "torchvision": f"torchvision teacher {name!r}",
+            "module": f"teacher.module={name!r}"}[t.kind]
+    fresh = build_teacher(name, kind=t.kind, num_classes=data.num_classes, in_channels=data.in_channels, width=t.width)
+    check_teacher_input(fresh, data, name=what)
+    if t.kind != "zoo" and not t.checkpoint:  # a network that cannot be searched is refused before it is trained
+        trace(fresh.eval(), torch.zeros(1, data.in_channels, data.image_size, data.image_size))
     if t.checkpoint:
-        return load_teacher(t.checkpoint, data, name=t.name, width=t.width, device=device)
+        return load_teacher(t.checkpoint, data, name=name, kind=t.kind, width=t.width, device=device)
     return trained_teacher(
-        t.name, data, width=t.width, epochs=t.epochs, lr=t.lr, batch_size=t.batch_size, seed=t.seed,
+        name, data, kind=t.kind, width=t.width, epochs=t.epochs, lr=t.lr, batch_size=t.batch_size, seed=t.seed,
         cache_dir=t.cache_dir, device=device, max_batches=t.max_batches, progress=config.progress,
     )
 
@@ -656,10 +662,13 @@ def check_teacher_input(model: nn.Module, data: ImageDataset, name: str = "teach
         with torch.no_grad():
             out = model(torch.zeros(shape, device=next(model.parameters()).device))
     except Exception as error:  # noqa: BLE001 - any failure means the same to the user
+        first = str(error).splitlines()[0] if str(error) else ""
+        advice = (f"build it for {data.in_channels}-channel images (a teacher.module function is given in_channels "
+                  "if it takes it) or use another dataset" if "channels" in first else
+                  "use a dataset with larger images (dataset.image_size=32) or another teacher")
         raise ArchSearchError(
             f"{name} cannot take dataset {data.name!r} images of shape {shape[1:]} ({type(error).__name__}: "
-            f"{str(error).splitlines()[0] if str(error) else ''}); use a dataset with larger images "
-            "(dataset.image_size=32) or another teacher."
+            f"{first}); {advice}."
         ) from error
     finally:
         model.train(was_training)

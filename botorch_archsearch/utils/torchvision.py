@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 from types import ModuleType
+from typing import Any
 
 import torch
 
@@ -39,6 +40,25 @@ def import_torchvision() -> ModuleType:
     return importlib.import_module("torchvision")
 
 
+def uses_torchvision(module: torch.nn.Module) -> bool:
+    r"""Whether any submodule of ``module`` is a torchvision class (so that unpickling it in another
+    process imports torchvision)."""
+    return any(type(m).__module__.partition(".")[0] == "torchvision" for m in module.modules())
+
+
+class TorchvisionFirst:
+    r"""A marker to pickle before a torchvision model that another process unpickles: unpickling
+    the marker calls :func:`import_torchvision` (and gives its module), so the model's classes
+    import there too, where a plain ``import torchvision`` would fail.
+
+    Example:
+        >>> args = (TorchvisionFirst(), model)  # unpickled in order: the marker first
+    """
+
+    def __reduce__(self) -> tuple[Any, tuple[()]]:
+        return import_torchvision, ()
+
+
 def _has_compiled_ops() -> bool:
     """Whether ``torchvision::nms`` is already known to the dispatcher."""
     try:
@@ -48,4 +68,4 @@ def _has_compiled_ops() -> bool:
     return True
 
 
-__all__ = ["import_torchvision"]
+__all__ = ["TorchvisionFirst", "import_torchvision", "uses_torchvision"]

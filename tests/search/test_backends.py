@@ -70,6 +70,30 @@ def test_dask_backend_gives_the_records_of_the_local_backend(tmp_path):
     assert [f["test_accuracy"] for f in remote.final] == [f["test_accuracy"] for f in local.final]
 
 
+def test_a_torchvision_teacher_is_sent_to_the_dask_workers_and_the_worker_process(cluster):
+    """Their processes unpickle torchvision's classes, where a plain ``import torchvision`` fails."""
+    from botorch_archsearch.models import get_torchvision_model
+
+    data = _data()
+    torch.manual_seed(0)
+    model = get_torchvision_model("shufflenet_v2_x0_5", num_classes=4).eval()
+    space = SearchSpace(trace(model, torch.zeros(1, 3, 16, 16)))
+    graphs = [space.apply(space.sample(1, generator=torch.Generator().manual_seed(1))[0])]
+    options = {"epochs": 1, "max_batches": 1, "batch_size": 16}
+    remote = DaskBackend(model, data, options, address=cluster.scheduler_address, retries=0)
+    try:
+        (on_dask,) = remote.evaluate(graphs, seed=0)
+    finally:
+        remote.close()
+    local = LocalBackend(model, data, {**options, "progress": False}, isolation="process")
+    try:
+        (in_process,) = local.evaluate(graphs, seed=0)
+    finally:
+        local.close()
+    assert on_dask.status == in_process.status == "ok", (on_dask.reason, in_process.reason)
+    assert on_dask.accuracy == in_process.accuracy
+
+
 def _worker_pids(address):
     with Client(address) as client:
         return client.run(os.getpid)

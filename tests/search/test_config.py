@@ -87,8 +87,9 @@ def test_upgrade_saved_config_fills_newer_keys_as_the_old_code_ran():
     assert upgrade_saved_config(current) == current  # nothing to fill
     old = json.loads(json.dumps(current))
     del old["dataset"]["split_seed"], old["teacher"]["seed"], old["evaluation"]["bf16"]
-    del old["kernel"]["init_scale"]
+    del old["kernel"]["init_scale"], old["teacher"]["kind"], old["teacher"]["module"]
     upgraded = upgrade_saved_config(old)
+    assert upgraded["teacher"]["kind"] == "zoo" and upgraded["teacher"]["module"] is None  # a zoo teacher, as then
     assert upgraded["kernel"]["init_scale"] == 1.0  # the initialisation of then
     assert "split_seed" not in old["dataset"]  # the argument is left as it was
     assert upgraded["dataset"]["split_seed"] == upgraded["teacher"]["seed"] == 5
@@ -180,3 +181,43 @@ def test_read_saved_config(tmp_path):
     (tmp_path / "config.json").write_text("[1, 2]")
     with pytest.raises(ArchSearchError, match="holds a JSON list, not the config object"):
         read_saved_config(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "teacher, message",
+    [
+        (dict(kind="timm"), "teacher.kind must be one of ['module', 'torchvision', 'zoo'], got 'timm'."),
+        (dict(kind="torchvision", name="efficientnet_b9"),
+         "teacher.name='efficientnet_b9' is not a torchvision classification model (did you mean efficientnet_b"),
+        (dict(kind="torchvision", name="resnet"),
+         ("teacher.name='resnet' is not a torchvision classification model (did you mean resnet50 or resnet34 or "
+          "resnet18?); accepted (teacher=torchvision): alexnet, convnext_base, ")),
+        (dict(kind="torchvision", name=None), "teacher.name=None is not a torchvision classification model; accepted"),
+        (dict(kind="zoo", name="efficientnet_b0"), "teacher.name must be one of ['mobilenetv2', 'resnet18', "),
+        (dict(kind="module", name=None), "teacher.module must be set for teacher.kind=module: 'package.module:function'"),
+        (dict(kind="module", name=None, module="mynets.make_net"),
+         "teacher.module='mynets.make_net': expected 'package.module:function'"),
+        (dict(kind="module", name=None, module="no_such_module_here:make_net"),
+         "teacher.module='no_such_module_here:make_net': no module named 'no_such_module_here' on the Python path"),
+        (dict(kind="module", name=None, module="json:no_such_function"),
+         "teacher.module='json:no_such_function': 'json' has no attribute 'no_such_function'; its functions and "),
+        (dict(kind="module", name="resnet18", module="json:loads"),
+         ("teacher.name='resnet18' and teacher.module='json:loads' are both set: a teacher is a named network or your "
+          "module, not both. For your module: teacher=module teacher.module=json:loads (teacher.name=null)")),
+        (dict(kind="zoo", name="resnet18", module="json:loads"),
+         ("teacher.module='json:loads' is set but teacher.kind='zoo' builds teacher.name='resnet18': a teacher is a "
+          "named network or your module, not both. For your module: teacher=module teacher.module=json:loads; for "
+          "the zoo network 'resnet18', drop teacher.module.")),
+        (dict(kind="torchvision", name="resnet18", module="json:loads"),
+         "teacher.module='json:loads' is set but teacher.kind='torchvision' builds teacher.name='resnet18'"),
+    ],
+)
+def test_teacher_kind_name_and_module_are_checked_before_any_work(teacher, message):
+    with pytest.raises(ArchSearchError) as info:
+        check_config(CompressConfig.from_dict({"teacher": teacher}))
+    assert str(info.value).startswith(message) and "\n" not in str(info.value), str(info.value)
+
+
+def test_teacher_of_each_kind_is_valid():
+    check_config(CompressConfig.from_dict({"teacher": {"kind": "torchvision", "name": "efficientnet_b0"}}))
+    check_config(CompressConfig.from_dict({"teacher": {"kind": "module", "name": None, "module": "json:loads"}}))

@@ -52,3 +52,27 @@ def test_missing_torchvision_is_an_import_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "torchvision", None)
     with pytest.raises(ImportError):
         import_torchvision()
+
+
+def test_a_torchvision_model_unpickles_in_a_fresh_process_after_the_marker(tmp_path):
+    import pickle
+
+    from botorch_archsearch.utils.torchvision import TorchvisionFirst, uses_torchvision
+
+    model = import_torchvision().models.shufflenet_v2_x0_5(num_classes=3)
+    assert uses_torchvision(model) and not uses_torchvision(torch.nn.Sequential(torch.nn.Linear(2, 2)))
+    (tmp_path / "with.pkl").write_bytes(pickle.dumps((TorchvisionFirst(), model)))
+    (tmp_path / "without.pkl").write_bytes(pickle.dumps((None, model)))
+    code = (
+        "import pickle, sys\n"
+        "import botorch_archsearch.search.backends\n"  # what a student worker imports before its arguments
+        "first, model = pickle.loads(open(sys.argv[1], 'rb').read())\n"
+        "print(type(model).__name__, model.fc.out_features)\n"
+    )
+    for name, ok in (("with.pkl", True), ("without.pkl", False)):
+        result = subprocess.run([sys.executable, "-c", code, str(tmp_path / name)], check=False, capture_output=True,
+                                text=True, timeout=120)
+        if ok:
+            assert result.returncode == 0 and result.stdout.split() == ["ShuffleNetV2", "3"], result.stderr[-2000:]
+        elif torch.version.cuda is None:  # the control: the CUDA build's extension does not load with this torch
+            assert result.returncode != 0 and "operator torchvision::nms does not exist" in result.stderr
