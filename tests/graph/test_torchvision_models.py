@@ -18,7 +18,7 @@ import pytest
 import torch
 from torch import nn
 
-from botorch_archsearch.graph import ArchGraph, build_student, count_params, trace
+from botorch_archsearch.graph import ArchGraph, build_student, count_params, encode, trace
 from botorch_archsearch.space import SearchSpace, channel_importance
 from botorch_archsearch.utils.torchvision import import_torchvision
 
@@ -219,3 +219,30 @@ def test_squeeze_excitation_gates_are_removable(family):
     assert se_modules > 0 and len(gates) == se_modules
     removable = set(SearchSpace(graph).removable)
     assert all(j in removable for j in gates)
+
+
+@pytest.mark.parametrize("family", ["efficientnet_b", "mobilenet_v3", "regnet_y", "convnext"])
+def test_thousands_of_applied_edits_keep_gates_in_step_and_encode(family):
+    # DESIGN.md, "Promises": property tests sample thousands of edits. Applying, counting and
+    # encoding is cheap; building is covered above on fewer edits.
+    model, _, _, graph = _teacher(family)
+    space = SearchSpace(graph, channel_importance=channel_importance(graph, model), channel_order="magnitude")
+    teacher_params = count_params(graph)
+    students = [space.apply(e) for e in space.sample(1000, generator=torch.Generator().manual_seed(4))]
+    X = encode(students, max_layers=graph.num_layers)
+    assert X.shape[0] == 1000 and torch.isfinite(X).all()
+    removed_gates = 0
+    for student in students:
+        nodes = student.nodes
+        assert count_params(student) <= teacher_params
+        assert nodes[-1].out_shape == graph.nodes[-1].out_shape
+        for node in nodes:
+            if node.op == "mul":  # a kept gate: the gate's channels follow the gated map's
+                x, gate = (nodes[i] for i in node.inputs)
+                assert gate.out_channels == x.out_channels == node.out_channels
+        # A removed gate takes its branch with it: no layer is left that does not reach the output.
+        consumers = student.consumers()
+        assert all(consumers[j] for j in range(len(nodes) - 1))
+        removed_gates += sum(n.op == "mul" for n in graph.nodes) - sum(n.op == "mul" for n in nodes)
+    if family != "convnext":  # ConvNeXt has layer scales, no gates
+        assert removed_gates > 0
