@@ -44,7 +44,7 @@ from botorch_archsearch.graph import count_params, encode, trace
 from botorch_archsearch.graph.encoding import DEFAULT_MAX_EDGES, num_features
 from botorch_archsearch.gp import architecture_gp, fit_architecture_gp
 from botorch_archsearch.kernels import BiLSTMEmbedding
-from botorch_archsearch.models import get_teacher
+from botorch_archsearch.models import build_teacher, get_teacher
 from botorch_archsearch.search.journal import RECORD_KEYS, read_journal
 from botorch_archsearch.space import SearchSpace
 
@@ -98,8 +98,10 @@ def load_journals(paths: list[str], n: int | None, seed: int, dtype: torch.dtype
     config = json.loads(config_path.read_text())
     nodes = records[0]["architecture"]["nodes"]
     in_shape, num_classes = nodes[0]["in_shape"], nodes[-1]["out_shape"][0]
-    teacher = get_teacher(config["teacher"]["name"], num_classes=num_classes, in_channels=in_shape[0],
-                          width=config["teacher"].get("width", 1.0)).eval()
+    kind = config["teacher"].get("kind", "zoo")
+    name = config["teacher"]["module"] if kind == "module" else config["teacher"]["name"]
+    teacher = build_teacher(name, kind=kind, num_classes=num_classes, in_channels=in_shape[0],
+                            width=config["teacher"].get("width", 1.0)).eval()
     graph = trace(teacher, torch.randn(1, *in_shape))
     space, L = SearchSpace(graph), graph.num_layers
     pick = torch.randperm(len(records), generator=torch.Generator().manual_seed(seed))[:n]
