@@ -97,6 +97,8 @@ _ACTIVATION_MODULES: dict[type, tuple[str, tuple[str, ...]]] = {
 _MODULE_CLASSES = tuple(getattr(nn, name.split()[0]) for name in SUPPORTED_MODULES if hasattr(nn, name.split()[0]))
 _MODULE_NAMES = frozenset(name.split()[0] for name in SUPPORTED_MODULES)
 _RESHAPES = ("view", "reshape", "flatten", "squeeze", "unsqueeze", "transpose", "permute")
+# Views of a parameter that keep its entries (a layer scale reshaped to broadcast over a map).
+_PARAM_VIEWS = ("view", "reshape", "unsqueeze", "squeeze", "getitem", "flatten", "contiguous")
 _ACTIVATION_FUNCTIONS: dict[Any, str] = {
     torch.sigmoid: "sigmoid",
     F.sigmoid: "sigmoid",
@@ -167,7 +169,7 @@ def trace(module: nn.Module, example_input: torch.Tensor) -> ArchGraph:
             _check_attention_module(module)
             raise ArchSearchError(
                 f"trace: torch.fx could not trace {type(module).__name__} ({type(e).__name__}: "
-                f"{_first_line(e)}). Data-dependent control flow must be removed or wrapped for torch.fx."
+                f"{_first_line(e)}). {_fx_hint(e)}"
             ) from None
         _check_attention(gm, type(module).__name__)
         placeholders = [n.name for n in gm.graph.nodes if n.op == "placeholder"]
@@ -461,6 +463,12 @@ class _Tracer:
             return
         tensors = [a for a in _flat_args(node) if self._is_tensor(a)]
         if not tensors:
+            first_value = self.values.get(node.args[0]) if node.args and isinstance(node.args[0], torch.fx.Node) else None
+            shape = tuple(int(s) for s in meta.shape) if _is_tensor_meta(meta) else None
+            if (first_value is not None and first_value[0] == "param" and name in _PARAM_VIEWS and shape is not None
+                    and math.prod(shape) == math.prod(first_value[2]) and _keeps_order(node, name)):
+                self.values[node] = ("param", first_value[1], shape, first_value[3])  # gamma.view(1, -1, 1, 1)
+                return
             if any(isinstance(a, torch.fx.Node) and self.values.get(a, ("",))[0] in ("param", "const")
                    for a in _flat_args(node)):
                 self.values[node] = ("const", node.name)  # arithmetic on parameters alone
@@ -1088,7 +1096,7 @@ class _Tracer:
             "bcast": "an expanded tensor",
             "vec": "a reshaped channel vector",
             "param": f"parameter {value[1]!r}" if value and len(value) > 1 else "a parameter",
-            "const": "a constant tensor",
+            "const": "a tensor computed from parameters or made in forward (not a network tensor)",
             "meta": "a number",
             "number": "a number",
             "layer": "a tensor",
@@ -1096,10 +1104,30 @@ class _Tracer:
 
     def _unsupported(self, node: torch.fx.Node, what: str) -> None:
         raise UnsupportedLayerError(
-            f"trace: node {node.name!r} (target {_target_name(node)}) uses {what}, which is not "
+            f"trace: node {node.name!r} (target {_target_name(node)}{_owner(node)}) uses {what}, which is not "
             f"supported. Supported modules: {', '.join(SUPPORTED_MODULES)}. Supported functional "
             f"ops: {'; '.join(SUPPORTED_FUNCTIONS)}."
         )
+
+
+def _keeps_order(node: torch.fx.Node, name: str) -> bool:
+    """Whether a view of a parameter keeps its entries in order (indexing only with ``None``, ``...``
+    and full slices)."""
+    if name != "getitem":
+        return True
+    index = node.args[1] if len(node.args) > 1 else None
+    index = index if isinstance(index, tuple) else (index,)
+    return all(i is None or i is Ellipsis or i == slice(None, None, None) for i in index)
+
+
+def _owner(node: torch.fx.Node) -> str:
+    """``", in module 'a.b' (Class)"`` for a node inside a submodule's forward, else ``""``."""
+    stack = node.meta.get("nn_module_stack") or {}
+    if not stack:
+        return ""
+    path, cls = list(stack.values())[-1]
+    name = getattr(cls, "__name__", None) or str(cls).rsplit(".", 1)[-1].strip("'>")
+    return f", in module {path!r} ({name})" if path else ""
 
 
 def _activation_attrs(mod: nn.Module) -> tuple:
@@ -1145,6 +1173,13 @@ def _target_name(node: torch.fx.Node) -> str:
         return repr(target)
     module = getattr(target, "__module__", None) or ""
     return f"{module}.{getattr(target, '__name__', str(target))}".lstrip(".")
+
+
+def _fx_hint(error: BaseException) -> str:
+    if "cannot be iterated" in str(error):
+        return ("torch.fx cannot iterate over a traced tensor or the pieces of torch.split/chunk: unpack them "
+                "(a, b = torch.split(x, c, dim=1)) or index them (pieces[0]).")
+    return "Data-dependent control flow must be removed or wrapped for torch.fx."
 
 
 def _first_line(error: BaseException) -> str:
