@@ -1,0 +1,138 @@
+r"""Golden runs: record what the search does today, and check that a restructuring keeps it.
+
+Issue 16 restructures the search; before it, the journals of two fixed searches are recorded here,
+and after it the same searches must write the same records, up to timing fields, on the same
+machine (floating-point results differ between instruction sets, so the check is only meaningful
+where the golden runs were recorded: the machine is written next to them).
+
+- ``default``: the README's main job (the default search on ``digits``), seed 0.
+- ``both_synthetic``: ESNAC and random search together (``search=both``) on ``synthetic``, seed 1.
+
+Usage::
+
+    .venv/bin/python scripts/golden.py record   # writes tests/fixtures/golden/<name>/
+    .venv/bin/python scripts/golden.py check    # reruns both and compares; exit status 1 on a difference
+
+The trained teachers are cached (``$BOTORCH_ARCHSEARCH_CACHE``, default ``~/.cache``), so a check
+reuses the recorded runs' teachers when the cache is the same; the teacher's ``teacher.json`` is
+compared too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+GOLDEN = ROOT / "tests" / "fixtures" / "golden"
+RUNS: dict[str, list[str]] = {
+    "default": ["seed=0"],
+    "both_synthetic": ["search=both", "dataset=synthetic", "seed=1", "search.steps=3"],
+}
+FILES = ("config.json", "journal.jsonl", "final.jsonl", "teacher.json")
+TIMING = ("seconds", "search_seconds", "elapsed", "time")  # keys whose values are wall-clock times
+
+
+def _run(name: str, run_dir: Path) -> None:
+    env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"), OMP_WAIT_POLICY="PASSIVE")
+    command = [sys.executable, "-m", "botorch_archsearch", *RUNS[name], f"hydra.run.dir={run_dir}", "progress=false"]
+    print(f"[golden] {name}: {' '.join(command[1:])}", file=sys.stderr, flush=True)
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+    if done.returncode:
+        sys.stderr.write(done.stdout[-3000:] + done.stderr[-3000:])
+        raise SystemExit(f"[golden] {name}: the run failed with exit status {done.returncode}")
+
+
+def _strip(value: object) -> object:
+    """``value`` without timing fields, recursively."""
+    if isinstance(value, dict):
+        return {k: _strip(v) for k, v in value.items() if k not in TIMING}
+    if isinstance(value, list):
+        return [_strip(v) for v in value]
+    return value
+
+
+def _read(path: Path) -> list[object]:
+    if not path.is_file():
+        return []
+    text = path.read_text()
+    if path.suffix == ".jsonl":
+        return [_strip(json.loads(line)) for line in text.splitlines() if line.strip()]
+    return [_strip(json.loads(text))]
+
+
+def record() -> None:
+    for name in RUNS:
+        with tempfile.TemporaryDirectory() as tmp:
+            run_dir = Path(tmp) / name
+            _run(name, run_dir)
+            target = GOLDEN / name
+            shutil.rmtree(target, ignore_errors=True)
+            target.mkdir(parents=True)
+            for file in FILES:
+                if (run_dir / file).is_file():
+                    shutil.copy(run_dir / file, target / file)
+    machine = {"machine": platform.machine(), "processor": _cpu(), "python": platform.python_version()}
+    import torch
+
+    machine["torch"] = torch.__version__
+    (GOLDEN / "machine.json").write_text(json.dumps(machine, indent=1) + "\n")
+    print(f"[golden] recorded {', '.join(RUNS)} in {GOLDEN}", file=sys.stderr)
+
+
+def check() -> int:
+    differences = 0
+    for name in RUNS:
+        with tempfile.TemporaryDirectory() as tmp:
+            run_dir = Path(tmp) / name
+            _run(name, run_dir)
+            for file in FILES:
+                golden, now = _read(GOLDEN / name / file), _read(run_dir / file)
+                if file == "config.json":  # the run directory differs
+                    for entry in golden + now:
+                        entry.get("hydra", {}).pop("run", None) if isinstance(entry, dict) else None
+                if golden == now:
+                    print(f"[golden] {name}/{file}: same ({len(now)} records)")
+                    continue
+                differences += 1
+                first = next((i for i, (a, b) in enumerate(zip(golden, now)) if a != b), min(len(golden), len(now)))
+                keys = sorted(k for k in set(golden[first]) | set(now[first]) if golden[first].get(k) != now[first].get(k)) \
+                    if first < min(len(golden), len(now)) and isinstance(golden[first], dict) else []
+                print(f"[golden] {name}/{file}: DIFFERENT ({len(golden)} golden, {len(now)} now records; first "
+                      f"difference at record {first}{f', keys {keys}' if keys else ''})")
+    recorded = json.loads((GOLDEN / "machine.json").read_text()) if (GOLDEN / "machine.json").is_file() else {}
+    if recorded.get("processor") != _cpu():
+        print(f"[golden] note: recorded on {recorded.get('processor')!r}, checked on {_cpu()!r}: results may differ "
+              "between instruction sets")
+    return 1 if differences else 0
+
+
+def _cpu() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("action", choices=("record", "check"))
+    args = parser.parse_args()
+    if args.action == "record":
+        record()
+    else:
+        raise SystemExit(check())
+
+
+if __name__ == "__main__":
+    main()
