@@ -32,7 +32,7 @@ import hydra
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from botorch_archsearch.exceptions import ArchSearchError
+from botorch_archsearch.exceptions import ArchSearchError, ArchSearchException
 from botorch_archsearch.search.config import CompressConfig, check_config, read_saved_config, upgrade_saved_config
 from botorch_archsearch.search.loop import CONFIG_NAME, RESUMABLE_KEYS, compress, is_resumable
 from botorch_archsearch.utils.files import make_dir
@@ -74,7 +74,7 @@ def app(cfg: DictConfig) -> float | None:
             run_dir = Path(HydraConfig.get().runtime.output_dir)
         check_config(config)
         result = compress(config=config, run_dir=run_dir, resume=bool(resume))
-    except ArchSearchError as error:
+    except ArchSearchException as error:  # bad input, a run directory in use, a lost cluster: one line
         print(f"botorch-archsearch: error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
     except KeyboardInterrupt:  # Ctrl-C: the journal holds every finished evaluation

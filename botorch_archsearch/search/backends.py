@@ -38,7 +38,12 @@ from torch import nn
 
 from botorch_archsearch.evaluation import ImageDataset, StudentResult, TrainResult, evaluate_students, finetune
 from botorch_archsearch.evaluation.numerics import start_probe
-from botorch_archsearch.exceptions import ArchSearchError, failure_reason
+from botorch_archsearch.exceptions import (
+    ArchSearchError,
+    ArchSearchRuntimeError,
+    ClusterLostError,
+    failure_reason,
+)
 from botorch_archsearch.graph import ArchGraph, build_student
 from botorch_archsearch.graph.build import StudentNet
 from botorch_archsearch.utils.torchvision import TorchvisionFirst, uses_torchvision
@@ -47,10 +52,6 @@ logger = logging.getLogger("botorch_archsearch")
 
 BACKENDS = ("local", "dask")
 ISOLATIONS = ("process", "none")
-
-
-class ClusterLostError(ArchSearchError):
-    r"""The Dask scheduler went away during a search (resume the run directory)."""
 
 
 class LocalBackend:
@@ -105,14 +106,14 @@ class LocalBackend:
         backend's data); ``student`` ends with the trained weights.
 
         Raises:
-            ArchSearchError: If the training failed, or killed the worker process.
+            ArchSearchRuntimeError: If the training failed, or killed the worker process.
         """
         if self.isolation == "none":
             return finetune(student, self.data, **options)
         try:
             result, state = self._call("finetune", student, options)
         except _WorkerDied as death:
-            raise ArchSearchError(f"fine-tune: its training process died ({death})") from None
+            raise ArchSearchRuntimeError(f"fine-tune: its training process died ({death})") from None
         student.load_state_dict(state)
         return result
 
@@ -165,8 +166,9 @@ class _WorkerProcess:
             raise _WorkerDied(cause) from None
         for level, message in said:  # the worker's log lines, in the search's log
             logger.log(level, "%s", message)
-        if not ok:
-            raise ArchSearchError(value)
+        if not ok:  # the worker's one-line reason, as bad input or as a failure of the run
+            reason, bad_input = value
+            raise (ArchSearchError if bad_input else ArchSearchRuntimeError)(reason)
         return value
 
     def close(self) -> None:
@@ -211,7 +213,7 @@ def _worker_main(connection: Any, shipped: _Shipped, data: ImageDataset, threads
                 value = (result, {k: v.cpu() for k, v in student.state_dict().items()})
             reply = (True, value)
         except Exception as error:  # noqa: BLE001 - sent back as the search's own error
-            reply = (False, failure_reason(error))
+            reply = (False, (failure_reason(error), isinstance(error, ArchSearchError)))
         connection.send_bytes(pickle.dumps((*reply, said.take()), pickle.HIGHEST_PROTOCOL))
 
 

@@ -17,20 +17,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from botorch_archsearch.exceptions import ArchSearchError, ArchSearchWarning
+from botorch_archsearch.exceptions import ArchSearchError, JournalError, JournalWarning
 
 JOURNAL_NAME = "journal.jsonl"
 RECORD_KEYS = ("index", "method", "step", "key", "architecture", "status", "reward", "params", "accuracy", "seconds")
 """The keys every record of a search journal has (``read_journal(path, required=RECORD_KEYS)``)."""
-
-
-class JournalError(ArchSearchError):
-    r"""A journal that cannot be read: a corrupted line before the last one, or a line that is
-    not a record of it."""
-
-
-class JournalWarning(ArchSearchWarning):
-    r"""A journal was read with a repair: a line that repeats an earlier record was skipped."""
 
 
 class JournalContents(NamedTuple):

@@ -16,7 +16,7 @@ import socket
 import time
 from pathlib import Path
 
-from botorch_archsearch.exceptions import ArchSearchError
+from botorch_archsearch.exceptions import ArchSearchError, RunDirectoryLockedError
 
 try:
     import fcntl
@@ -24,10 +24,6 @@ except ImportError:  # Windows: no flock; the lock is then not taken (see RunDir
     fcntl = None
 
 LOCK_NAME = ".lock"
-
-
-class RunDirectoryLockedError(ArchSearchError):
-    r"""Another process is searching in the run directory."""
 
 
 class RunDirectoryLock:
