@@ -39,7 +39,7 @@ from torch import Tensor
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from botorch_archsearch.acquisition import optimize_acqf_edits, propose_architectures
-from botorch_archsearch.acquisition.multi_kernel import _subset as random_subset
+from botorch_archsearch.acquisition.multi_kernel import random_subset
 from botorch_archsearch.graph import count_params, encode, trace
 from botorch_archsearch.graph.encoding import DEFAULT_MAX_EDGES, num_features
 from botorch_archsearch.gp import architecture_gp, fit_architecture_gp
@@ -175,7 +175,7 @@ def run_batched(space, L, X, Y, kernels, candidates, max_steps, seed, lstm_probe
     n = X.shape[0]
     records = []
     for k in range(kernels):
-        keep = _subset(n, torch.Generator().manual_seed(seed * 1000 + n * 10 + k))
+        keep = half_subset(n, torch.Generator().manual_seed(seed * 1000 + n * 10 + k))
         train_X, train_Y = X[keep], Y[keep]
         torch.manual_seed(seed * 1000 + k)
         stamps: list[float] = []
@@ -235,7 +235,7 @@ def _param_dtype(module: torch.nn.Module) -> str:
     return str(next(module.parameters()).dtype).replace("torch.", "")
 
 
-def _subset(n: int, generator: torch.Generator) -> Tensor:
+def half_subset(n: int, generator: torch.Generator) -> Tensor:
     """A random half, drawn as ``propose_architectures`` draws its subsets (kept with probability
     0.5, at least 2 points)."""
     return random_subset(n, 0.5, 2, generator)

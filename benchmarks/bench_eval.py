@@ -42,7 +42,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from botorch_archsearch.evaluation.data import load_dataset
 from botorch_archsearch.evaluation import numerics
-from botorch_archsearch.evaluation.distill import _batch_sizes, evaluate_students
+from botorch_archsearch.evaluation.distill import training_batch_sizes, evaluate_students
 from botorch_archsearch.graph import build_student, count_params, trace
 from botorch_archsearch.models import get_teacher
 from botorch_archsearch.space import SearchSpace
@@ -224,7 +224,7 @@ def main() -> None:
     machine = numerics.machine_ok(device.type)
     canary_s = time.perf_counter() - start
     example = data.train_x[:1].float().to(device)
-    sizes = _batch_sizes(len(data.train_x), args.batch_size, args.batches)
+    sizes = training_batch_sizes(len(data.train_x), args.batch_size, args.batches)
 
     def guard(graphs_of_step) -> float:
         built = [build_student(g, teacher) for g in graphs_of_step]

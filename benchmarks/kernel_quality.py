@@ -33,7 +33,7 @@ import torch
 from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_bo import _subset, load_journals, median_distance  # noqa: E402
+from bench_bo import half_subset, load_journals, median_distance  # noqa: E402
 
 from botorch_archsearch.gp import architecture_gp, fit_architecture_gp  # noqa: E402
 
@@ -44,7 +44,7 @@ def evaluate(X, Y, L: int, n: int, rep: int, scale: float, seed: int) -> dict:
     """Fit one kernel on a random half of a random draw of ``n`` architectures; score it on the rest."""
     g = torch.Generator().manual_seed(seed * 100_000 + 1000 * n + rep)
     pool = torch.randperm(len(X), generator=g)[:n]
-    keep = pool[_subset(n, g)]
+    keep = pool[half_subset(n, g)]
     held_out = torch.ones(len(X), dtype=torch.bool)
     held_out[keep] = False
     torch.manual_seed(seed * 100_000 + rep)

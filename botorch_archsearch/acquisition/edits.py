@@ -178,7 +178,7 @@ def optimize_acqf_edits(
             space.check(edit)
         except ArchSearchError as error:
             raise ArchSearchError(f"optimize_acqf_edits: extra_candidates[{c}] does not fit the space: {error}") from None
-    scorer = _score_edits(
+    scorer = score_edits(
         acq_function, space, max_layers=max_layers, max_edges=max_edges, q=q, num_candidates=num_candidates,
         method=method, X_avoid=X_avoid, max_batch_size=max_batch_size, generator=generator,
         population_size=population_size, num_generations=num_generations, num_parents=num_parents,
@@ -187,7 +187,7 @@ def optimize_acqf_edits(
     return scorer.best(q, num_candidates)
 
 
-def _score_edits(
+def score_edits(
     acq_function: Callable[[Tensor], Tensor],
     space: SearchSpace,
     *,
@@ -311,7 +311,7 @@ class _Scorer:
                 continue
             X = encode(graphs, self.max_layers, self.max_edges, dtype=self.dtype)
             keep = []
-            for i, digest in enumerate(_row_digests(X)):
+            for i, digest in enumerate(row_digests(X)):
                 if digest not in self.seen_rows:
                     self.seen_rows.add(digest)
                     keep.append(i)
@@ -366,7 +366,7 @@ def _encoding_dtype_device(acq_function: object) -> tuple[torch.dtype, torch.dev
     return torch.get_default_dtype(), torch.device("cpu")
 
 
-def _row_digests(X: Tensor) -> list[bytes]:
+def row_digests(X: Tensor) -> list[bytes]:
     """A digest per row of an `n x d` tensor, equal exactly when the rows' values are equal."""
     rows = np.ascontiguousarray(X.detach().cpu().to(torch.float64).numpy()) + 0.0  # -0.0 -> 0.0
     return [hashlib.blake2b(row.tobytes(), digest_size=16).digest() for row in rows]
@@ -381,7 +381,7 @@ def _avoid_digests(X_avoid: Tensor | None, d: int) -> set[bytes]:
             f"optimize_acqf_edits: X_avoid must be a n_avoid x d tensor with d = max_layers * "
             f"(7 + max_edges) = {d}, got shape {shape}."
         )
-    return set(_row_digests(X_avoid))
+    return set(row_digests(X_avoid))
 
 
 def _check_int(name: str, value: int, minimum: int) -> None:

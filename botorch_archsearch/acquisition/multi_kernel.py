@@ -18,7 +18,7 @@ from botorch.models import SingleTaskGP
 from botorch.models.utils import gpt_posterior_settings
 from torch import Tensor
 
-from botorch_archsearch.acquisition.edits import EDIT_OPTIMIZATION_METHODS, _row_digests, _score_edits
+from botorch_archsearch.acquisition.edits import EDIT_OPTIMIZATION_METHODS, row_digests, score_edits
 from botorch_archsearch.exceptions import ArchSearchError
 from botorch_archsearch.gp.fit import FitResult, architecture_gp, fit_architecture_gp
 from botorch_archsearch.graph.arch_graph import ArchGraph
@@ -132,7 +132,7 @@ def propose_architectures(
     # Every random draw happens here, in order, so the result does not depend on num_workers.
     subsets, models, candidate_seeds = [], [], []
     for _ in range(num_kernels):
-        subset = _subset(n, subset_prob, min_subset, generator)
+        subset = random_subset(n, subset_prob, min_subset, generator)
         seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
         with torch.random.fork_rng():
             torch.manual_seed(seed)  # the kernel's initial weights
@@ -145,7 +145,7 @@ def propose_architectures(
     def fit_and_score(k: int) -> tuple[FitResult, Any]:
         fit = fit_architecture_gp(models[k], **fit_options)
         acq = ACQUISITIONS[acquisition](models[k], best_f=best_f)
-        scorer = _score_edits(
+        scorer = score_edits(
             acq, space, max_layers=max_layers, max_edges=max_edges, q=top, num_candidates=num_candidates,
             method=method, X_avoid=train_X, max_batch_size=1024,
             generator=torch.Generator().manual_seed(candidate_seeds[k]), population_size=None,
@@ -174,7 +174,7 @@ def propose_architectures(
     taken: set[bytes] = set()
     for k, (fit, result) in enumerate(outcomes):
         # The kernel's best candidate that no earlier kernel of this step proposed.
-        digests = _row_digests(result.X)
+        digests = row_digests(result.X)
         i = next((i for i, digest in enumerate(digests) if digest not in taken), None)
         if i is None:
             raise ArchSearchError(
@@ -189,7 +189,7 @@ def propose_architectures(
     return Proposal(graphs, torch.cat(rows), torch.stack(values), models, fits, subsets)
 
 
-def _subset(n: int, prob: float, minimum: int, generator: torch.Generator | None) -> Tensor:
+def random_subset(n: int, prob: float, minimum: int, generator: torch.Generator | None) -> Tensor:
     """Indices of a random subset: each point kept with ``prob``, topped up to ``minimum``."""
     order = torch.randperm(n, generator=generator)
     keep = torch.rand(n, generator=generator) < prob

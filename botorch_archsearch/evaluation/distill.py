@@ -202,7 +202,7 @@ def evaluate_students(
     data = data.to(device)
     cuda = device.type == "cuda"
     bf16 = use_bf16(bf16, device)
-    sizes = _batch_sizes(len(data.train_x), batch_size, max_batches)
+    sizes = training_batch_sizes(len(data.train_x), batch_size, max_batches)
     example = data.train_x[:1].to(device, torch.float32)
     layout = functools.partial(training_memory_format, example=example, batch_sizes=sizes, bf16=bf16,
                                channels_last=channels_last)
@@ -319,7 +319,7 @@ def evaluate_students(
     return [run.result for run in runs]
 
 
-def _batch_sizes(n: int, batch_size: int, max_batches: int | None) -> tuple[int, ...]:
+def training_batch_sizes(n: int, batch_size: int, max_batches: int | None) -> tuple[int, ...]:
     """The sizes of the training batches: full ones, and a last smaller one if it is reached."""
     full, rest = divmod(n, batch_size)
     sizes = (batch_size,) if full else ()

@@ -480,7 +480,7 @@ def _probe() -> _Probe:
     return _probe_instance
 
 
-def _serve() -> None:
+def serve_probe() -> None:
     """The probe process's loop: one verdict per configuration read from stdin."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     for line in sys.stdin:

@@ -10,7 +10,6 @@ multiplies its first input by its second (a channel gate, broadcast over the spa
 from __future__ import annotations
 
 import hashlib
-import json
 from typing import Any, Callable, NamedTuple
 
 import numpy as np

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from botorch_archsearch.models._registry import _check_args, _init_weights, _scale
+from botorch_archsearch.models.common import check_args, init_weights, scale_width
 
 MOBILENETV2_CFG: tuple[tuple[int, int, int, int], ...] = (
     (1, 16, 1, 1),
@@ -115,22 +115,22 @@ class MobileNetV2(nn.Module):
                 convolution's 1280 included.
         """
         super().__init__()
-        _check_args(num_classes=num_classes, in_channels=in_channels, width=width)
-        in_planes = _scale(_STEM_PLANES, width)
+        check_args(num_classes=num_classes, in_channels=in_channels, width=width)
+        in_planes = scale_width(_STEM_PLANES, width)
         self.conv1 = nn.Conv2d(in_channels, in_planes, kernel_size=3, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(in_planes)
         self.relu1 = nn.ReLU6()
         nominal_in = _STEM_PLANES
         blocks = []
         for expansion, nominal_out, num_blocks, first_stride in MOBILENETV2_CFG:
-            out_planes = _scale(nominal_out, width)
+            out_planes = scale_width(nominal_out, width)
             for i in range(num_blocks):
                 stride = first_stride if i == 0 else 1
                 blocks.append(
                     InvertedResidual(
                         in_planes,
                         out_planes,
-                        hidden_planes=_scale(nominal_in * expansion, width),
+                        hidden_planes=scale_width(nominal_in * expansion, width),
                         stride=stride,
                         expand=expansion != 1,
                         # Decided on the nominal sizes, so the topology does not depend on width.
@@ -139,14 +139,14 @@ class MobileNetV2(nn.Module):
                 )
                 in_planes, nominal_in = out_planes, nominal_out
         self.layers = nn.Sequential(*blocks)
-        last_planes = _scale(_LAST_PLANES, width)
+        last_planes = scale_width(_LAST_PLANES, width)
         self.conv2 = nn.Conv2d(in_planes, last_planes, kernel_size=1, bias=False)
         self.bn2 = nn.BatchNorm2d(last_planes)
         self.relu2 = nn.ReLU6()
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.flatten = nn.Flatten()
         self.fc = nn.Linear(last_planes, num_classes)
-        _init_weights(self)
+        init_weights(self)
 
     def forward(self, X: Tensor) -> Tensor:
         r"""Score a batch of images.

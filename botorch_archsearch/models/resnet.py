@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from torch import Tensor, nn
 
 from botorch_archsearch.exceptions import ArchSearchError
-from botorch_archsearch.models._registry import _check_args, _init_weights, _scale
+from botorch_archsearch.models.common import check_args, init_weights, scale_width
 
 _PLANES = (64, 128, 256, 512)
 
@@ -94,7 +94,7 @@ class ResNet(nn.Module):
             width: Multiplier of every channel count (rounded, at least one channel).
         """
         super().__init__()
-        _check_args(num_classes=num_classes, in_channels=in_channels, width=width)
+        check_args(num_classes=num_classes, in_channels=in_channels, width=width)
         num_blocks = tuple(num_blocks)
         if len(num_blocks) != len(_PLANES) or any(
             isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in num_blocks
@@ -103,7 +103,7 @@ class ResNet(nn.Module):
                 f"Expected num_blocks to be {len(_PLANES)} integers >= 1 (e.g. (2, 2, 2, 2) for "
                 f"ResNet-18), got num_blocks={num_blocks!r}."
             )
-        stem_planes = _scale(_PLANES[0], width)
+        stem_planes = scale_width(_PLANES[0], width)
         self.conv1 = nn.Conv2d(
             in_channels, stem_planes, kernel_size=3, stride=1, padding=1, bias=False
         )
@@ -112,7 +112,7 @@ class ResNet(nn.Module):
         in_planes, nominal_in = stem_planes, _PLANES[0]
         stages = []
         for stage, (nominal, blocks) in enumerate(zip(_PLANES, num_blocks)):
-            planes = _scale(nominal, width)
+            planes = scale_width(nominal, width)
             layers = []
             for i in range(blocks):
                 stride = 2 if stage > 0 and i == 0 else 1
@@ -125,7 +125,7 @@ class ResNet(nn.Module):
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.flatten = nn.Flatten()
         self.fc = nn.Linear(in_planes, num_classes)
-        _init_weights(self)
+        init_weights(self)
 
     def forward(self, X: Tensor) -> Tensor:
         r"""Score a batch of images.

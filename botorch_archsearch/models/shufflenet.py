@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from botorch_archsearch.exceptions import ArchSearchError
-from botorch_archsearch.models._registry import _check_args, _init_weights, _scale
+from botorch_archsearch.models.common import check_args, init_weights, scale_width
 
 
 class ShuffleUnit(nn.Module):
@@ -142,7 +142,7 @@ class ShuffleNet(nn.Module):
             stem_planes: Number of output channels of the stem.
         """
         super().__init__()
-        _check_args(num_classes=num_classes, in_channels=in_channels, width=width)
+        check_args(num_classes=num_classes, in_channels=in_channels, width=width)
         out_planes, num_blocks = tuple(out_planes), tuple(num_blocks)
         if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
             raise ArchSearchError(f"Expected groups to be an integer >= 1, got groups={groups!r}.")
@@ -159,7 +159,7 @@ class ShuffleNet(nn.Module):
                 f"(200, 400, 800), num_blocks=(4, 8, 4)), got stem_planes={stem_planes!r}, "
                 f"out_planes={out_planes!r}, num_blocks={num_blocks!r}."
             )
-        in_planes = _scale(stem_planes, width, groups)
+        in_planes = scale_width(stem_planes, width, groups)
         self.conv1 = nn.Conv2d(in_channels, in_planes, kernel_size=1, bias=False)
         self.bn1 = nn.BatchNorm2d(in_planes)
         self.relu = nn.ReLU()
@@ -167,7 +167,7 @@ class ShuffleNet(nn.Module):
         stages = []
         for stage, (nominal_out, blocks) in enumerate(zip(out_planes, num_blocks)):
             # Downsampling units concatenate, so they must add at least one group of channels.
-            planes = max(_scale(nominal_out, width, groups), in_planes + groups)
+            planes = max(scale_width(nominal_out, width, groups), in_planes + groups)
             units = []
             for i in range(blocks):
                 stride = 2 if i == 0 else 1
@@ -177,7 +177,7 @@ class ShuffleNet(nn.Module):
                     ShuffleUnit(
                         in_planes,
                         branch_planes,
-                        mid_planes=_scale(nominal_branch // 4, width, groups),
+                        mid_planes=scale_width(nominal_branch // 4, width, groups),
                         stride=stride,
                         groups=groups,
                         first_groups=1 if stage == 0 and i == 0 else groups,
@@ -189,7 +189,7 @@ class ShuffleNet(nn.Module):
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.flatten = nn.Flatten()
         self.fc = nn.Linear(in_planes, num_classes)
-        _init_weights(self)
+        init_weights(self)
 
     def forward(self, X: Tensor) -> Tensor:
         r"""Score a batch of images.

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from torch import Tensor, nn
 
 from botorch_archsearch.exceptions import ArchSearchError
-from botorch_archsearch.models._registry import _check_args, _init_weights, _scale
+from botorch_archsearch.models.common import check_args, init_weights, scale_width
 
 VGG19_CFG: tuple[int | str, ...] = (
     64, 64, "M",
@@ -50,7 +50,7 @@ class VGG(nn.Module):
             width: Multiplier of every channel count (rounded, at least one channel).
         """
         super().__init__()
-        _check_args(num_classes=num_classes, in_channels=in_channels, width=width)
+        check_args(num_classes=num_classes, in_channels=in_channels, width=width)
         for item in cfg:
             if item != "M" and (isinstance(item, bool) or not isinstance(item, int) or item < 1):
                 raise ArchSearchError(
@@ -63,7 +63,7 @@ class VGG(nn.Module):
             if item == "M":
                 layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
             else:
-                out_channels = _scale(item, width)
+                out_channels = scale_width(item, width)
                 layers += [
                     nn.Conv2d(channels, out_channels, kernel_size=3, padding=1, bias=False),
                     nn.BatchNorm2d(out_channels),
@@ -74,7 +74,7 @@ class VGG(nn.Module):
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.flatten = nn.Flatten()
         self.classifier = nn.Linear(channels, num_classes)
-        _init_weights(self)
+        init_weights(self)
 
     def forward(self, X: Tensor) -> Tensor:
         r"""Score a batch of images.

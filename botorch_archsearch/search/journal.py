@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from botorch_archsearch.exceptions import ArchSearchError, JournalError, JournalWarning
+from botorch_archsearch.exceptions import JournalError, JournalWarning
 
 JOURNAL_NAME = "journal.jsonl"
 RECORD_KEYS = ("index", "method", "step", "key", "architecture", "status", "reward", "params", "accuracy", "seconds")

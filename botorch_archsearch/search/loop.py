@@ -29,8 +29,8 @@ import torch
 from torch import Tensor, nn
 
 from botorch_archsearch.acquisition import ACQUISITIONS, optimize_acqf_edits, propose_architectures
-from botorch_archsearch.acquisition.edits import _row_digests
-from botorch_archsearch.acquisition.multi_kernel import _subset
+from botorch_archsearch.acquisition.edits import row_digests
+from botorch_archsearch.acquisition.multi_kernel import random_subset
 from botorch_archsearch.evaluation import (
     ImageDataset,
     Teacher,
@@ -149,10 +149,10 @@ def _compress(teacher: nn.Module | Teacher | None, data: ImageDataset | None, co
         data = load_dataset(d.name, d.root, download=d.download, val_size=d.val_size, seed=d.split_seed,
                             image_size=d.image_size)
     data = data.to(device)
-    teacher = _resolve_teacher(teacher, data, config, device)
+    teacher = resolve_teacher(teacher, data, config, device)
     example = torch.zeros(1, data.in_channels, data.image_size, data.image_size, device=device)
     graph = trace(teacher.model, example)
-    space = SearchSpace(graph, channel_importance=channel_importance(graph, teacher.model), **_space_options(config))
+    space = SearchSpace(graph, channel_importance=channel_importance(graph, teacher.model), **space_options(config))
     teacher_info = {
         "name": teacher.name or type(teacher.model).__name__,
         "params": count_params(graph),
@@ -413,7 +413,7 @@ class _Search:
         taken: set[bytes] = set()
         proposals = []
         for k in range(c.num_kernels):
-            keep = _subset(len(X), c.subset_prob, 2, generator)  # as propose_architectures draws them
+            keep = random_subset(len(X), c.subset_prob, 2, generator)  # as propose_architectures draws them
             model = transferred_gp(paths[k % len(paths)], X[keep], Y[keep])
             acq = ACQUISITIONS[a.name](model, best_f=Y.max())
             result = optimize_acqf_edits(
@@ -421,7 +421,7 @@ class _Search:
                 num_candidates=a.num_candidates, method=a.method, X_avoid=X,
                 generator=torch.Generator().manual_seed(int(torch.randint(2**31 - 1, (1,), generator=generator))),
             )
-            digests = _row_digests(result.X)
+            digests = row_digests(result.X)
             i = next((i for i, d in enumerate(digests) if d not in taken), None)
             if i is None:
                 raise ArchSearchError(
@@ -436,7 +436,7 @@ class _Search:
     def _evaluate(self, proposals: list[dict[str, Any]], method: str, step: int) -> None:
         if not proposals:
             return
-        results = self.backend.evaluate([p["graph"] for p in proposals], _seed(self.config.seed, method, step, "evaluate"))
+        results = self.backend.evaluate([p["graph"] for p in proposals], derive_seed(self.config.seed, method, step, "evaluate"))
         r = self.config.reward
         for p, result in zip(proposals, results):
             graph = p["graph"]
@@ -522,7 +522,7 @@ class _Search:
                         student.load_state_dict(weights)
                     result = self.backend.finetune(
                         student, epochs=f.epochs, lr=f.lr, step_size=f.step_size, batch_size=f.batch_size,
-                        seed=_seed(self.config.seed, method, record["index"], "final"), max_batches=f.max_batches,
+                        seed=derive_seed(self.config.seed, method, record["index"], "final"), max_batches=f.max_batches,
                         device=self.config.evaluation.device, progress=self.config.progress,
                     )
                 except (ArchSearchError, RuntimeError, ValueError, MemoryError) as error:
@@ -624,8 +624,10 @@ def _transfer_kernels(run_dir: str, L: int) -> tuple[list[Path], int]:
     return paths, max_layers
 
 
-def _resolve_teacher(teacher: nn.Module | Teacher | None, data: ImageDataset, config: CompressConfig,
-                     device: torch.device) -> Teacher:
+def resolve_teacher(teacher: nn.Module | Teacher | None, data: ImageDataset, config: CompressConfig,
+                    device: torch.device) -> Teacher:
+    """The search's teacher: ``teacher`` as given (a module is measured on ``data``), or the one
+    ``config.teacher`` names (a checkpoint, or trained and cached)."""
     if isinstance(teacher, Teacher):
         return teacher
     if isinstance(teacher, nn.Module):
@@ -678,7 +680,8 @@ def check_teacher_input(model: nn.Module, data: ImageDataset, name: str = "teach
         )
 
 
-def _space_options(config: CompressConfig) -> dict[str, Any]:
+def space_options(config: CompressConfig) -> dict[str, Any]:
+    """The keyword arguments of the search's :class:`~botorch_archsearch.space.SearchSpace`."""
     s = config.search
     options: dict[str, Any] = {"removal": s.removal, "shrinkage": s.shrinkage, "skip": s.skip,
                                "channel_order": s.channel_order, "shrink_spread": s.shrink_spread}
@@ -833,13 +836,15 @@ def _without_resumable(values: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
-def _seed(seed: int, *tags: Any) -> int:
+def derive_seed(seed: int, *tags: Any) -> int:
+    """A seed for one part of a search (``tags``: its name, step, ...), derived from the search's
+    ``seed`` so that parts do not share random streams."""
     digest = hashlib.sha256(json.dumps([seed, *tags]).encode()).digest()
     return int.from_bytes(digest[:8], "little") & (2**62 - 1)
 
 
 def _generator(seed: int, *tags: Any) -> torch.Generator:
-    return torch.Generator().manual_seed(_seed(seed, *tags))
+    return torch.Generator().manual_seed(derive_seed(seed, *tags))
 
 
 def _clock(seconds: float) -> str:

@@ -27,7 +27,7 @@ from botorch_archsearch.exceptions import ArchSearchError
 from botorch_archsearch.graph import count_flops, count_params, trace
 from botorch_archsearch.search.config import CompressConfig, check_config, read_saved_config, upgrade_saved_config
 from botorch_archsearch.search.journal import JOURNAL_NAME, RECORD_KEYS, read_journal
-from botorch_archsearch.search.loop import TEACHER_NAME, _resolve_teacher, _seed, _space_options, make_backend
+from botorch_archsearch.search.loop import TEACHER_NAME, resolve_teacher, derive_seed, space_options, make_backend
 from botorch_archsearch.space import Edit, SearchSpace, channel_importance
 
 
@@ -51,7 +51,7 @@ class RunEvaluator:
         d = config.dataset
         self.data = load_dataset(d.name, d.root, download=d.download, val_size=d.val_size, seed=d.split_seed,
                                  image_size=d.image_size).to(device)
-        self.teacher = _resolve_teacher(None, self.data, config, device)
+        self.teacher = resolve_teacher(None, self.data, config, device)
         example = torch.zeros(1, self.data.in_channels, self.data.image_size, self.data.image_size, device=device)
         graph = trace(self.teacher.model, example)
         self.teacher_info = {"params": count_params(graph), "flops": count_flops(graph)}
@@ -65,7 +65,7 @@ class RunEvaluator:
                     f"{TEACHER_NAME} in {differ}; its cached or checkpointed teacher is no longer the run's."
                 )
         self.space = SearchSpace(graph, channel_importance=channel_importance(graph, self.teacher.model),
-                                 **_space_options(config))
+                                 **space_options(config))
         self.backend = make_backend(config, self.teacher, self.data)
 
     def records(self) -> list[dict[str, Any]]:
@@ -81,7 +81,7 @@ class RunEvaluator:
             ``status`` and ``reason``.
         """
         graphs = [self.space.apply(edit) for edit in edits]
-        results = self.backend.evaluate(graphs, _seed(self.config.seed, "reevaluate", int(seed)))
+        results = self.backend.evaluate(graphs, derive_seed(self.config.seed, "reevaluate", int(seed)))
         r, out = self.config.reward, []
         for graph, result in zip(graphs, results):
             params, flops = count_params(graph), count_flops(graph)

@@ -24,7 +24,7 @@ import numpy as np
 from botorch_archsearch.exceptions import InvalidEditError
 from botorch_archsearch.graph.arch_graph import CHANNELWISE_TYPES, ArchGraph
 
-_FREE, _TIED, _SOURCE = 0, 1, 2
+FREE, TIED, DERIVED = 0, 1, 2
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ class ChannelPlan:
 
     def mask(self, layer: int) -> np.ndarray:
         """The boolean mask of teacher output channels that layer ``layer`` keeps."""
-        return self.model._class_mask(self, self.root[layer])
+        return self.model.class_mask(self, self.root[layer])
 
     def counts_per_group(self, layer: int, groups: int) -> np.ndarray:
         """Kept output channels of layer ``layer`` in each of ``groups`` equal channel blocks."""
@@ -90,7 +90,7 @@ class ChannelModel:
         self.size = [node.out_channels for node in nodes]
         parent = list(range(n))
         for j, node in enumerate(nodes):
-            if self.kind[j] == _TIED:
+            if self.kind[j] == TIED:
                 # A spatial gate (N x 1 x H x W) scales every channel alike: only the map is tied.
                 spatial = node.op == "mul" and node.attr("gate") == "spatial"
                 for i in node.inputs[:1] if spatial else node.inputs:
@@ -104,9 +104,9 @@ class ChannelModel:
         blocks = [1] * n
         for j, node in enumerate(nodes):
             r = roots[j]
-            if self.kind[j] == _SOURCE:
+            if self.kind[j] == DERIVED:
                 sources.setdefault(r, []).append(j)
-            elif self.kind[j] == _FREE:
+            elif self.kind[j] == FREE:
                 min_free[r] = min(min_free.get(r, j), j)
             if node.op == "groupnorm" and node.attr("num_groups") > 1:
                 # Every group keeps an equal share of its channels (the student's groups are the
@@ -114,7 +114,7 @@ class ChannelModel:
                 rd, g = roots[j], node.attr("num_groups")
                 lcm = blocks[rd] * g // math.gcd(blocks[rd], g)
                 blocks[rd] = lcm if self.size[j] % lcm == 0 else blocks[rd]
-            if node.op == "conv" and 1 < node.groups and self.kind[j] == _FREE:
+            if node.op == "conv" and 1 < node.groups and self.kind[j] == FREE:
                 for dim in (j, node.inputs[0]):
                     rd = roots[dim]
                     lcm = blocks[rd] * node.groups // math.gcd(blocks[rd], node.groups)
@@ -145,7 +145,7 @@ class ChannelModel:
         self.removal_candidates = tuple(j for j in range(1, n) if len(nodes[j].inputs) == 1 or nodes[j].op == "mul")
         self.tied_to_input = frozenset(j for j in self.removal_candidates if roots[j] == roots[self.first_input[j]])
         self.grouped_convs = tuple(
-            j for j, node in enumerate(nodes) if node.op == "conv" and node.groups > 1 and self.kind[j] == _FREE
+            j for j, node in enumerate(nodes) if node.op == "conv" and node.groups > 1 and self.kind[j] == FREE
         )
         self.group_norms = tuple(
             j for j, node in enumerate(nodes) if node.op == "groupnorm" and node.attr("num_groups") > 1
@@ -153,7 +153,7 @@ class ChannelModel:
         self.group_of_root = {r: g for g, r in enumerate(group_roots)}
         self.group_roots = tuple(group_roots)
         self.group_members = tuple(
-            tuple(j for j in range(n) if roots[j] == r and self.kind[j] == _FREE) for r in group_roots
+            tuple(j for j in range(n) if roots[j] == r and self.kind[j] == FREE) for r in group_roots
         )
         self.importance = None if importance is None else self._check_importance(importance)
 
@@ -294,10 +294,12 @@ class ChannelModel:
         if r in state.full or r in state.frozen:
             return self.size[r]
         if r in state.source:
-            return int(self._class_mask(plan, r).sum())
+            return int(self.class_mask(plan, r).sum())
         return self.keep_count(state.ratio[r], self.size[r], state.blocks[r])
 
-    def _class_mask(self, plan: ChannelPlan, r: int) -> np.ndarray:
+    def class_mask(self, plan: ChannelPlan, r: int) -> np.ndarray:
+        """The boolean mask of teacher channels that channel class ``r`` (a root) keeps under
+        ``plan`` (computed once per plan and class)."""
         mask = plan.masks.get(r)
         if mask is not None:
             return mask
@@ -308,7 +310,7 @@ class ChannelModel:
         elif r in state.source:
             s = state.source[r]
             node = self.graph.nodes[s]
-            ins = [self._class_mask(plan, plan.root[i]) for i in node.inputs]
+            ins = [self.class_mask(plan, plan.root[i]) for i in node.inputs]
             if node.op == "input":
                 mask = np.ones(size, dtype=bool)
             elif node.op == "concat":
@@ -400,14 +402,14 @@ def shuffle_permutation(channels: int, groups: int) -> np.ndarray:
 def _dim_kind(graph: ArchGraph, j: int) -> int:
     node = graph.nodes[j]
     if node.op in ("input", "concat", "slice", "shuffle"):
-        return _SOURCE
+        return DERIVED
     if node.op == "flatten":
-        return _TIED if node.out_channels == node.in_channels else _SOURCE
+        return TIED if node.out_channels == node.in_channels else DERIVED
     if node.op in CHANNELWISE_TYPES:
-        return _TIED
+        return TIED
     if node.op == "conv" and node.groups == node.in_channels == node.out_channels and node.groups > 1:
-        return _TIED  # depthwise: output channel c reads input channel c only
-    return _FREE
+        return TIED  # depthwise: output channel c reads input channel c only
+    return FREE
 
 
 def _find(parent: list[int] | tuple[int, ...], x: int) -> int:

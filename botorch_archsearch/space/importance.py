@@ -25,7 +25,7 @@ from torch import nn
 from botorch_archsearch.exceptions import ArchSearchError
 from botorch_archsearch.graph.arch_graph import ArchGraph
 from botorch_archsearch.graph.build import WEIGHTED_TYPES, teacher_tensors
-from botorch_archsearch.space.channels import _SOURCE, ChannelModel, shuffle_permutation
+from botorch_archsearch.space.channels import DERIVED, ChannelModel, shuffle_permutation
 
 
 def channel_importance(graph: ArchGraph, model: nn.Module, p: float = 2.0) -> tuple[np.ndarray, ...]:
@@ -83,7 +83,7 @@ def channel_importance(graph: ArchGraph, model: nn.Module, p: float = 2.0) -> tu
         per_class[root[j]] = per_class.get(root[j], 0.0) + values
     # A derived dimension (concat, slice, shuffle, flatten) hands its channels' importance back to
     # the channels it is made of; later layers first, so chains of them pass it all the way back.
-    for s in sorted((j for j in range(len(nodes)) if channels.kind[j] == _SOURCE), reverse=True):
+    for s in sorted((j for j in range(len(nodes)) if channels.kind[j] == DERIVED), reverse=True):
         node = nodes[s]
         values = per_class[root[s]]
         if node.op == "input":

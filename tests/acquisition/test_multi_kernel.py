@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from botorch_archsearch.acquisition import propose_architectures
-from botorch_archsearch.acquisition.multi_kernel import _subset
+from botorch_archsearch.acquisition.multi_kernel import random_subset
 from botorch_archsearch.exceptions import ArchSearchError
 from botorch_archsearch.graph import count_params, encode, num_features, trace
 from botorch_archsearch.models import get_teacher
@@ -91,10 +91,10 @@ def test_kernels_are_fitted_concurrently_and_threads_restored(monkeypatch):
 
 def test_subset_keeps_about_half_and_at_least_the_minimum():
     g = torch.Generator().manual_seed(0)
-    sizes = [len(_subset(100, 0.5, 2, g)) for _ in range(200)]
+    sizes = [len(random_subset(100, 0.5, 2, g)) for _ in range(200)]
     assert 45 <= sum(sizes) / len(sizes) <= 55
-    assert all(len(_subset(3, 0.01, 2, g)) == 2 for _ in range(50))
-    s = _subset(50, 0.5, 2, g)
+    assert all(len(random_subset(3, 0.01, 2, g)) == 2 for _ in range(50))
+    s = random_subset(50, 0.5, 2, g)
     assert len(set(s.tolist())) == len(s) and bool((s[1:] > s[:-1]).all())
 
 
