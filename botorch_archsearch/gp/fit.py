@@ -25,6 +25,7 @@ from gpytorch.mlls import ExactMarginalLogLikelihood, LeaveOneOutPseudoLikelihoo
 from torch import Tensor
 
 from botorch_archsearch.exceptions import ArchSearchError, EncodingError
+from botorch_archsearch.graph.encoding import DEFAULT_MAX_EDGES, num_features
 from botorch_archsearch.gp.model import ArchitectureGP
 from botorch_archsearch.kernels import ArchitectureKernel, BiLSTMEmbedding, load_kernel
 
@@ -54,7 +55,7 @@ def architecture_gp(
     train_Y: Tensor,
     covar_module: Kernel | None = None,
     max_layers: int | None = None,
-    max_edges: int = 8,
+    max_edges: int = DEFAULT_MAX_EDGES,
     hidden_size: int = 64,
     num_layers: int = 4,
     sigma: float | None = None,
@@ -178,7 +179,7 @@ def transferred_gp(path: str | Path, train_X: Tensor, train_Y: Tensor) -> Archit
     """
     saved = load_kernel(path)
     embedding = saved.kernel.embedding
-    expected = embedding.max_layers * (7 + embedding.max_edges)
+    expected = embedding.max_layers * num_features(embedding.max_edges)
     if isinstance(train_X, Tensor) and train_X.dim() == 2 and train_X.shape[-1] != expected:
         raise EncodingError(
             f"transferred_gp: train_X has {train_X.shape[-1]} columns; the saved kernel reads encodings with "

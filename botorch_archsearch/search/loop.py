@@ -54,7 +54,7 @@ from botorch_archsearch.search.config import (
 )
 from botorch_archsearch.search.journal import JOURNAL_NAME, RECORD_KEYS, Journal, read_journal, repair_journal
 from botorch_archsearch.search.lock import RunDirectoryLock
-from botorch_archsearch.search.report import TensorBoardLogger, write_report
+from botorch_archsearch.search.report import TensorBoardLogger, format_seconds, write_report
 from botorch_archsearch.space import (
     ONESHOT_METHODS,
     Edit,
@@ -267,7 +267,7 @@ class _Search:
                 "n/a" if best is None else
                 f"{best['reward']:.4f} (accuracy {best['accuracy']:.4f}, "
                 f"{self.teacher_info['params'] / max(best['params'], 1):.1f}x fewer parameters)",
-                _clock(time.perf_counter() - step_start),
+                format_seconds(time.perf_counter() - step_start),
             )
 
     def run_oneshot(self, method: str) -> None:
@@ -847,11 +847,6 @@ def _generator(seed: int, *tags: Any) -> torch.Generator:
     return torch.Generator().manual_seed(derive_seed(seed, *tags))
 
 
-def _clock(seconds: float) -> str:
-    s = int(round(seconds))
-    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
-
-
 def _summary(records: list[dict], best: dict[str, dict], final: list[dict], teacher: dict) -> str:
     rows = [("method", "best f(x)", "accuracy", "test acc.", "#params", "ratio", "evaluations", "failed", "search time")]
     rows.append(("teacher", "-", f"{teacher['val_accuracy']:.4f}",
@@ -862,7 +857,7 @@ def _summary(records: list[dict], best: dict[str, dict], final: list[dict], teac
         test = next((f["test_accuracy"] for f in final if f["method"] == method and f["rank"] == 1), None)
         rows.append((method, f"{b['reward']:.4f}", f"{b['accuracy']:.4f}", "-" if test is None else f"{test:.4f}",
                      f"{b['params']:,}", f"{teacher['params'] / max(b['params'], 1):.1f}x", str(len(mine)),
-                     str(sum(r["status"] != "ok" for r in mine)), _clock(sum(r["seconds"] for r in mine))))
+                     str(sum(r["status"] != "ok" for r in mine)), format_seconds(sum(r["seconds"] for r in mine))))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.rjust(w) for cell, w in zip(row, widths)) for row in rows]
     return "\n".join(["summary:", *lines])
