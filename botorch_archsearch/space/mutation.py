@@ -70,8 +70,8 @@ def mutate_edits(
         u = torch.rand(n, skips.shape[1], **kw).numpy()
         kept = skips & (u >= rate)
         added = ~skips & (u < add_p)
-        skips = _cap_skips(space, kept, added)
-    return _from_arrays(space, masks, ratios, skips, [e.channel_order for e in edits])
+        skips = space.cap_skips(kept, added)
+    return space.edits_from_arrays(masks, ratios, skips, [e.channel_order for e in edits])
 
 
 def perturb_edits(
@@ -124,8 +124,8 @@ def perturb_edits(
         u = torch.rand(n, skips.shape[1], **kw).numpy()
         kept = skips & (u >= scale)
         added = ~skips & (u < scale * float(np.mean(space.skip_probs)))
-        skips = _cap_skips(space, kept, added)
-    return _from_arrays(space, masks, ratios, skips, [e.channel_order for e in edits])
+        skips = space.cap_skips(kept, added)
+    return space.edits_from_arrays(masks, ratios, skips, [e.channel_order for e in edits])
 
 
 def crossover_edits(
@@ -174,8 +174,8 @@ def crossover_edits(
     if space.skip and skips.shape[1]:
         take_b = (torch.rand(n, skips.shape[1], **kw) < 0.5).numpy()
         child = np.where(take_b, skips_b, skips_a)
-        skips = _cap_skips(space, np.zeros_like(child), child)
-    return _from_arrays(space, masks, ratios, skips, [e.channel_order for e in parents_a])
+        skips = space.cap_skips(np.zeros_like(child), child)
+    return space.edits_from_arrays(masks, ratios, skips, [e.channel_order for e in parents_a])
 
 
 def _check_probability(caller: str, name: str, value: float) -> float:
@@ -215,7 +215,7 @@ def _to_arrays(
         fixed[list(space.removable)] = False
         per_dst = np.zeros((n, L), dtype=np.int64)
         rows, cols = np.nonzero(skips)
-        np.add.at(per_dst, (rows, _skip_dst(space)[cols]), 1)
+        np.add.at(per_dst, (rows, space.skip_destinations[cols]), 1)
         wrong = (masks & fixed).any(1) | ~((ratios >= 0) & (ratios < 1)).all(1)  # NaN too
         wrong |= (per_dst > space.max_skips_per_layer).any(1)
         if not wrong.any():
@@ -227,40 +227,6 @@ def _to_arrays(
         except InvalidEditError as e:
             raise InvalidEditError(f"{caller}: {name}[{c}] does not fit the space: {e}") from e
     raise InvalidEditError(f"{caller}: {name} holds an edit that does not fit the space.")  # pragma: no cover
-
-
-def _skip_dst(space: SearchSpace) -> np.ndarray:
-    """The destination layer of each of ``space.skip_candidates``."""
-    return np.array([j for _, j in space.skip_candidates], dtype=np.int64)
-
-
-def _cap_skips(space: SearchSpace, kept: np.ndarray, added: np.ndarray) -> np.ndarray:
-    """``kept | added`` with at most ``space.max_skips_per_layer`` skips into one layer: ``kept``
-    (already within the cap) first, then ``added`` in candidate order."""
-    out = kept | added
-    if not out.any():
-        return out
-    cap, dst = space.max_skips_per_layer, _skip_dst(space)
-    per_dst = np.zeros((len(out), space.graph.num_layers), dtype=np.int64)
-    rows, cols = np.nonzero(out)
-    np.add.at(per_dst, (rows, dst[cols]), 1)
-    for c in np.flatnonzero((per_dst > cap).any(1)):
-        count = np.bincount(dst[kept[c]], minlength=space.graph.num_layers)
-        for s in np.flatnonzero(added[c] & ~kept[c]):
-            j = dst[s]
-            count[j] += 1
-            out[c, s] = count[j] <= cap
-    return out
-
-
-def _from_arrays(space: SearchSpace, masks: np.ndarray, ratios: np.ndarray, skips: np.ndarray,
-                 orders: Sequence[str]) -> list[Edit]:
-    cand = space.skip_candidates
-    mask_rows, ratio_rows = masks.tolist(), ratios.tolist()
-    return [
-        Edit(tuple(mask_rows[c]), tuple(ratio_rows[c]), tuple(cand[s] for s in np.flatnonzero(skips[c])), orders[c])
-        for c in range(len(mask_rows))
-    ]
 
 
 __all__ = ["crossover_edits", "mutate_edits", "perturb_edits"]

@@ -282,23 +282,52 @@ class SearchSpace:
         skips = (torch.rand(n, S, **kw) < sk_p[:, None]) if self.skip else torch.zeros(n, S, dtype=torch.bool)
         masks = np.zeros((n, L), dtype=bool)
         masks[:, list(self.removable)] = remove.numpy()
-        ratio_rows = ratios.numpy().tolist()
-        skip_rows, cand = skips.numpy(), self.skip_candidates
-        if S:
-            # Enforce the per-layer cap: count drawn skips per destination, keep the first ones.
-            per_dst = np.zeros((n, self.graph.num_layers), dtype=np.int64)
-            np.add.at(per_dst, (np.nonzero(skip_rows)[0], self._skip_dst[np.nonzero(skip_rows)[1]]), 1)
-            for c in np.flatnonzero((per_dst > self.max_skips_per_layer).any(1)):
-                seen: dict[int, int] = {}
-                for s in np.flatnonzero(skip_rows[c]):
-                    j = cand[s][1]
-                    seen[j] = seen.get(j, 0) + 1
-                    skip_rows[c, s] = seen[j] <= self.max_skips_per_layer
+        skip_rows = skips.numpy()
+        if S:  # the per-layer cap: the first skips drawn (in candidate order) are kept
+            skip_rows = self.cap_skips(np.zeros_like(skip_rows), skip_rows)
+        return self.edits_from_arrays(masks, ratios.numpy(), skip_rows, [self.channel_order] * n)
+
+    def cap_skips(self, kept: np.ndarray, added: np.ndarray) -> np.ndarray:
+        r"""Skip indicators ``kept | added`` with at most ``max_skips_per_layer`` skips into one layer.
+
+        Args:
+            kept: `n x S` indicators over :attr:`skip_candidates`, already within the cap; all kept.
+            added: `n x S` indicators of skips to add; kept in candidate order while the cap allows.
+
+        Returns:
+            The `n x S` boolean indicators.
+        """
+        out = kept | added
+        if not out.any():
+            return out
+        cap, dst = self.max_skips_per_layer, self._skip_dst
+        per_dst = np.zeros((len(out), self.graph.num_layers), dtype=np.int64)
+        rows, cols = np.nonzero(out)
+        np.add.at(per_dst, (rows, dst[cols]), 1)
+        for c in np.flatnonzero((per_dst > cap).any(1)):
+            count = np.bincount(dst[kept[c]], minlength=self.graph.num_layers)
+            for s in np.flatnonzero(added[c] & ~kept[c]):
+                j = dst[s]
+                count[j] += 1
+                out[c, s] = count[j] <= cap
+        return out
+
+    def edits_from_arrays(self, masks: np.ndarray, ratios: np.ndarray, skips: np.ndarray,
+                          orders: Sequence[str]) -> list[Edit]:
+        r"""Edits from arrays: `n x L` removal flags, `n x G` ratios, `n x S` skip indicators over
+        :attr:`skip_candidates`, and one channel order per edit (not checked: the arrays must fit)."""
+        cand = self.skip_candidates
+        mask_rows, ratio_rows = masks.tolist(), ratios.tolist()
         return [
-            Edit(tuple(masks[c].tolist()), tuple(ratio_rows[c]), tuple(cand[s] for s in np.flatnonzero(skip_rows[c])),
-                 self.channel_order)
-            for c in range(n)
+            Edit(tuple(mask_rows[c]), tuple(ratio_rows[c]), tuple(cand[s] for s in np.flatnonzero(skips[c])),
+                 orders[c])
+            for c in range(len(mask_rows))
         ]
+
+    @property
+    def skip_destinations(self) -> np.ndarray:
+        """The destination layer of each of :attr:`skip_candidates` (an integer array)."""
+        return self._skip_dst
 
     def __repr__(self) -> str:
         return (
