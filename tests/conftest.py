@@ -1,4 +1,6 @@
-r"""Shared fixtures: tiny zoo teachers, a few torchvision models and their traced graphs.
+r"""Shared fixtures: tiny zoo teachers, a few torchvision models and their traced graphs; the
+arguments and environment that make the command-line app's runs take seconds (``tiny_cli_args``,
+``cli_env``).
 
 Every module handed out here is in eval mode and shared by the whole session: a test may run it
 (under ``torch.no_grad()``) but must not train it, move it or change its mode; a test that needs a
@@ -10,6 +12,9 @@ Keys: the zoo teachers are named as in :data:`~botorch_archsearch.models.TEACHER
 """
 
 from __future__ import annotations
+
+import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -91,3 +96,48 @@ def teacher_name(request) -> str:
 def zoo_name(request) -> str:
     """Each zoo teacher name in turn."""
     return request.param
+
+
+# ---------------------------------------------------------------------------- the command-line app
+# Overrides that make the app's default job (ESNAC, then the one-shot baselines) take seconds.
+TINY_DEFAULT_JOB = (
+    "dataset=synthetic",
+    "teacher.epochs=1",
+    "teacher.max_batches=2",
+    "kernel.hidden_size=8",
+    "kernel.num_layers=1",
+    "kernel.max_steps=3",
+    "acquisition.num_candidates=30",
+    "evaluation.epochs=1",
+    "evaluation.max_batches=3",
+    "final.top_k=1",
+    "final.epochs=1",
+    "final.max_batches=1",
+    "final.step_size=1",
+)
+
+
+@pytest.fixture
+def tiny_default_cli_args() -> list[str]:
+    """Overrides of the app's default job (the search, then two one-shot evaluations) that make it
+    take seconds: synthetic data, a teacher trained on 2 batches, a tiny kernel, 3 batches of
+    distillation, one best student trained on 1 batch."""
+    return list(TINY_DEFAULT_JOB)
+
+
+@pytest.fixture
+def tiny_cli_args() -> list[str]:
+    """``tiny_default_cli_args`` and ``search.baselines=[]``: the search alone."""
+    return [*TINY_DEFAULT_JOB, "search.baselines=[]"]
+
+
+@pytest.fixture
+def cli_env():
+    """``cli_env(directory)``: the environment of an app run in ``directory``: one thread, unbuffered
+    output, and the teacher cache in ``directory/cache`` (the trained teacher, shared by the runs)."""
+    def env(directory: Path) -> dict[str, str]:
+        env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+        env["BOTORCH_ARCHSEARCH_CACHE"] = str(directory / "cache")
+        return env
+
+    return env

@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from botorch_archsearch.exceptions import UnsupportedLayerError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,6 +31,7 @@ def _load_bench():
     return bench
 
 
+@pytest.mark.slow  # the benchmark in subprocesses, twice
 def test_coverage_smoke_and_resume(tmp_path):
     out_md = tmp_path / "results" / "coverage.md"
     args = ("--models", ",".join(MODELS), "--edits", "2", "--out", str(out_md))
@@ -76,6 +79,7 @@ def test_a_failing_step_is_a_row_not_a_crash(monkeypatch):
     assert totals[0].startswith("**0 of 1 fully valid**") and totals[-1].startswith("- squeezenet1_1: trace: ")
 
 
+@pytest.mark.slow  # the benchmark in a subprocess
 def test_unknown_model_is_refused(tmp_path):
     out = _bench("--models", "vit_b_16", cwd=tmp_path)
     assert out.returncode == 2 and "vit_b_16" in out.stderr

@@ -25,6 +25,7 @@ def _bench(*args, cwd):
                           capture_output=True, text=True, timeout=600, cwd=cwd, env=env)
 
 
+@pytest.mark.slow  # the harness in subprocesses: searches, re-evaluation, report
 def test_harness_smoke(tmp_path):
     out = _bench("run", "--name", "main", "--seeds", "0", "1", "--out", str(tmp_path / "runs"), "--", *TINY,
                  cwd=tmp_path)
@@ -106,6 +107,7 @@ def _check_reevaluation(tmp_path):
         assert f"| main | {seed} | {len(f)} | {share:.3f} | {uniform:.4f} |" in sampled.stdout, sampled.stdout
 
 
+@pytest.mark.slow  # a search and the benchmarks in subprocesses
 def test_bench_bo_and_kernel_quality_on_journals(tmp_path):
     """benchmarks/bench_bo.py --journals and benchmarks/kernel_quality.py fit on the rewards of
     search journals; kernel_quality.py tallies the saved kernels' step counts."""

@@ -13,6 +13,7 @@ import pytest
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 TEACHERS = ["vgg19", "resnet18", "resnet34", "shufflenet", "mobilenetv2"]
+pytestmark = pytest.mark.slow  # each example runs in a subprocess (a search of half a minute or so)
 
 
 def _run(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:

@@ -13,13 +13,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from test_main import TINY, _env
-
 ROOT = Path(__file__).resolve().parents[1]
-pytestmark = pytest.mark.skipif(
-    not all(importlib.util.find_spec(name) for name in ("pip", "setuptools")),
-    reason="needs pip and setuptools",
-)
+pytestmark = [
+    pytest.mark.skipif(not all(importlib.util.find_spec(name) for name in ("pip", "setuptools")),
+                       reason="needs pip and setuptools"),
+    pytest.mark.slow,  # pip builds and installs a wheel; the installed command runs in subprocesses
+]
 
 
 def _pip(*args: str, cwd: Path) -> None:
@@ -50,26 +49,26 @@ def installed(tmp_path_factory) -> Path:
     return tmp / "target"
 
 
-def _command(target: Path, args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    env = dict(_env(cwd), PYTHONPATH=str(target))  # the installed copy, not the checkout's editable one
+def _command(target: Path, args: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:
     return subprocess.run([str(target / "bin" / "botorch-archsearch"), *args], capture_output=True, text=True,
                           timeout=300, env=env, cwd=cwd)
 
 
-def test_the_installed_command_runs_from_another_directory(installed, tmp_path):
+def test_the_installed_command_runs_from_another_directory(installed, tmp_path, cli_env, tiny_cli_args):
     work = tmp_path / "elsewhere"
     work.mkdir()
-    env = dict(_env(work), PYTHONPATH=str(installed))
+    env = dict(cli_env(work), PYTHONPATH=str(installed))  # the installed copy, not the checkout's editable one
     code = "import botorch_archsearch; print(botorch_archsearch.__file__)"
     where = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=work,
                            check=True).stdout.strip()
     assert Path(where) == installed / "botorch_archsearch" / "__init__.py"
 
-    out = _command(installed, ["--help"], work)
+    out = _command(installed, ["--help"], work, env)
     assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr[-3000:]
     assert "== Configuration groups ==" in out.stdout and "tiny_resnet18" in out.stdout  # conf/ was found
 
-    out = _command(installed, [*TINY, "search.steps=2", "search.num_kernels=2", "hydra.run.dir=run"], work)
+    out = _command(installed, [*tiny_cli_args, "search.steps=2", "search.num_kernels=2", "hydra.run.dir=run"],
+                   work, env)
     assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr[-3000:]
     run = work / "run"
     assert len((run / "journal.jsonl").read_text().splitlines()) == 4 and (run / "report.md").is_file()

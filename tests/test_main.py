@@ -12,33 +12,19 @@ from pathlib import Path
 
 import pytest
 
-DEFAULT_TINY = [
-    "dataset=synthetic",
-    "teacher.epochs=1",
-    "teacher.max_batches=2",
-    "kernel.hidden_size=8",
-    "kernel.num_layers=1",
-    "kernel.max_steps=3",
-    "acquisition.num_candidates=30",
-    "evaluation.epochs=1",
-    "evaluation.max_batches=3",
-    "final.top_k=1",
-    "final.epochs=1",
-    "final.max_batches=1",
-    "final.step_size=1",
-]
-TINY = [*DEFAULT_TINY, "search.baselines=[]"]  # the search alone (the default adds two one-shot evaluations)
+# Every test here starts the app in a subprocess (seconds to a minute each).
+pytestmark = pytest.mark.slow
 
 
-def _env(tmp_path: Path) -> dict:
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
-    env["BOTORCH_ARCHSEARCH_CACHE"] = str(tmp_path / "cache")  # the trained teacher, shared by the runs
-    return env
+@pytest.fixture
+def app(tmp_path, cli_env):
+    """``app(args, timeout=300, **kwargs)``: ``python -m botorch_archsearch ARGS`` run to its end in
+    ``tmp_path``, with ``cli_env(tmp_path)``; its ``CompletedProcess`` (text, output captured)."""
+    def run(args, timeout=300, **kwargs):
+        return subprocess.run([sys.executable, "-m", "botorch_archsearch", *args], capture_output=True,
+                              text=True, timeout=timeout, env=cli_env(tmp_path), cwd=tmp_path, **kwargs)
 
-
-def _app(args, tmp_path, timeout=300, **kwargs):
-    return subprocess.run([sys.executable, "-m", "botorch_archsearch", *args], capture_output=True, text=True,
-                          timeout=timeout, env=_env(tmp_path), cwd=tmp_path, **kwargs)
+    return run
 
 
 def _records(run: Path) -> list[dict]:
@@ -49,8 +35,8 @@ def _strip(records):
     return [{k: v for k, v in r.items() if k != "seconds"} for r in records]
 
 
-def test_the_default_job_puts_the_one_shot_baselines_next_to_esnac(tmp_path):
-    out = _app([*DEFAULT_TINY, "search.steps=2", "search.num_kernels=2", "hydra.run.dir=run"], tmp_path)
+def test_the_default_job_puts_the_one_shot_baselines_next_to_esnac(tmp_path, app, tiny_default_cli_args):
+    out = app([*tiny_default_cli_args, "search.steps=2", "search.num_kernels=2", "hydra.run.dir=run"])
     assert out.returncode == 0, out.stderr[-3000:]
     records = _records(tmp_path / "run")
     assert [r["method"] for r in records] == ["esnac"] * 4 + ["uniform", "magnitude"]
@@ -65,35 +51,35 @@ def test_the_default_job_puts_the_one_shot_baselines_next_to_esnac(tmp_path):
     assert "| uniform |" in report and "| magnitude |" in report
 
 
-def test_bad_values_fail_before_any_work_naming_the_key(tmp_path):
-    out = _app([*TINY, "search.num_kernels=0", "hydra.run.dir=run"], tmp_path)
+def test_bad_values_fail_before_any_work_naming_the_key(tmp_path, app, tiny_cli_args):
+    out = app([*tiny_cli_args, "search.num_kernels=0", "hydra.run.dir=run"])
     assert out.returncode == 2
     assert "search.num_kernels must be an integer >= 1, got 0" in out.stderr
     assert not (tmp_path / "run" / "journal.jsonl").exists()
-    out = _app([*TINY, "search.shrink_range=[0.5,2.0]", "hydra.run.dir=run"], tmp_path)
+    out = app([*tiny_cli_args, "search.shrink_range=[0.5,2.0]", "hydra.run.dir=run"])
     assert out.returncode == 2 and "search.shrink_range must be a number in [0, 1], got 2.0" in out.stderr
-    out = _app([*TINY, "teacher=alexnet", "hydra.run.dir=run"], tmp_path)
+    out = app([*tiny_cli_args, "teacher=alexnet", "hydra.run.dir=run"])
     assert out.returncode != 0 and "alexnet" in out.stderr and "tiny_resnet18" in out.stderr  # Hydra lists them
-    out = _app([*TINY, "teacher=tiny_vgg19", "dataset=digits", "hydra.run.dir=run"], tmp_path)
+    out = app([*tiny_cli_args, "teacher=tiny_vgg19", "dataset=digits", "hydra.run.dir=run"])
     assert out.returncode == 2 and "teacher 'vgg19' cannot take dataset 'digits'" in out.stderr
 
 
-def test_multirun_sweep_writes_one_run_per_job(tmp_path):
-    out = _app(["-m", *TINY, "search.steps=1", "search.num_kernels=1,2", "hydra.sweep.dir=sweep"], tmp_path)
+def test_multirun_sweep_writes_one_run_per_job(tmp_path, app, tiny_cli_args):
+    out = app(["-m", *tiny_cli_args, "search.steps=1", "search.num_kernels=1,2", "hydra.sweep.dir=sweep"])
     assert out.returncode == 0, out.stderr[-3000:]
     assert [len(_records(tmp_path / "sweep" / job)) for job in ("0", "1")] == [1, 2]
     assert (tmp_path / "sweep" / "1" / "report.md").is_file()
 
 
-def test_kill_9_mid_search_then_resume_ends_as_an_uninterrupted_run(tmp_path):
-    args = [*TINY, "search.steps=4", "search.num_kernels=2", "evaluation.max_batches=6"]
-    full = _app([*args, "hydra.run.dir=full"], tmp_path)
+def test_kill_9_mid_search_then_resume_ends_as_an_uninterrupted_run(tmp_path, app, cli_env, tiny_cli_args):
+    args = [*tiny_cli_args, "search.steps=4", "search.num_kernels=2", "evaluation.max_batches=6"]
+    full = app([*args, "hydra.run.dir=full"])
     assert full.returncode == 0, full.stderr[-3000:]
     expected = _records(tmp_path / "full")
     assert len(expected) == 8
 
     proc = subprocess.Popen([sys.executable, "-m", "botorch_archsearch", *args, "hydra.run.dir=killed"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env(tmp_path), cwd=tmp_path)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=cli_env(tmp_path), cwd=tmp_path)
     journal = tmp_path / "killed" / "journal.jsonl"
     deadline = time.monotonic() + 240
     try:
@@ -110,7 +96,7 @@ def test_kill_9_mid_search_then_resume_ends_as_an_uninterrupted_run(tmp_path):
     before = _records(tmp_path / "killed") if journal.read_text().endswith("\n") else None
     assert not (tmp_path / "killed" / "report.md").exists()
 
-    resumed = _app(["resume=killed"], tmp_path)
+    resumed = app(["resume=killed"])
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     records = _records(tmp_path / "killed")
     assert _strip(records) == _strip(expected)  # nothing lost, nothing evaluated twice, same result
@@ -119,17 +105,18 @@ def test_kill_9_mid_search_then_resume_ends_as_an_uninterrupted_run(tmp_path):
     assert (tmp_path / "killed" / "report.md").is_file()
 
 
-def test_resume_of_a_directory_that_is_not_a_run_is_a_clear_error(tmp_path):
-    out = _app(["resume=nowhere"], tmp_path)
+def test_resume_of_a_directory_that_is_not_a_run_is_a_clear_error(tmp_path, app):
+    out = app(["resume=nowhere"])
     assert out.returncode == 2 and "not a run directory" in out.stderr
 
 
-def test_a_second_process_is_refused_while_a_search_holds_the_run_directory(tmp_path):
+def test_a_second_process_is_refused_while_a_search_holds_the_run_directory(
+        tmp_path, app, cli_env, tiny_cli_args):
     """One process per run directory; the lock of a search killed with kill -9 is taken over."""
     run = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "botorch_archsearch", *TINY, "search.steps=2",
+    proc = subprocess.Popen([sys.executable, "-m", "botorch_archsearch", *tiny_cli_args, "search.steps=2",
                              "search.num_kernels=1", "hydra.run.dir=run"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env(tmp_path), cwd=tmp_path)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=cli_env(tmp_path), cwd=tmp_path)
     deadline = time.monotonic() + 240
     try:
         while f'"pid": {proc.pid},' not in ((run / ".lock").read_text() if (run / ".lock").exists() else "") or \
@@ -137,7 +124,7 @@ def test_a_second_process_is_refused_while_a_search_holds_the_run_directory(tmp_
             assert proc.poll() is None and time.monotonic() < deadline, "the search never held its run directory"
             time.sleep(0.02)
         os.kill(proc.pid, signal.SIGSTOP)  # it keeps the lock for as long as the second process tries
-        second = _app(["resume=run"], tmp_path)
+        second = app(["resume=run"])
         assert second.returncode == 2 and "Traceback" not in second.stderr, second.stderr[-3000:]
         assert f"botorch-archsearch: error: run directory '{run}' is in use by process {proc.pid} on " in \
             second.stderr.strip().splitlines()[-1]
@@ -146,15 +133,15 @@ def test_a_second_process_is_refused_while_a_search_holds_the_run_directory(tmp_
         proc.kill()
         proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
-    resumed = _app(["resume=run"], tmp_path)
+    resumed = app(["resume=run"])
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert [r["index"] for r in _records(run)] == [0, 1] and (run / "report.md").is_file()
 
 
-def test_resume_applies_the_settings_that_may_change_and_refuses_any_other(tmp_path):
-    first = _app([*TINY, "search.steps=1", "search.num_kernels=1", "hydra.run.dir=run"], tmp_path)
+def test_resume_applies_the_settings_that_may_change_and_refuses_any_other(tmp_path, app, tiny_cli_args):
+    first = app([*tiny_cli_args, "search.steps=1", "search.num_kernels=1", "hydra.run.dir=run"])
     assert first.returncode == 0, first.stderr[-3000:]
-    refused = _app(["resume=run", "search.steps=2", "evaluation.epochs=7"], tmp_path)
+    refused = app(["resume=run", "search.steps=2", "evaluation.epochs=7"])
     assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr[-3000:]
     assert "'evaluation.epochs=7' cannot be applied: evaluation.epochs is part of the run's identity" in refused.stderr
     assert "only search.steps, evaluation.backend, evaluation.dask, evaluation.workers, evaluation.isolation, progress" \
@@ -164,29 +151,30 @@ def test_resume_applies_the_settings_that_may_change_and_refuses_any_other(tmp_p
     saved = json.loads(original)
     teacher, saved["teacher"]["name"] = saved["teacher"]["name"], "resnet34"  # config.json edited by hand
     config.write_text(json.dumps(saved))
-    edited = _app(["resume=run"], tmp_path)
+    edited = app(["resume=run"])
     assert edited.returncode == 2 and "Traceback" not in edited.stderr, edited.stderr[-3000:]
     assert f'in teacher.name: started with {json.dumps(teacher)}, given "resnet34"' in edited.stderr
     config.write_text(original)
-    extended = _app(["resume=run", "search.steps=2", "++progress=false"], tmp_path)
+    extended = app(["resume=run", "search.steps=2", "++progress=false"])
     assert extended.returncode == 0, extended.stderr[-3000:]
     assert [r["step"] for r in _records(tmp_path / "run")] == [1, 2]  # the run was extended by one step
     assert json.loads(config.read_text())["search"]["steps"] == 2 and json.loads(config.read_text())["progress"] is False
 
 
-def test_joblib_launcher_runs_a_two_job_sweep(tmp_path):
-    out = _app(["-m", "hydra/launcher=local_parallel", *TINY, "search.steps=1", "search.num_kernels=1",
-                "search.init=random", "seed=0,1", "hydra.sweep.dir=sweep"], tmp_path)  # a random first student
+def test_joblib_launcher_runs_a_two_job_sweep(tmp_path, app, tiny_cli_args):
+    out = app(["-m", "hydra/launcher=local_parallel", *tiny_cli_args, "search.steps=1", "search.num_kernels=1",
+               "search.init=random",  # a random first student
+               "seed=0,1", "hydra.sweep.dir=sweep"])
     assert out.returncode == 0, out.stderr[-3000:]
     assert "Joblib" in out.stdout + out.stderr  # the joblib launcher ran the jobs
     first, second = (_records(tmp_path / "sweep" / job) for job in ("0", "1"))
     assert len(first) == len(second) == 1 and first[0]["key"] != second[0]["key"]  # seeds 0 and 1
 
 
-def test_ctrl_c_ends_with_one_line_naming_how_to_resume(tmp_path):
-    args = [*TINY, "search.steps=3", "search.num_kernels=2", "evaluation.max_batches=6"]
+def test_ctrl_c_ends_with_one_line_naming_how_to_resume(tmp_path, app, cli_env, tiny_cli_args):
+    args = [*tiny_cli_args, "search.steps=3", "search.num_kernels=2", "evaluation.max_batches=6"]
     proc = subprocess.Popen([sys.executable, "-m", "botorch_archsearch", *args, "hydra.run.dir=interrupted"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=_env(tmp_path),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=cli_env(tmp_path),
                             cwd=tmp_path)
     journal = tmp_path / "interrupted" / "journal.jsonl"
     deadline = time.monotonic() + 240
@@ -206,7 +194,7 @@ def test_ctrl_c_ends_with_one_line_naming_how_to_resume(tmp_path):
         f"interrupted; resume with: python -m botorch_archsearch resume={tmp_path / 'interrupted'}"
     ]
     assert not (tmp_path / "interrupted" / "report.md").exists()
-    resumed = _app([stderr.split()[-1]], tmp_path)  # the printed resume= argument, as given
+    resumed = app([stderr.split()[-1]])  # the printed resume= argument, as given
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert len(_records(tmp_path / "interrupted")) == 6 and (tmp_path / "interrupted" / "report.md").is_file()
 
@@ -223,9 +211,9 @@ def test_ctrl_c_ends_with_one_line_naming_how_to_resume(tmp_path):
     ],
     ids=["boolean", "nullable-boolean", "cuda", "run-dir", "cache-dir"],
 )
-def test_one_line_error_and_exit_2_before_any_work(tmp_path, overrides, message):
+def test_one_line_error_and_exit_2_before_any_work(tmp_path, overrides, message, app, tiny_cli_args):
     (tmp_path / "a_file").write_text("a file where a folder is expected")
-    out = _app([*TINY, "hydra.run.dir=run", *overrides], tmp_path)
+    out = app([*tiny_cli_args, "hydra.run.dir=run", *overrides])
     assert out.returncode == 2
     assert len(out.stderr.splitlines()) == 1 and "Traceback" not in out.stderr, out.stderr[-3000:]
     assert out.stderr.startswith(f"botorch-archsearch: error: {message}"), out.stderr
@@ -267,10 +255,10 @@ class Untraceable(nn.Module):
 COMMAND = ["-P"] if sys.version_info >= (3, 11) else []
 
 
-def test_a_torchvision_teacher_by_name_on_a_grayscale_dataset(tmp_path):
-    args = [a for a in TINY if not a.startswith("dataset=")]
-    out = _app([*args, "dataset=digits", "teacher=torchvision", "teacher.name=mobilenet_v2", "search.steps=1",
-                "search.num_kernels=1", "hydra.run.dir=run"], tmp_path)
+def test_a_torchvision_teacher_by_name_on_a_grayscale_dataset(tmp_path, app, tiny_cli_args):
+    args = [a for a in tiny_cli_args if not a.startswith("dataset=")]
+    out = app([*args, "dataset=digits", "teacher=torchvision", "teacher.name=mobilenet_v2", "search.steps=1",
+               "search.num_kernels=1", "hydra.run.dir=run"])
     assert out.returncode == 0, out.stderr[-3000:]
     records = _records(tmp_path / "run")
     assert len(records) == 1 and records[0]["status"] == "ok", records[0]["reason"]  # trained in the worker process
@@ -283,12 +271,12 @@ def test_a_torchvision_teacher_by_name_on_a_grayscale_dataset(tmp_path):
     assert entry.name.startswith("torchvision_mobilenet_v2-digits-")
 
 
-def test_a_teacher_from_the_user_s_module_in_the_current_directory(tmp_path):
+def test_a_teacher_from_the_user_s_module_in_the_current_directory(tmp_path, cli_env, tiny_cli_args):
     (tmp_path / "mynets.py").write_text(USER_NETS)
-    args = [*COMMAND, "-m", "botorch_archsearch", *TINY, "teacher=module", "teacher.module=mynets:make_net",
-            "search.steps=1", "search.num_kernels=2"]
+    args = [*COMMAND, "-m", "botorch_archsearch", *tiny_cli_args, "teacher=module",
+            "teacher.module=mynets:make_net", "search.steps=1", "search.num_kernels=2"]
     run = subprocess.run([sys.executable, *args, "hydra.run.dir=trained"], check=False, capture_output=True,
-                         text=True, timeout=300, env=_env(tmp_path), cwd=tmp_path)
+                         text=True, timeout=300, env=cli_env(tmp_path), cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]
     assert [r["status"] for r in _records(tmp_path / "trained")] == ["ok", "ok"]
     teacher = json.loads((tmp_path / "trained" / "teacher.json").read_text())
@@ -298,7 +286,7 @@ def test_a_teacher_from_the_user_s_module_in_the_current_directory(tmp_path):
     # Its cached weights, given back as a checkpoint: the same teacher, and no new cache entry.
     run = subprocess.run([sys.executable, *args, f"teacher.checkpoint={entry / 'state_dict.pt'}",
                           "hydra.run.dir=loaded"], check=False, capture_output=True, text=True, timeout=300,
-                         env=_env(tmp_path), cwd=tmp_path)
+                         env=cli_env(tmp_path), cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]
     loaded = json.loads((tmp_path / "loaded" / "teacher.json").read_text())
     assert loaded["val_accuracy"] == teacher["val_accuracy"] and loaded["params"] == teacher["params"]
@@ -335,14 +323,15 @@ def test_a_teacher_from_the_user_s_module_in_the_current_directory(tmp_path):
     ids=["torchvision-name", "no-module", "module-form", "module-import", "module-attribute", "function-raises",
          "function-returns", "name-and-module", "untraceable", "checkpoint"],
 )
-def test_a_teacher_that_cannot_be_built_is_one_line_and_exit_2(tmp_path, overrides, message):
+def test_a_teacher_that_cannot_be_built_is_one_line_and_exit_2(
+        tmp_path, overrides, message, cli_env, tiny_cli_args):
     import torch
 
     (tmp_path / "mynets.py").write_text(USER_NETS)
     torch.save({"weight": torch.zeros(3)}, tmp_path / "other.pt")
-    out = subprocess.run([sys.executable, *COMMAND, "-m", "botorch_archsearch", *TINY, "hydra.run.dir=run",
-                          *overrides], check=False, capture_output=True, text=True, timeout=300, env=_env(tmp_path),
-                         cwd=tmp_path)
+    out = subprocess.run([sys.executable, *COMMAND, "-m", "botorch_archsearch", *tiny_cli_args,
+                          "hydra.run.dir=run", *overrides], check=False, capture_output=True, text=True,
+                         timeout=300, env=cli_env(tmp_path), cwd=tmp_path)
     assert out.returncode == 2
     assert len(out.stderr.splitlines()) == 1 and "Traceback" not in out.stderr, out.stderr[-3000:]
     assert out.stderr.startswith(f"botorch-archsearch: error: {message.format(cwd=tmp_path)}"), out.stderr

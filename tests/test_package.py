@@ -5,6 +5,8 @@ import pkgutil
 import subprocess
 import sys
 
+import pytest
+
 import botorch_archsearch
 
 
@@ -25,6 +27,7 @@ def test_every_module_has_a_sorted_all_of_existing_names():
         assert not missing, f"{module.__name__}.__all__ names missing attributes {missing}"
 
 
+@pytest.mark.slow  # a subprocess
 def test_library_imports_without_hydra():
     code = (
         "import sys; sys.modules['hydra'] = None; sys.modules['omegaconf'] = None\n"

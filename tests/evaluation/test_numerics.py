@@ -130,6 +130,7 @@ def test_a_network_that_cannot_run_trains_contiguous_and_fails_in_training():
     assert training_memory_format(Broken(), torch.randn(1, 3, 8, 8), [64]) == torch.contiguous_format
 
 
+@pytest.mark.slow  # a subprocess
 @pytest.mark.skipif(os.uname().machine not in ("x86_64", "AMD64"), reason="oneDNN's ISA cap is for x86 CPUs")
 def test_the_canary_fails_where_the_avx2_path_computes_wrong_gradients():
     """Under ONEDNN_MAX_CPU_ISA=AVX2 either the canary fails, or the convolutions it stands for

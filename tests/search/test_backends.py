@@ -22,7 +22,8 @@ from botorch_archsearch.search.backends import ClusterLostError, DaskBackend, Lo
 from botorch_archsearch.search.config import DaskConfig
 from botorch_archsearch.space import SearchSpace
 
-from test_loop import _data, _teacher, small_config  # noqa: E402
+# Every test starts a Dask cluster or the local backend's worker process.
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -62,19 +63,20 @@ def cluster():
         cluster.close()
 
 
-def test_dask_backend_gives_the_records_of_the_local_backend(tmp_path):
+def test_dask_backend_gives_the_records_of_the_local_backend(
+        tmp_path, small_config, search_data, search_teacher):
     config = small_config()
-    local = compress(_teacher(), _data(), config, run_dir=tmp_path / "local")
-    remote = compress(_teacher(), _data(), _dask_config(config, workers=2), run_dir=tmp_path / "dask")
+    local = compress(search_teacher, search_data, config, run_dir=tmp_path / "local")
+    remote = compress(search_teacher, search_data, _dask_config(config, workers=2), run_dir=tmp_path / "dask")
     assert _strip(remote.records) == _strip(local.records)
     assert [f["test_accuracy"] for f in remote.final] == [f["test_accuracy"] for f in local.final]
 
 
-def test_a_torchvision_teacher_is_sent_to_the_dask_workers_and_the_worker_process(cluster):
+def test_a_torchvision_teacher_is_sent_to_the_dask_workers_and_the_worker_process(cluster, search_data):
     """Their processes unpickle torchvision's classes, where a plain ``import torchvision`` fails."""
     from botorch_archsearch.models import get_torchvision_model
 
-    data = _data()
+    data = search_data
     torch.manual_seed(0)
     model = get_torchvision_model("shufflenet_v2_x0_5", num_classes=4).eval()
     space = SearchSpace(trace(model, torch.zeros(1, 3, 16, 16)))
@@ -112,16 +114,17 @@ def _kill_a_busy_worker(address, stop):
     return None
 
 
-def test_a_killed_worker_s_student_is_retried_and_nothing_is_lost(cluster, tmp_path):
+def test_a_killed_worker_s_student_is_retried_and_nothing_is_lost(
+        cluster, tmp_path, small_config, search_data, search_teacher):
     config = dataclasses.replace(small_config(steps=2), evaluation=EvaluationConfig(
         epochs=2, max_batches=6, batch_size=32))
-    expected = compress(_teacher(), _data(), config, run_dir=tmp_path / "local")
+    expected = compress(search_teacher, search_data, config, run_dir=tmp_path / "local")
     stop, killed = threading.Event(), []
     killer = threading.Thread(target=lambda: killed.append(_kill_a_busy_worker(cluster.scheduler_address, stop)))
     killer.start()
     try:
-        result = compress(_teacher(), _data(), _dask_config(config, address=cluster.scheduler_address),
-                          run_dir=tmp_path / "dask")
+        result = compress(search_teacher, search_data,
+                          _dask_config(config, address=cluster.scheduler_address), run_dir=tmp_path / "dask")
     finally:
         stop.set()
         killer.join(timeout=60)
@@ -136,14 +139,14 @@ def test_a_killed_worker_s_student_is_retried_and_nothing_is_lost(cluster, tmp_p
     assert _strip(result.records) == _strip(records)
 
 
-def test_a_student_whose_worker_dies_past_the_retries_is_recorded_as_failed():
+def test_a_student_whose_worker_dies_past_the_retries_is_recorded_as_failed(search_data, search_teacher):
     """allowed-failures=0: the first worker death gives up on the student (recorded, not raised)."""
     with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
         cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                                dashboard_address=None)
-    backend = DaskBackend(_teacher().model, _data(), {"epochs": 500, "batch_size": 32},
+    backend = DaskBackend(search_teacher.model, search_data, {"epochs": 500, "batch_size": 32},
                           address=cluster.scheduler_address, retries=0)
-    space = SearchSpace(trace(_teacher().model, torch.zeros(1, 3, 16, 16)))
+    space = SearchSpace(trace(search_teacher.model, torch.zeros(1, 3, 16, 16)))
     graphs = [space.apply(space.sample(1, generator=torch.Generator().manual_seed(1))[0])]
     stop, killed = threading.Event(), []
     killer = threading.Thread(target=lambda: killed.append(_kill_a_busy_worker(cluster.scheduler_address, stop)))
@@ -159,7 +162,8 @@ def test_a_student_whose_worker_dies_past_the_retries_is_recorded_as_failed():
     assert result.status == "failed" and "worker died" in result.reason
 
 
-def test_a_lost_scheduler_stops_the_search_and_it_resumes_locally(tmp_path):
+def test_a_lost_scheduler_stops_the_search_and_it_resumes_locally(
+        tmp_path, small_config, search_data, search_teacher):
     with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
         cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
                                dashboard_address=None)
@@ -179,7 +183,7 @@ def test_a_lost_scheduler_stops_the_search_and_it_resumes_locally(tmp_path):
     try:
         with pytest.raises(ClusterLostError, match="resume the run directory"), \
                 dask.config.set({"distributed.comm.timeouts.connect": "2s"}):
-            compress(_teacher(), _data(), _dask_config(config, address=cluster.scheduler_address),
+            compress(search_teacher, search_data, _dask_config(config, address=cluster.scheduler_address),
                      run_dir=tmp_path / "run")
     finally:
         done.set()
@@ -187,14 +191,16 @@ def test_a_lost_scheduler_stops_the_search_and_it_resumes_locally(tmp_path):
         cluster.close()
     kept = read_journal(tmp_path / "run" / "journal.jsonl").records
     assert 2 <= len(kept) < 6
-    resumed = compress(_teacher(), _data(), config, run_dir=tmp_path / "run", resume=True)  # the local backend
-    full = compress(_teacher(), _data(), config)
+    # the local backend
+    resumed = compress(search_teacher, search_data, config, run_dir=tmp_path / "run", resume=True)
+    full = compress(search_teacher, search_data, config)
     assert _strip(resumed.records) == _strip(full.records)
 
 
-def test_local_backend_is_evaluate_students():
-    backend = LocalBackend(_teacher().model, _data(), {"epochs": 1, "max_batches": 1, "progress": False})
-    space = SearchSpace(trace(_teacher().model, torch.zeros(1, 3, 16, 16)))
+def test_local_backend_is_evaluate_students(search_data, search_teacher):
+    backend = LocalBackend(search_teacher.model, search_data,
+                           {"epochs": 1, "max_batches": 1, "progress": False})
+    space = SearchSpace(trace(search_teacher.model, torch.zeros(1, 3, 16, 16)))
     graphs = [space.apply(e) for e in space.sample(2, generator=torch.Generator().manual_seed(0))]
     results = backend.evaluate(graphs, seed=3)
     assert len(results) == 2 and all(r.ok for r in results)
@@ -207,10 +213,12 @@ def _final_strip(final):
     return [{k: v for k, v in f.items() if k != "seconds"} for f in final]
 
 
-def test_the_worker_process_gives_the_records_of_the_search_process(tmp_path):
+def test_the_worker_process_gives_the_records_of_the_search_process(
+        tmp_path, small_config, search_data, search_teacher):
     config = small_config(steps=2)
-    inside = compress(_teacher(), _data(), config, run_dir=tmp_path / "inside")
-    isolated = compress(_teacher(), _data(), small_config(isolation="process", steps=2), run_dir=tmp_path / "process")
+    inside = compress(search_teacher, search_data, config, run_dir=tmp_path / "inside")
+    isolated = compress(search_teacher, search_data, small_config(isolation="process", steps=2),
+                        run_dir=tmp_path / "process")
     assert _strip(isolated.records) == _strip(inside.records)
     assert _final_strip(isolated.final) == _final_strip(inside.final)
     for f in isolated.final:  # the fully trained weights came back from the worker
@@ -220,8 +228,8 @@ def test_the_worker_process_gives_the_records_of_the_search_process(tmp_path):
             torch.testing.assert_close(a[k], b[k], msg=k)
 
 
-def test_the_cpu_default_is_the_worker_process_and_cuda_s_is_none():
-    teacher, data = _teacher().model, _data()
+def test_the_cpu_default_is_the_worker_process_and_cuda_s_is_none(search_data, search_teacher):
+    teacher, data = search_teacher.model, search_data
     backend = LocalBackend(teacher, data, {"device": "cpu"})
     worker = backend._worker.process
     try:
@@ -232,7 +240,8 @@ def test_the_cpu_default_is_the_worker_process_and_cuda_s_is_none():
     assert LocalBackend(teacher, data, {"device": "cuda"}).isolation == "none"  # nothing starts on CUDA
 
 
-def test_a_student_that_kills_its_process_is_recorded_failed_and_the_search_finishes(tmp_path, monkeypatch):
+def test_a_student_that_kills_its_process_is_recorded_failed_and_the_search_finishes(
+        tmp_path, monkeypatch, small_config, search_data, search_teacher):
     """The second student of a step aborts its process (as a crash in native code would): it is
     recorded as failed with the signal, the step's other students get the results they get in a
     search without it, and the search finishes with its report."""
@@ -241,7 +250,7 @@ def test_a_student_that_kills_its_process_is_recorded_failed_and_the_search_fini
     from botorch_archsearch.search import backends
 
     config = small_config(isolation="process", method="random", steps=2, num_kernels=3)
-    expected = compress(_teacher(), _data(), small_config(method="random", steps=2, num_kernels=3),
+    expected = compress(search_teacher, search_data, small_config(method="random", steps=2, num_kernels=3),
                         run_dir=tmp_path / "expected")
     built, real = [], backends.build_student
 
@@ -251,7 +260,7 @@ def test_a_student_that_kills_its_process_is_recorded_failed_and_the_search_fini
         return abort_on_train(student) if len(built) == 5 else student  # step 2's second student
 
     monkeypatch.setattr(backends, "build_student", build)
-    result = compress(_teacher(), _data(), config, run_dir=tmp_path / "crash")
+    result = compress(search_teacher, search_data, config, run_dir=tmp_path / "crash")
     records = read_journal(tmp_path / "crash" / "journal.jsonl").records
     assert [r["status"] for r in records] == ["ok"] * 4 + ["failed", "ok"]
     assert "its training process died (signal SIGABRT)" in records[4]["reason"]
@@ -264,7 +273,8 @@ def test_a_student_that_kills_its_process_is_recorded_failed_and_the_search_fini
     assert (tmp_path / "crash" / "report.md").exists() and result.final and result.final[0]["status"] == "ok"
 
 
-def test_a_failed_final_training_is_recorded_and_the_next_student_trains(tmp_path, monkeypatch):
+def test_a_failed_final_training_is_recorded_and_the_next_student_trains(
+        tmp_path, monkeypatch, small_config, search_data, search_teacher):
     """One best student's final training kills its process, another's loss becomes NaN: both are
     recorded as failed in final.jsonl with the reason, the other best students are trained, and the
     run ends with its report."""
@@ -283,7 +293,7 @@ def test_a_failed_final_training_is_recorded_and_the_next_student_trains(tmp_pat
         return abort_on_train(student) if len(built) == 1 else student
 
     monkeypatch.setattr(loop, "build_student", build)
-    result = compress(_teacher(), _data(), config, run_dir=tmp_path / "run")
+    result = compress(search_teacher, search_data, config, run_dir=tmp_path / "run")
     final = read_journal(tmp_path / "run" / "final.jsonl").records
     assert [f["status"] for f in final] == ["failed", "ok", "ok"]
     assert final[0]["reason"].startswith("fine-tune: its training process died (signal SIGABRT)")
@@ -302,7 +312,7 @@ def test_a_failed_final_training_is_recorded_and_the_next_student_trains(tmp_pat
     monkeypatch.setattr(loop, "build_student", real)
     monkeypatch.setattr(backends, "finetune", nan_once)
     inside = dataclasses.replace(config, evaluation=dataclasses.replace(config.evaluation, isolation="none"))
-    compress(_teacher(), _data(), inside, run_dir=tmp_path / "nan")
+    compress(search_teacher, search_data, inside, run_dir=tmp_path / "nan")
     final = read_journal(tmp_path / "nan" / "final.jsonl").records
     assert [f["status"] for f in final] == ["failed", "ok", "ok"]
     assert final[0]["reason"] == "fine-tune: the training loss became nan at epoch 1, batch 1."

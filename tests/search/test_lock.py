@@ -45,6 +45,7 @@ def test_the_holder_is_named_and_a_second_lock_is_refused(tmp_path):
         pass
 
 
+@pytest.mark.slow  # a subprocess holds the lock
 def test_another_process_is_refused_and_a_killed_holders_lock_is_taken_over(tmp_path):
     proc = _holder(tmp_path)
     try:

@@ -3,65 +3,25 @@ r"""End-to-end tests of the search (botorch_archsearch/search/loop.py) on synthe
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import os
 
 import pytest
 import torch
 
-from botorch_archsearch.evaluation import synthetic_dataset
 from botorch_archsearch.evaluation.distill import accuracy
-from botorch_archsearch.evaluation.teachers import load_teacher
 from botorch_archsearch.exceptions import ArchSearchError
 from botorch_archsearch.graph import count_params, load_student, trace
 from botorch_archsearch.kernels import load_kernel
 from botorch_archsearch.models import get_teacher
-from botorch_archsearch.search import (
-    AcquisitionConfig,
-    CompressConfig,
-    EvaluationConfig,
-    FinalConfig,
-    KernelConfig,
-    SearchSettings,
-    TeacherConfig,
-    compress,
-    read_journal,
-)
+from botorch_archsearch.search import CompressConfig, TeacherConfig, compress, read_journal
 from botorch_archsearch.space import SearchSpace
 
 
-def small_config(isolation: str = "none", **search) -> CompressConfig:
-    """A search of a few seconds: 2 steps x 2 kernels, tiny kernel, one batch of training; the
-    students train in the test's process (the worker process of the CPU default is tested in
-    tests/search/test_backends.py and, through the app, in tests/test_main.py)."""
-    return CompressConfig(
-        teacher=TeacherConfig(name="resnet18", width=0.125),
-        search=SearchSettings(**{"method": "esnac", "steps": 2, "num_kernels": 2, **search}),
-        kernel=KernelConfig(hidden_size=8, num_layers=1, max_steps=3),
-        acquisition=AcquisitionConfig(num_candidates=30),
-        evaluation=EvaluationConfig(epochs=2, max_batches=2, batch_size=32, isolation=isolation),
-        final=FinalConfig(top_k=1, epochs=1, max_batches=1, step_size=1),
-        progress=False,
-    )
-
-
-@functools.lru_cache(maxsize=None)
-def _data():
-    return synthetic_dataset(num_classes=4, in_channels=3, image_size=16, num_train=128, num_val=64, num_test=64)
-
-
-@functools.lru_cache(maxsize=None)
-def _teacher(width: float = 0.125):
-    torch.manual_seed(0)
-    model = get_teacher("resnet18", num_classes=4, in_channels=3, width=width)
-    return load_teacher(model, _data())
-
-
-def test_esnac_two_steps_writes_the_run_directory(tmp_path):
+def test_esnac_two_steps_writes_the_run_directory(tmp_path, small_config, search_data, search_teacher):
     config = small_config()
     config.kernel.init_scale = 4.0
-    result = compress(_teacher(), _data(), config, run_dir=tmp_path)
+    result = compress(search_teacher, search_data, config, run_dir=tmp_path)
     records = read_journal(tmp_path / "journal.jsonl").records
     assert records == json.loads(json.dumps(result.records))
     assert [r["index"] for r in records] == [0, 1, 2, 3]
@@ -72,7 +32,7 @@ def test_esnac_two_steps_writes_the_run_directory(tmp_path):
         assert set(r) >= {"architecture", "encoding", "params", "flops", "accuracy", "reward", "seconds", "status"}
         assert r["status"] == "ok" and 0 <= r["accuracy"] <= 1
         c = 1 - r["params"] / result.teacher["params"]
-        assert r["reward"] == pytest.approx(c * (2 - c) * r["accuracy"] / _teacher().val_accuracy)
+        assert r["reward"] == pytest.approx(c * (2 - c) * r["accuracy"] / search_teacher.val_accuracy)
     # kernels of step 2, the best student (loadable), the report, TensorBoard
     assert len(list((tmp_path / "kernels").glob("esnac-step002/kernel*.pt"))) == 2
     assert load_kernel(tmp_path / "kernels" / "esnac-step002" / "kernel0.pt").kernel.embedding.init_scale == 4.0
@@ -80,13 +40,14 @@ def test_esnac_two_steps_writes_the_run_directory(tmp_path):
     student = load_student(tmp_path / final["path"])
     best = max(records, key=lambda r: r["reward"])
     assert final["index"] == best["index"] and count_params(student.graph) == best["params"]
-    assert accuracy(student, _data(), "test") == pytest.approx(final["test_accuracy"])
+    assert accuracy(student, search_data, "test") == pytest.approx(final["test_accuracy"])
     assert (tmp_path / "report.md").is_file() and list((tmp_path / "tensorboard").iterdir())
     assert json.loads((tmp_path / "config.json").read_text()) == json.loads(json.dumps(config.to_dict()))
 
 
-def test_random_search_has_the_same_budget_and_both_share_a_run(tmp_path):
-    result = compress(_teacher(), _data(), small_config(method="both"), run_dir=tmp_path)
+def test_random_search_has_the_same_budget_and_both_share_a_run(
+        tmp_path, small_config, search_data, search_teacher):
+    result = compress(search_teacher, search_data, small_config(method="both"), run_dir=tmp_path)
     methods = [r["method"] for r in result.records]
     assert methods == ["random"] * 4 + ["esnac"] * 4
     assert all(r["kernel"] is None for r in result.records if r["method"] == "random")
@@ -94,63 +55,65 @@ def test_random_search_has_the_same_budget_and_both_share_a_run(tmp_path):
     assert "random" in (tmp_path / "report.md").read_text()
 
 
-def test_same_seed_same_search_without_a_run_directory():
-    a = compress(_teacher(), _data(), small_config())
-    b = compress(_teacher(), _data(), small_config())
+def test_same_seed_same_search_without_a_run_directory(small_config, search_data, search_teacher):
+    a = compress(search_teacher, search_data, small_config())
+    b = compress(search_teacher, search_data, small_config())
     strip = [{k: v for k, v in r.items() if k != "seconds"} for r in a.records]
     assert strip == [{k: v for k, v in r.items() if k != "seconds"} for r in b.records]
     assert a.run_dir is None
 
 
-def test_resume_after_a_cut_off_journal_matches_an_uninterrupted_run(tmp_path):
+def test_resume_after_a_cut_off_journal_matches_an_uninterrupted_run(
+        tmp_path, small_config, search_data, search_teacher):
     """A journal cut in the middle of a record (a kill during a write) resumes to the same end."""
-    full = compress(_teacher(), _data(), small_config(steps=3), run_dir=tmp_path / "full")
+    full = compress(search_teacher, search_data, small_config(steps=3), run_dir=tmp_path / "full")
     run = tmp_path / "cut"
-    compress(_teacher(), _data(), small_config(steps=3), run_dir=run)
+    compress(search_teacher, search_data, small_config(steps=3), run_dir=run)
     lines = (run / "journal.jsonl").read_bytes().splitlines(keepends=True)
     (run / "journal.jsonl").write_bytes(b"".join(lines[:3]) + lines[3][:40])  # 3 records + half of one
     for name in ("final.jsonl", "report.md"):
         (run / name).unlink()
-    resumed = compress(_teacher(), _data(), small_config(steps=3), run_dir=run, resume=True)
+    resumed = compress(search_teacher, search_data, small_config(steps=3), run_dir=run, resume=True)
     strip = lambda records: [{k: v for k, v in r.items() if k != "seconds"} for r in records]  # noqa: E731
     assert strip(resumed.records) == strip(full.records)
     assert [f["test_accuracy"] for f in resumed.final] == [f["test_accuracy"] for f in full.final]
     assert list(run.glob("journal.jsonl.corrupt-*"))  # the cut-off tail was kept aside
 
 
-def test_run_directory_guards(tmp_path):
-    compress(_teacher(), _data(), small_config(steps=1), run_dir=tmp_path)
+def test_run_directory_guards(tmp_path, small_config, search_data, search_teacher):
+    compress(search_teacher, search_data, small_config(steps=1), run_dir=tmp_path)
     with pytest.raises(ArchSearchError, match="already holds a search journal"):
-        compress(_teacher(), _data(), small_config(steps=1), run_dir=tmp_path)
+        compress(search_teacher, search_data, small_config(steps=1), run_dir=tmp_path)
     other = small_config(steps=1)
     other.evaluation.epochs = 3
     with pytest.raises(ArchSearchError, match=r"config differs .* in evaluation\.epochs: started with 2, given 3\. "
                                               r"Only search\.steps, evaluation\.backend, .* may change on resume"):
-        compress(_teacher(), _data(), other, run_dir=tmp_path, resume=True)
+        compress(search_teacher, search_data, other, run_dir=tmp_path, resume=True)
     with pytest.raises(ArchSearchError, match="not a run directory"):
-        compress(_teacher(), _data(), small_config(), run_dir=tmp_path / "nothing", resume=True)
+        compress(search_teacher, search_data, small_config(), run_dir=tmp_path / "nothing", resume=True)
     assert not (tmp_path / "nothing").exists()
 
 
-def test_a_run_directory_is_locked_while_a_search_runs_in_it(tmp_path, monkeypatch):
+def test_a_run_directory_is_locked_while_a_search_runs_in_it(
+        tmp_path, monkeypatch, small_config, search_data, search_teacher):
     from botorch_archsearch.search import RunDirectoryLock, RunDirectoryLockedError, loop
 
     seen = []
     monkeypatch.setattr(loop, "write_report", lambda run_dir, *args: seen.append(RunDirectoryLock(run_dir).acquire()))
     with pytest.raises(RunDirectoryLockedError, match=rf"in use by process {os.getpid()}"):
-        compress(_teacher(), _data(), small_config(steps=1), run_dir=tmp_path)
+        compress(search_teacher, search_data, small_config(steps=1), run_dir=tmp_path)
     assert not seen
     with RunDirectoryLock(tmp_path):  # released when compress ends, also by an error
         with pytest.raises(RunDirectoryLockedError, match=rf"in use by process {os.getpid()}"):
-            compress(_teacher(), _data(), small_config(steps=1), run_dir=tmp_path, resume=True)
+            compress(search_teacher, search_data, small_config(steps=1), run_dir=tmp_path, resume=True)
 
 
-def test_resume_with_more_steps_extends_the_run(tmp_path):
+def test_resume_with_more_steps_extends_the_run(tmp_path, small_config, search_data, search_teacher):
     """``search.steps`` may change on resume; the run then ends as one started with that many steps."""
-    full = compress(_teacher(), _data(), small_config(steps=2), run_dir=tmp_path / "full")
+    full = compress(search_teacher, search_data, small_config(steps=2), run_dir=tmp_path / "full")
     run = tmp_path / "extended"
-    assert len(compress(_teacher(), _data(), small_config(steps=1), run_dir=run).records) == 2
-    resumed = compress(_teacher(), _data(), small_config(steps=2), run_dir=run, resume=True)
+    assert len(compress(search_teacher, search_data, small_config(steps=1), run_dir=run).records) == 2
+    resumed = compress(search_teacher, search_data, small_config(steps=2), run_dir=run, resume=True)
     strip = lambda records: [{k: v for k, v in r.items() if k != "seconds"} for r in records]  # noqa: E731
     assert strip(resumed.records) == strip(full.records)
     assert json.loads((run / "config.json").read_text())["search"]["steps"] == 2  # the next resume continues so
@@ -158,20 +121,21 @@ def test_resume_with_more_steps_extends_the_run(tmp_path):
         k: v for k, v in json.loads((run / "config.json").read_text())["search"].items() if k != "steps"}
 
 
-def test_resume_refuses_an_edited_config_or_another_teacher_naming_what_differs(tmp_path):
-    compress(_teacher(), _data(), small_config(steps=1), run_dir=tmp_path)
+def test_resume_refuses_an_edited_config_or_another_teacher_naming_what_differs(
+        tmp_path, small_config, search_data, search_teacher, wide_search_teacher):
+    compress(search_teacher, search_data, small_config(steps=1), run_dir=tmp_path)
     saved = json.loads((tmp_path / "config.json").read_text())
     saved["teacher"]["name"], saved["evaluation"]["epochs"] = "resnet34", 7  # config.json edited by hand
     (tmp_path / "config.json").write_text(json.dumps(saved))
     with pytest.raises(ArchSearchError) as info:
-        compress(_teacher(), _data(), CompressConfig.from_dict(saved), run_dir=tmp_path, resume=True)
+        compress(search_teacher, search_data, CompressConfig.from_dict(saved), run_dir=tmp_path, resume=True)
     assert "(run.json) in evaluation.epochs: started with 2, given 7; " in str(info.value)
     assert 'teacher.name: started with "resnet18", given "resnet34"' in str(info.value)
     # the run's config with another teacher network: teacher.json tells them apart
-    before, after = _traced_params(_teacher()), _traced_params(_teacher(0.25))
+    before, after = _traced_params(search_teacher), _traced_params(wide_search_teacher)
     with pytest.raises(ArchSearchError, match=rf"teacher differs from the one .* \(teacher.json\): params: started "
                                               rf"with {before}, now {after}"):
-        compress(_teacher(0.25), _data(), small_config(steps=1), run_dir=tmp_path, resume=True)
+        compress(wide_search_teacher, search_data, small_config(steps=1), run_dir=tmp_path, resume=True)
     assert len(read_journal(tmp_path / "journal.jsonl").records) == 2  # nothing evaluated
 
 
@@ -181,24 +145,26 @@ def _traced_params(teacher) -> int:
     return count_params(trace(teacher.model, torch.zeros(1, 3, 16, 16)))
 
 
-def test_a_repeated_journal_line_is_counted_once_and_a_line_that_is_not_a_record_is_an_error(tmp_path):
+def test_a_repeated_journal_line_is_counted_once_and_a_line_that_is_not_a_record_is_an_error(
+        tmp_path, small_config, search_data, search_teacher):
     from botorch_archsearch.search import JournalError, JournalWarning
 
-    full = compress(_teacher(), _data(), small_config(steps=2), run_dir=tmp_path)
+    full = compress(search_teacher, search_data, small_config(steps=2), run_dir=tmp_path)
     journal = tmp_path / "journal.jsonl"
     lines = journal.read_text().splitlines(keepends=True)
     journal.write_text("".join([lines[0], lines[1], lines[1], *lines[2:]]))
     with pytest.warns(JournalWarning, match=r"line\(s\) 3 repeat an earlier record"):
-        resumed = compress(_teacher(), _data(), small_config(steps=2), run_dir=tmp_path, resume=True)
+        resumed = compress(search_teacher, search_data, small_config(steps=2), run_dir=tmp_path, resume=True)
     assert resumed.records == full.records and resumed.summary.splitlines()[-1].split()[6] == "4"  # evaluations
     journal.write_text("".join([lines[0], "{}\n", *lines[1:]]))
     with pytest.raises(JournalError, match=r"line 2 is not a journal record: it lacks 'index', 'method'"):
-        compress(_teacher(), _data(), small_config(steps=2), run_dir=tmp_path, resume=True)
+        compress(search_teacher, search_data, small_config(steps=2), run_dir=tmp_path, resume=True)
 
 
-def test_kernel_transfer_scores_with_saved_kernels_and_trains_none(tmp_path, monkeypatch):
+def test_kernel_transfer_scores_with_saved_kernels_and_trains_none(
+        tmp_path, monkeypatch, small_config, search_data, search_teacher, wide_search_teacher):
     source = tmp_path / "source"
-    compress(_teacher(), _data(), small_config(), run_dir=source)
+    compress(search_teacher, search_data, small_config(), run_dir=source)
     from botorch_archsearch.acquisition import multi_kernel
     from botorch_archsearch.gp import fit as gp_fit
 
@@ -209,28 +175,30 @@ def test_kernel_transfer_scores_with_saved_kernels_and_trains_none(tmp_path, mon
     monkeypatch.setattr(gp_fit, "fit_architecture_gp", no_fit)
     config = small_config()
     config = dataclasses.replace(config, kernel=dataclasses.replace(config.kernel, transfer_from=str(source)))
-    other = _teacher(0.25)  # another teacher (wider), same number of layers
-    result = compress(other, _data(), config, run_dir=tmp_path / "target")
+    other = wide_search_teacher  # another teacher (wider), same number of layers
+    result = compress(other, search_data, config, run_dir=tmp_path / "target")
     step2 = [r for r in result.records if r["step"] == 2]
     assert len(step2) == 2 and [r["kernel"] for r in step2] == [0, 1] and len({r["key"] for r in step2}) == 2
     assert not (tmp_path / "target" / "kernels").exists()
 
 
-def test_transfer_from_a_directory_without_kernels_is_a_clear_error(tmp_path):
+def test_transfer_from_a_directory_without_kernels_is_a_clear_error(
+        tmp_path, small_config, search_data, search_teacher):
     config = small_config()
     config = dataclasses.replace(config, kernel=dataclasses.replace(config.kernel, transfer_from=str(tmp_path)))
     with pytest.raises(ArchSearchError, match="kernel.transfer_from must be the run directory of an ESNAC search"):
-        compress(_teacher(), _data(), config)
+        compress(search_teacher, search_data, config)
 
 
-def test_a_teacher_that_cannot_take_the_images_fails_before_any_work():
+def test_a_teacher_that_cannot_take_the_images_fails_before_any_work(small_config, search_data):
     config = dataclasses.replace(small_config(), teacher=TeacherConfig(name="vgg19", width=0.125, epochs=1))
     with pytest.raises(ArchSearchError, match=r"teacher 'vgg19' cannot take dataset 'synthetic' images of shape"):
-        compress(None, _data(), config)
+        compress(None, search_data, config)
 
 
 @pytest.mark.parametrize("bf16", [None, True, False])
-def test_evaluation_bf16_reaches_the_distillation(tmp_path, monkeypatch, bf16):
+def test_evaluation_bf16_reaches_the_distillation(
+        tmp_path, monkeypatch, bf16, small_config, search_data, search_teacher):
     from botorch_archsearch.search import backends
 
     seen = []
@@ -244,13 +212,14 @@ def test_evaluation_bf16_reaches_the_distillation(tmp_path, monkeypatch, bf16):
     config = small_config(method="random", steps=1)
     config = dataclasses.replace(config, evaluation=dataclasses.replace(config.evaluation, bf16=bf16),
                                  final=dataclasses.replace(config.final, top_k=0))
-    result = compress(_teacher(), _data(), config, run_dir=tmp_path)
+    result = compress(search_teacher, search_data, config, run_dir=tmp_path)
     assert seen and set(seen) == {bf16}
     assert all(r["status"] == "ok" for r in result.records)
     assert json.loads((tmp_path / "config.json").read_text())["evaluation"]["bf16"] == bf16
 
 
-def test_a_run_directory_written_before_newer_keys_resumes_as_it_ran(tmp_path):
+def test_a_run_directory_written_before_newer_keys_resumes_as_it_ran(
+        tmp_path, small_config, search_data, search_teacher):
     """config.json files from before ``dataset.split_seed``, ``teacher.seed`` and
     ``evaluation.bf16`` existed resume with the values their search used (the search seed, and
     float32 on a CPU), not with today's defaults."""
@@ -263,7 +232,7 @@ def test_a_run_directory_written_before_newer_keys_resumes_as_it_ran(tmp_path):
         evaluation=dataclasses.replace(config.evaluation, bf16=False),
     )
     run = tmp_path / "old"
-    full = compress(_teacher(), _data(), config, run_dir=run)
+    full = compress(search_teacher, search_data, config, run_dir=run)
     saved = json.loads((run / "config.json").read_text())
     del saved["dataset"]["split_seed"], saved["teacher"]["seed"], saved["evaluation"]["bf16"]  # an older writer
     (run / "config.json").write_text(json.dumps(saved))
@@ -273,18 +242,19 @@ def test_a_run_directory_written_before_newer_keys_resumes_as_it_ran(tmp_path):
         (run / name).unlink()
     upgraded = upgrade_saved_config(saved)
     assert "bf16" not in saved["evaluation"]  # not modified
-    resumed = compress(_teacher(), _data(), CompressConfig.from_dict(upgraded), run_dir=run, resume=True)
+    resumed = compress(search_teacher, search_data, CompressConfig.from_dict(upgraded), run_dir=run,
+                       resume=True)
     strip = lambda records: [{k: v for k, v in r.items() if k != "seconds"} for r in records]  # noqa: E731
     assert strip(resumed.records) == strip(full.records)
     assert json.loads((run / "run.json").read_text())["identity"]["dataset"]["split_seed"] == 3  # stored now
     # today's defaults for the missing keys are a different config, and refused
     with pytest.raises(ArchSearchError, match="upgrade_saved_config"):
-        compress(_teacher(), _data(), CompressConfig.from_dict(saved), run_dir=run, resume=True)
+        compress(search_teacher, search_data, CompressConfig.from_dict(saved), run_dir=run, resume=True)
 
 
 @pytest.mark.parametrize("order", ["even", "magnitude"])
 def test_a_student_rebuilt_from_its_journal_record_inherits_the_weights_it_was_evaluated_with(
-        tmp_path, monkeypatch, order):
+        tmp_path, monkeypatch, order, small_config, search_data, search_teacher):
     from botorch_archsearch.graph import ArchGraph, build_student
     from botorch_archsearch.search import backends, record_graph
     from botorch_archsearch.space import channel_importance
@@ -297,9 +267,9 @@ def test_a_student_rebuilt_from_its_journal_record_inherits_the_weights_it_was_e
         return student
 
     monkeypatch.setattr(backends, "build_student", build)
-    compress(_teacher(), _data(), small_config(method="random", steps=2, num_kernels=3, channel_order=order),
-             run_dir=tmp_path)
-    teacher = _teacher().model
+    compress(search_teacher, search_data,
+             small_config(method="random", steps=2, num_kernels=3, channel_order=order), run_dir=tmp_path)
+    teacher = search_teacher.model
     graph = trace(teacher, torch.zeros(1, 3, 16, 16))
     space = SearchSpace(graph, channel_importance=channel_importance(graph, teacher))
     x = torch.randn(8, 3, 16, 16, generator=torch.Generator().manual_seed(0))
@@ -316,10 +286,10 @@ def test_a_student_rebuilt_from_its_journal_record_inherits_the_weights_it_was_e
     assert differs > 0  # the test can tell the two apart on these students
 
 
-def test_a_journal_of_another_teacher_is_refused(tmp_path):
+def test_a_journal_of_another_teacher_is_refused(tmp_path, small_config, search_data, search_teacher):
     from botorch_archsearch.search import record_graph
 
-    compress(_teacher(), _data(), small_config(method="random", steps=1), run_dir=tmp_path)
+    compress(search_teacher, search_data, small_config(method="random", steps=1), run_dir=tmp_path)
     record = read_journal(tmp_path / "journal.jsonl").records[0]
     other = get_teacher("vgg19", num_classes=4, in_channels=3, width=0.125)
     space = SearchSpace(trace(other, torch.zeros(1, 3, 32, 32)))
@@ -327,13 +297,15 @@ def test_a_journal_of_another_teacher_is_refused(tmp_path):
         record_graph(space, record)
 
 
-def test_students_trained_side_by_side_in_threads_give_the_same_search(tmp_path):
+@pytest.mark.slow  # three searches, one of them with the worker process (isolation="process")
+def test_students_trained_side_by_side_in_threads_give_the_same_search(
+        tmp_path, small_config, search_data, search_teacher):
     """``evaluation.workers=2``: the step's students train in two threads (the path a multi-core
     CPU takes by default), with the records of one at a time."""
     def run(workers, isolation):
         config = small_config(isolation=isolation, method="random", steps=1, num_kernels=3)
         config = dataclasses.replace(config, evaluation=dataclasses.replace(config.evaluation, workers=workers))
-        return compress(_teacher(), _data(), config).records
+        return compress(search_teacher, search_data, config).records
 
     one = run(1, "none")
     for records in (run(2, "none"), run(2, "process")):
@@ -347,9 +319,10 @@ def _plain(record):
     return not edit["remove"] and not edit["skips"] and len(set(edit["shrink_ratios"])) == 1
 
 
-def test_one_shot_baselines_run_after_the_search_at_the_size_of_its_best_student(tmp_path):
+def test_one_shot_baselines_run_after_the_search_at_the_size_of_its_best_student(
+        tmp_path, small_config, search_data, search_teacher):
     config = small_config(baselines=["uniform", "magnitude"])
-    result = compress(_teacher(), _data(), config, run_dir=tmp_path)
+    result = compress(search_teacher, search_data, config, run_dir=tmp_path)
     records = read_journal(tmp_path / "journal.jsonl").records
     assert [r["method"] for r in records] == ["esnac"] * 4 + ["uniform", "magnitude"]
     teacher_params = result.teacher["params"]
@@ -360,7 +333,8 @@ def test_one_shot_baselines_run_after_the_search_at_the_size_of_its_best_student
         assert record["params"] <= best["params"]  # equal or higher compression than the search's best
         assert record["params"] >= 0.8 * best["params"]  # and the largest student within it
         c = 1 - record["params"] / teacher_params
-        assert record["reward"] == pytest.approx(c * (2 - c) * record["accuracy"] / _teacher().val_accuracy)
+        assert record["reward"] == pytest.approx(
+            c * (2 - c) * record["accuracy"] / search_teacher.val_accuracy)
     assert records[4]["edit"].get("channel_order", "even") == "even"
     assert records[5]["edit"]["channel_order"] == "magnitude"
     assert records[4]["key"] == records[5]["key"]  # one ratio for every group: the same architecture
@@ -373,15 +347,15 @@ def test_one_shot_baselines_run_after_the_search_at_the_size_of_its_best_student
     journal.write_text("".join(journal.read_text().splitlines(keepends=True)[:5]))
     for name in ("final.jsonl", "report.md"):
         (tmp_path / name).unlink()
-    resumed = compress(_teacher(), _data(), config, run_dir=tmp_path, resume=True)
+    resumed = compress(search_teacher, search_data, config, run_dir=tmp_path, resume=True)
     strip = lambda rs: [{k: v for k, v in r.items() if k != "seconds"} for r in rs]  # noqa: E731
     assert strip(resumed.records) == strip(records)
 
 
 @pytest.mark.parametrize("scope", ["group", "global"])
-def test_a_one_shot_method_alone_meets_each_target(scope):
+def test_a_one_shot_method_alone_meets_each_target(scope, small_config, search_data, search_teacher):
     config = small_config(method="magnitude", targets=[0.5, 0.2], magnitude_scope=scope)
-    result = compress(_teacher(), _data(), config)
+    result = compress(search_teacher, search_data, config)
     assert [(r["method"], r["step"], r["target"]) for r in result.records] == [("magnitude", 1, 0.5),
                                                                             ("magnitude", 2, 0.2)]
     for record in result.records:
@@ -391,37 +365,39 @@ def test_a_one_shot_method_alone_meets_each_target(scope):
     # without targets: the reward's budget, then the default sweep
     config = small_config(method="uniform")
     config.reward.budget = 0.3 * result.teacher["params"]
-    (record,) = compress(_teacher(), _data(), config).records
+    (record,) = compress(search_teacher, search_data, config).records
     assert record["target"] == pytest.approx(0.3) and record["params"] <= config.reward.budget
     from botorch_archsearch.search.loop import DEFAULT_TARGETS
 
-    swept = compress(_teacher(), _data(), small_config(method="uniform")).records
+    swept = compress(search_teacher, search_data, small_config(method="uniform")).records
     assert [r["target"] for r in swept] == list(DEFAULT_TARGETS)
 
 
-def test_a_target_the_teacher_cannot_reach_is_one_clear_error():
+def test_a_target_the_teacher_cannot_reach_is_one_clear_error(small_config, search_data, search_teacher):
     with pytest.raises(ArchSearchError, match="cannot reach a target of 1e-06"):
-        compress(_teacher(), _data(), small_config(method="uniform", targets=[1e-6]))
+        compress(search_teacher, search_data, small_config(method="uniform", targets=[1e-6]))
 
 
-def test_esnac_starts_from_one_shot_students(tmp_path):
+def test_esnac_starts_from_one_shot_students(tmp_path, small_config, search_data, search_teacher):
     from botorch_archsearch.search.loop import INIT_TARGETS
 
-    result = compress(_teacher(), _data(), small_config(init="oneshot", num_kernels=3), run_dir=tmp_path)
+    result = compress(search_teacher, search_data, small_config(init="oneshot", num_kernels=3),
+                      run_dir=tmp_path)
     first = [r for r in result.records if r["step"] == 1]
     assert [r["target"] for r in first] == [INIT_TARGETS[0], INIT_TARGETS[0], INIT_TARGETS[1]]
     assert [r["edit"].get("channel_order", "even") for r in first] == ["magnitude", "even", "magnitude"]
     assert all(_plain(r) and r["params"] <= r["target"] * result.teacher["params"] for r in first)
     assert all("target" not in r for r in result.records if r["step"] > 1)
     # with magnitude-ordered search students, uniform and magnitude at one target are one student
-    result = compress(_teacher(), _data(), small_config(init="oneshot", channel_order="magnitude"))
+    result = compress(search_teacher, search_data, small_config(init="oneshot", channel_order="magnitude"))
     first = [r for r in result.records if r["step"] == 1]
     assert [r["target"] for r in first] == [INIT_TARGETS[0], INIT_TARGETS[1]]
     assert all(r["edit"]["channel_order"] == "magnitude" for r in result.records)
 
 
 @pytest.mark.parametrize("local_edits", ["perturb", "mutate"])
-def test_local_edits_of_the_best_students_join_the_candidates(monkeypatch, local_edits):
+def test_local_edits_of_the_best_students_join_the_candidates(
+        monkeypatch, local_edits, small_config, search_data, search_teacher):
     from botorch_archsearch.search import loop
     from botorch_archsearch.space import Edit
 
@@ -433,9 +409,9 @@ def test_local_edits_of_the_best_students_join_the_candidates(monkeypatch, local
 
     monkeypatch.setattr(loop, "propose_architectures", propose)
     config = small_config(steps=3, local_fraction=0.5, channel_order="magnitude", local_edits=local_edits)
-    result = compress(_teacher(), _data(), config)
+    result = compress(search_teacher, search_data, config)
     assert [len(extra) for extra in seen] == [15, 15]  # half of acquisition.num_candidates=30, steps 2 and 3
-    space = SearchSpace(trace(_teacher().model, torch.zeros(1, 3, 16, 16)))
+    space = SearchSpace(trace(search_teacher.model, torch.zeros(1, 3, 16, 16)))
     for extra in seen:
         for edit in extra:
             assert isinstance(edit, Edit) and edit.channel_order == "magnitude"
@@ -450,5 +426,5 @@ def test_local_edits_of_the_best_students_join_the_candidates(monkeypatch, local
                 assert min(max(abs(a - b) for a, b in zip(edit.shrink_ratios, p.shrink_ratios)) for p in before) < 0.8
     # the paper's default draws no local edits
     seen.clear()
-    compress(_teacher(), _data(), small_config(steps=3))
+    compress(search_teacher, search_data, small_config(steps=3))
     assert seen == [[], []]

@@ -31,6 +31,7 @@ def test_models_build_and_run():
     assert default.fc.out_features == 1000
 
 
+@pytest.mark.slow  # a subprocess
 def test_fresh_interpreter():
     # In this process torchvision is already imported (by the fixtures); a fresh interpreter
     # checks the first import, then that a later plain ``import torchvision`` is the same module.
@@ -54,6 +55,7 @@ def test_missing_torchvision_is_an_import_error(monkeypatch):
         import_torchvision()
 
 
+@pytest.mark.slow  # two subprocesses
 def test_a_torchvision_model_unpickles_in_a_fresh_process_after_the_marker(tmp_path):
     import pickle
 
