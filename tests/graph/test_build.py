@@ -55,14 +55,6 @@ BUILT = {
 APPLIED = {**{name: 800 for name in ZOO}, **{name: 300 for name in TORCHVISION}}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny networks: with -n 2 on two cores, intra-op threads only oversubscribe the CPU.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 # ---------------------------------------------------------------------------- helpers
 def _randomize_batchnorm(module: nn.Module, seed: int) -> nn.Module:

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from botorch_archsearch.exceptions import ArchSearchError, UnsupportedLayerError
-from botorch_archsearch.graph import ArchGraph, build_student, count_params, trace
+from botorch_archsearch.graph import build_student, count_params, trace
 from botorch_archsearch.space import Edit, SearchSpace, channel_importance
 from botorch_archsearch.utils import import_torchvision
 
@@ -31,13 +31,6 @@ SIDE = 16  # input side
 SAMPLED = 3  # sampled students per channel order and network
 TOL = 1e-10  # float64 throughout
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 # ---------------------------------------------------------------------------- supported pieces
@@ -513,30 +506,6 @@ def _num_params(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-def _edited_teacher(graph: ArchGraph, net: nn.Module, removed, skips, x: torch.Tensor) -> torch.Tensor:
-    """Brute force: the teacher's layers run one by one, removed layers as identities of their
-    (summed) input, a removed gate as its map, added skips summed into their destination's input."""
-    extra: dict[int, list[int]] = {}
-    for i, j in skips:
-        extra.setdefault(j, []).append(i)
-    values = [x] + [None] * (graph.num_layers - 1)
-    for j, node in enumerate(graph.nodes[1:], 1):
-        inputs = [values[i] for i in node.inputs]
-        if node.op == "mul" and j in removed:
-            inputs = inputs[:1]
-        inputs += [values[i] for i in extra.get(j, [])]
-        if node.op == "concat":
-            h = torch.cat(inputs, 1)
-        elif node.op == "mul" and j not in removed:
-            h = inputs[0] / inputs[1] if node.attr("divide", False) else inputs[0] * inputs[1]
-        else:
-            h = inputs[0]
-            for v in inputs[1:]:
-                h = h + v
-        values[j] = h if j in removed else net.layers[j](h)
-    return values[-1]
-
-
 def _assert_close(actual: torch.Tensor, expected: torch.Tensor, msg: str) -> None:
     scale = max(1.0, float(expected.abs().max()))
     torch.testing.assert_close(actual, expected, rtol=TOL, atol=TOL * scale, msg=msg)
@@ -544,7 +513,7 @@ def _assert_close(actual: torch.Tensor, expected: torch.Tensor, msg: str) -> Non
 
 # ---------------------------------------------------------------------------- the test
 @pytest.mark.parametrize("seed", SEEDS)
-def test_composed_network(seed):
+def test_composed_network(seed, edited_teacher):
     module, bad = _compose(seed)
     module = module.double()
     x = torch.randn(2, 3, SIDE, SIDE, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
@@ -583,7 +552,7 @@ def test_composed_network(seed):
             plan = space.plan(edit)
             student = build_student(space.apply(edit), module).eval()
             with torch.no_grad():
-                reference = _edited_teacher(graph, net, plan.removed, plan.skips, x)
+                reference = edited_teacher(graph, net, plan.removed, plan.skips, x)
                 _assert_close(student(x), reference, f"{where} {order} removal/skip {c}: {edit}")
 
 

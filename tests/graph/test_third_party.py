@@ -34,13 +34,6 @@ SIDE = 32
 NUM_CLASSES = 10
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 # ---------------------------------------------------------------------------- helpers
 def _images(*shape: int, seed: int = 0) -> torch.Tensor:

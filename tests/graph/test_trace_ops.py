@@ -32,13 +32,6 @@ TOL = {torch.float32: 1e-5, torch.float64: 1e-12}
 SAMPLES = 10  # sampled edits per channel order and network
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 # ---------------------------------------------------------------------------- helpers
 def _images(*shape: int, seed: int = 0) -> torch.Tensor:
@@ -305,7 +298,7 @@ def test_removed_gate_drops_its_branch_and_computes_the_ungated_network(apply, o
     assert layers(student_graph) == layers(trace(reference, x))
 
 
-def test_removed_gate_in_sampled_students_equals_the_edited_teacher():
+def test_removed_gate_in_sampled_students_equals_the_edited_teacher(edited_teacher):
     """Removal and skip edits (no shrinking): every student equals the teacher run layer by layer with the
     removed layers as identities (a removed gate passes its map on) and the added skips summed in."""
     module, x = _se(hidden=8)
@@ -321,33 +314,9 @@ def test_removed_gate_in_sampled_students_equals_the_edited_teacher():
         removed_gates += mul in plan.removed
         student = build_student(space.apply(edit), module).eval()
         with torch.no_grad():
-            expected = _edited_teacher(graph, net, plan.removed, plan.skips, x)
+            expected = edited_teacher(graph, net, plan.removed, plan.skips, x)
             _assert_close(student(x), expected, msg=f"sample {c}")
     assert removed_gates > 5
-
-
-def _edited_teacher(graph: ArchGraph, net: nn.Module, removed, skips, x: torch.Tensor) -> torch.Tensor:
-    """Brute force: the teacher's layers run one by one, removed layers as identities of their
-    (summed) input, a removed gate as its map, added skips summed into their destination's input."""
-    extra: dict[int, list[int]] = {}
-    for i, j in skips:
-        extra.setdefault(j, []).append(i)
-    values = [x] + [None] * (graph.num_layers - 1)
-    for j, node in enumerate(graph.nodes[1:], 1):
-        inputs = [values[i] for i in node.inputs]
-        if node.op == "mul" and j in removed:
-            inputs = inputs[:1]
-        inputs += [values[i] for i in extra.get(j, [])]
-        if node.op == "concat":
-            h = torch.cat(inputs, 1)
-        elif node.op == "mul" and j not in removed:
-            h = inputs[0] / inputs[1] if node.attr("divide", False) else inputs[0] * inputs[1]
-        else:
-            h = inputs[0]
-            for v in inputs[1:]:
-                h = h + v
-        values[j] = h if j in removed else net.layers[j](h)
-    return values[-1]
 
 
 class _SpatialGate(nn.Module):
