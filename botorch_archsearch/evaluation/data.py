@@ -25,6 +25,7 @@ from torch import Tensor
 
 from botorch_archsearch.exceptions import ArchSearchError, DatasetNotFoundError
 from botorch_archsearch.utils.torchvision import import_torchvision
+from botorch_archsearch.utils.validation import check_choice, check_int
 
 DATASET_NAMES = ("cifar10", "cifar100", "digits", "fashion_mnist", "synthetic")
 # Where downloads go when no root is given; the environment variable BOTORCH_ARCHSEARCH_DATA,
@@ -95,11 +96,8 @@ class ImageDataset:
     augment: str = "none"
 
     def __post_init__(self) -> None:
-        _check_int("num_classes", self.num_classes, minimum=1)
-        if self.augment not in _AUGMENTATIONS:
-            raise ArchSearchError(
-                f"augment must be one of {', '.join(map(repr, _AUGMENTATIONS))}, got {self.augment!r}."
-            )
+        check_int("num_classes", self.num_classes, 1)
+        check_choice("augment", self.augment, _AUGMENTATIONS)
         first = self.train_x
         for split in _SPLIT_NAMES:
             x, y = getattr(self, f"{split}_x"), getattr(self, f"{split}_y")
@@ -232,7 +230,7 @@ class ImageDataset:
             and a `batch` int64 tensor of labels, both on the data set's device.
         """
         x, y = self.split(split)
-        _check_int("batch_size", batch_size, minimum=1)
+        check_int("batch_size", batch_size, 1)
         if augment is None:
             augment = split == "train" and self.augment != "none"
         return self._iterate(x, y, batch_size, shuffle, augment, generator, drop_last)
@@ -249,7 +247,7 @@ class ImageDataset:
             ``N // batch_size`` with ``drop_last``, else ``ceil(N / batch_size)``.
         """
         _, y = self.split(split)
-        _check_int("batch_size", batch_size, minimum=1)
+        check_int("batch_size", batch_size, 1)
         count = y.shape[0]
         return count // batch_size if drop_last else math.ceil(count / batch_size)
 
@@ -299,7 +297,7 @@ def augment_batch(x: Tensor, padding: int = 4, generator: torch.Generator | None
     """
     if not isinstance(x, Tensor) or x.dim() != 4:
         raise ArchSearchError(f"x must be a `batch x C x H x W` tensor, got {_describe(x)}.")
-    _check_int("padding", padding, minimum=0)
+    check_int("padding", padding, 0)
     count, channels, height, width = x.shape
     draw = _draw_device(generator)
     offsets = torch.randint(0, 2 * padding + 1, (2, count), generator=generator, device=draw).to(x.device)
@@ -382,9 +380,9 @@ def load_dataset(
         raise ArchSearchError(
             f"Unknown dataset name={name!r}; accepted names: {', '.join(map(repr, DATASET_NAMES))}."
         )
-    _check_int("seed", seed)
+    check_int("seed", seed)
     if image_size is not None:
-        _check_int("image_size", image_size, minimum=1)
+        check_int("image_size", image_size, 1)
     if name == "synthetic":
         return synthetic_dataset(
             image_size=16 if image_size is None else image_size,
@@ -409,7 +407,7 @@ def load_dataset(
     if image_size is not None:
         x, test_x = _resize(x, image_size), _resize(test_x, image_size)
     val_size = default_val_size if val_size is None else val_size
-    _check_int("val_size", val_size, minimum=0)
+    check_int("val_size", val_size, 0)
     if val_size >= y.shape[0]:
         raise ArchSearchError(
             f"val_size={val_size} leaves no training image: {name} has {y.shape[0]} training images."
@@ -460,13 +458,13 @@ def synthetic_dataset(
     Returns:
         The data set on the CPU, named ``"synthetic"``, with ``augment="none"``.
     """
-    _check_int("num_classes", num_classes, minimum=2)
-    _check_int("in_channels", in_channels, minimum=1)
-    _check_int("image_size", image_size, minimum=1)
-    _check_int("num_train", num_train, minimum=1)
-    _check_int("num_val", num_val, minimum=0)
-    _check_int("num_test", num_test, minimum=0)
-    _check_int("seed", seed)
+    check_int("num_classes", num_classes, 2)
+    check_int("in_channels", in_channels, 1)
+    check_int("image_size", image_size, 1)
+    check_int("num_train", num_train, 1)
+    check_int("num_val", num_val, 0)
+    check_int("num_test", num_test, 0)
+    check_int("seed", seed)
     generator = torch.Generator().manual_seed(seed)
     coarse = torch.rand(num_classes, in_channels, 4, 4, generator=generator, dtype=torch.float64)
     templates = 48.0 + 160.0 * F.interpolate(
@@ -773,12 +771,6 @@ def _channel_stats(x: Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
 
 def _draw_device(generator: torch.Generator | None) -> torch.device:
     return torch.device("cpu") if generator is None else generator.device
-
-
-def _check_int(name: str, value: object, minimum: int | None = None) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or (minimum is not None and value < minimum):
-        bound = "an int" if minimum is None else f"an int >= {minimum}"
-        raise ArchSearchError(f"{name} must be {bound}, got {value!r}.")
 
 
 def _describe(value: object) -> str:

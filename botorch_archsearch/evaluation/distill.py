@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import itertools
-import math
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -23,9 +22,9 @@ from torch import Tensor, nn
 from botorch_archsearch.evaluation.data import ImageDataset
 from botorch_archsearch.evaluation.numerics import training_memory_format
 from botorch_archsearch.evaluation.progress import Progress
-from botorch_archsearch.exceptions import ArchSearchError
 from botorch_archsearch.utils.precision import use_bf16
 from botorch_archsearch.utils.threads import intra_op_threads
+from botorch_archsearch.utils.validation import check_choice, check_float, check_int
 
 KD_LOSSES = ("mse", "kl")
 
@@ -194,10 +193,14 @@ def evaluate_students(
     Returns:
         One :class:`StudentResult` per student, in order.
     """
-    _check(epochs=epochs, batch_size=batch_size, max_batches=max_batches, lr=lr, weight_decay=weight_decay,
-           workers=workers)
-    if loss not in KD_LOSSES:
-        raise ArchSearchError(f"evaluate_students: loss must be one of {list(KD_LOSSES)}, got {loss!r}.")
+    where = "evaluate_students"
+    check_int("epochs", epochs, 1, where=where)
+    check_int("batch_size", batch_size, 1, where=where)
+    check_int("max_batches", max_batches, 1, optional=True, where=where)
+    check_int("workers", workers, 1, optional=True, where=where)
+    check_float("lr", lr, 0, exclusive_minimum=True, finite=True, where=where)
+    check_float("weight_decay", weight_decay, 0, where=where)
+    check_choice("loss", loss, KD_LOSSES, where=where)
     device = data.device if device is None else torch.device(device)
     data = data.to(device)
     cuda = device.type == "cuda"
@@ -366,21 +369,6 @@ def _status(runs: list[_Run], active: list[_Run]) -> str:
     if best is not None:
         text += f" | best val {best.accuracy:.4f}"
     return text
-
-
-def _check(**values: float | None) -> None:
-    for name in ("epochs", "batch_size", "max_batches", "workers"):
-        value = values[name]
-        if value is None and name in ("max_batches", "workers"):
-            continue
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ArchSearchError(f"evaluate_students: {name} must be an integer >= 1, got {value!r}.")
-    if not (isinstance(values["lr"], (int, float)) and values["lr"] > 0 and math.isfinite(values["lr"])):
-        raise ArchSearchError(f"evaluate_students: lr must be a positive number, got {values['lr']!r}.")
-    if not (isinstance(values["weight_decay"], (int, float)) and values["weight_decay"] >= 0):
-        raise ArchSearchError(
-            f"evaluate_students: weight_decay must be a number >= 0, got {values['weight_decay']!r}."
-        )
 
 
 __all__ = ["KD_LOSSES", "StudentResult", "accuracy", "evaluate_students", "kd_loss"]

@@ -13,6 +13,7 @@ from botorch_archsearch.evaluation.data import ImageDataset
 from botorch_archsearch.evaluation.distill import accuracy
 from botorch_archsearch.evaluation.progress import Progress
 from botorch_archsearch.exceptions import ArchSearchError
+from botorch_archsearch.utils.validation import check_choice, check_float, check_int
 
 
 @dataclass
@@ -77,13 +78,12 @@ def train_classifier(
     Returns:
         A :class:`TrainResult`; the model keeps its final weights.
     """
-    for name, value in (("epochs", epochs), ("batch_size", batch_size), ("validate_every", validate_every)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ArchSearchError(f"train_classifier: {name} must be an integer >= 1, got {value!r}.")
-    if schedule not in ("step", "cosine"):
-        raise ArchSearchError(f"train_classifier: schedule must be 'step' or 'cosine', got {schedule!r}.")
-    if not lr > 0:
-        raise ArchSearchError(f"train_classifier: lr must be positive, got {lr!r}.")
+    where = "train_classifier"
+    check_int("epochs", epochs, 1, where=where)
+    check_int("batch_size", batch_size, 1, where=where)
+    check_int("validate_every", validate_every, 1, where=where)
+    check_choice("schedule", schedule, ("step", "cosine"), where=where)
+    check_float("lr", lr, 0, exclusive_minimum=True, where=where)
     start = time.perf_counter()
     device = data.device if device is None else torch.device(device)
     data = data.to(device)

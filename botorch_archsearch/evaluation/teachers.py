@@ -32,6 +32,7 @@ from botorch_archsearch.evaluation.finetune import train_classifier
 from botorch_archsearch.exceptions import ArchSearchError
 from botorch_archsearch.models import TEACHER_KINDS, TEACHER_NAMES, build_teacher, teacher_label
 from botorch_archsearch.utils.files import make_dir
+from botorch_archsearch.utils.validation import check_choice
 
 CACHE_ENV = "BOTORCH_ARCHSEARCH_CACHE"
 CACHE_FORMAT = 1  # bump when the cached files or the training code change meaning
@@ -268,8 +269,7 @@ def load_teacher(
 
 
 def _check_kind(caller: str, kind: Any) -> None:
-    if kind not in TEACHER_KINDS:
-        raise ArchSearchError(f"{caller}: kind must be one of {list(TEACHER_KINDS)}, got {kind!r}.")
+    check_choice("kind", kind, TEACHER_KINDS, where=caller)
 
 
 def _architecture_digest(model: nn.Module) -> str:

@@ -3,6 +3,7 @@ r"""The GP over architectures and the fitting of its learned kernel."""
 from botorch_archsearch.gp.fit import (
     OBJECTIVES,
     FitResult,
+    MovingAverageStoppingCriterion,
     architecture_gp,
     fit_architecture_gp,
     loo_objective,
@@ -13,6 +14,7 @@ from botorch_archsearch.gp.model import ArchitectureGP
 __all__ = [
     "ArchitectureGP",
     "FitResult",
+    "MovingAverageStoppingCriterion",
     "OBJECTIVES",
     "architecture_gp",
     "fit_architecture_gp",

@@ -5,12 +5,15 @@ predictive log-likelihood of the observed rewards (paper Eq. 5,
 ``gpytorch.mlls.LeaveOneOutPseudoLikelihood``) or, as an option, the exact marginal likelihood.
 Following the reference, Adam (lr 1e-3, weight decay 5e-4 on the embedding) runs for at most 100
 steps and stops once the moving average of the objective changes by less than 1e-3; the kernel
-is trained from scratch every time.
+is trained from scratch every time. The loop is BoTorch's ``fit_gpytorch_mll_torch``; the rule is
+:class:`MovingAverageStoppingCriterion`, a ``botorch.optim.stopping.StoppingCriterion``.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
+from functools import partial
 from pathlib import Path
 from typing import NamedTuple
 
@@ -18,6 +21,8 @@ import torch
 from botorch import settings as botorch_settings
 from botorch.models import SingleTaskGP
 from botorch.models.transforms.outcome import Standardize
+from botorch.optim.fit import fit_gpytorch_mll_torch
+from botorch.optim.stopping import StoppingCriterion
 from gpytorch.constraints import GreaterThan
 from gpytorch.kernels import Kernel
 from gpytorch.likelihoods import GaussianLikelihood
@@ -25,9 +30,10 @@ from gpytorch.mlls import ExactMarginalLogLikelihood, LeaveOneOutPseudoLikelihoo
 from torch import Tensor
 
 from botorch_archsearch.exceptions import ArchSearchError, EncodingError
-from botorch_archsearch.graph.encoding import DEFAULT_MAX_EDGES, num_features
 from botorch_archsearch.gp.model import ArchitectureGP
+from botorch_archsearch.graph.encoding import DEFAULT_MAX_EDGES, num_features
 from botorch_archsearch.kernels import ArchitectureKernel, BiLSTMEmbedding, load_kernel
+from botorch_archsearch.utils.validation import check_choice, check_float, check_int
 
 OBJECTIVES = ("loo", "exact")
 
@@ -124,44 +130,81 @@ def fit_architecture_gp(
     Returns:
         A :class:`FitResult`; the model is left in eval mode.
     """
-    if objective not in OBJECTIVES:
-        raise ArchSearchError(f"fit_architecture_gp: objective must be one of {OBJECTIVES}, got {objective!r}.")
-    for name, value in (("max_steps", max_steps), ("window", window)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ArchSearchError(f"fit_architecture_gp: {name} must be an integer >= 1, got {value!r}.")
-    if not lr > 0 or weight_decay < 0 or tol < 0:
-        raise ArchSearchError(
-            f"fit_architecture_gp: need lr > 0, weight_decay >= 0, tol >= 0; got lr={lr}, "
-            f"weight_decay={weight_decay}, tol={tol}."
-        )
+    where = "fit_architecture_gp"
+    check_choice("objective", objective, OBJECTIVES, where=where)
+    check_int("max_steps", max_steps, 1, where=where)
+    check_int("window", window, 1, where=where)
+    check_float("lr", lr, 0, exclusive_minimum=True, where=where)
+    check_float("weight_decay", weight_decay, 0, where=where)
+    check_float("tol", tol, 0, where=where)
     mll_class = LeaveOneOutPseudoLikelihood if objective == "loo" else ExactMarginalLogLikelihood
     mll = mll_class(model.likelihood, model)
-    network = [p for name, p in model.named_parameters() if ".embedding." in f".{name}" and p.requires_grad]
-    network_ids = {id(p) for p in network}
-    others = [p for p in model.parameters() if id(p) not in network_ids and p.requires_grad]
-    optimizer = torch.optim.Adam(
-        [{"params": network, "weight_decay": weight_decay}, {"params": others, "weight_decay": 0.0}], lr=lr
-    )
+    network = {id(p) for name, p in model.named_parameters() if ".embedding." in f".{name}"}
+    stopping = MovingAverageStoppingCriterion(tol=tol, window=window)
     start = time.perf_counter()
     model.train()
-    train_X, train_Y = model.train_inputs[0], model.train_targets
-    losses: list[float] = []
-    previous = None
-    converged = False
-    for _ in range(max_steps):
-        optimizer.zero_grad()
-        loss = -mll(model(train_X), train_Y).sum()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-        if len(losses) >= window:
-            average = sum(losses[-window:]) / window
-            if previous is not None and abs(average - previous) < tol:
-                converged = True
-                break
-            previous = average
+    fit_gpytorch_mll_torch(
+        mll,
+        step_limit=max_steps,
+        stopping_criterion=stopping,
+        optimizer=partial(_adam, network=network, lr=lr, weight_decay=weight_decay),
+    )
     model.eval()
-    return FitResult(model, losses, len(losses), converged, time.perf_counter() - start)
+    losses = stopping.losses
+    return FitResult(model, losses, len(losses), stopping.converged, time.perf_counter() - start)
+
+
+class MovingAverageStoppingCriterion(StoppingCriterion):
+    r"""Stop once the mean of the last ``window`` losses changes by less than ``tol``:
+    ``|mean(losses[k-window:k]) - mean(losses[k-window-1:k-1])| < tol`` after step ``k``.
+
+    The rule of the ESNAC reference; unlike BoTorch's ``ExpMAStoppingCriterion`` the average is
+    plain and the change absolute. ``torch_minimize`` asks before each optimizer step, with the
+    loss that step would descend; the reference decided after the step. So a rule met by the
+    losses of steps ``1..k`` stops the loop at the next call, once step ``k`` is taken, and
+    that call's loss is not recorded: the steps, losses and weights are the reference's.
+
+    Example:
+        >>> stopping = MovingAverageStoppingCriterion(tol=1e-3, window=10)
+        >>> fit_gpytorch_mll_torch(mll, step_limit=100, stopping_criterion=stopping)
+        >>> stopping.losses, stopping.converged
+    """
+
+    def __init__(self, tol: float = 1e-3, window: int = 10) -> None:
+        r"""Moving-average stopping criterion.
+
+        Args:
+            tol: Stop when the moving average of the loss changes by less than this.
+            window: Length of the moving average.
+        """
+        self.tol = tol
+        self.window = window
+        self.reset()
+
+    def __call__(self, fvals: Tensor) -> bool:
+        r"""Record the loss of the coming step, or stop if the rule was met before it.
+
+        Args:
+            fvals: The loss (a one-element tensor) before the coming optimizer step.
+
+        Returns:
+            ``True`` if the loop should stop before this step.
+        """
+        if self.converged:
+            return True
+        self.losses.append(fvals.item())
+        if len(self.losses) >= self.window:
+            average = sum(self.losses[-self.window :]) / self.window
+            if self._previous is not None and abs(average - self._previous) < self.tol:
+                self.converged = True
+            self._previous = average
+        return False
+
+    def reset(self) -> None:
+        r"""Forget the losses of a previous run."""
+        self.losses: list[float] = []
+        self.converged = False
+        self._previous: float | None = None
 
 
 def transferred_gp(path: str | Path, train_X: Tensor, train_Y: Tensor) -> ArchitectureGP:
@@ -225,12 +268,25 @@ def _check_data(train_X: Tensor, train_Y: Tensor) -> None:
         raise ArchSearchError("architecture_gp: train_Y has NaN or infinite values; record failures as a finite reward.")
 
 
+def _adam(parameters: Iterable[Tensor], network: set[int], lr: float, weight_decay: float) -> torch.optim.Adam:
+    # Weight decay on the embedding's weights (ids in ``network``) only, not the GP hyperparameters.
+    parameters = list(parameters)
+    return torch.optim.Adam(
+        [
+            {"params": [p for p in parameters if id(p) in network], "weight_decay": weight_decay},
+            {"params": [p for p in parameters if id(p) not in network], "weight_decay": 0.0},
+        ],
+        lr=lr,
+    )
+
+
 def _shape(value: object) -> str:
     return f"shape {tuple(value.shape)}" if isinstance(value, Tensor) else type(value).__name__
 
 
 __all__ = [
     "FitResult",
+    "MovingAverageStoppingCriterion",
     "OBJECTIVES",
     "architecture_gp",
     "fit_architecture_gp",

@@ -23,6 +23,7 @@ import torch
 
 from botorch_archsearch.exceptions import EncodingError
 from botorch_archsearch.graph.arch_graph import LAYER_TYPES, ArchGraph
+from botorch_archsearch.utils.validation import check_int
 
 NUM_LAYER_TYPES = len(LAYER_TYPES)
 NUM_ATTRIBUTES = 6  # kernel, stride, padding, groups, in channels, out channels
@@ -63,8 +64,8 @@ def encode(
     """
     if isinstance(graphs, ArchGraph):
         graphs = [graphs]
-    _check_positive("max_layers", max_layers)
-    _check_positive("max_edges", max_edges)
+    check_int("max_layers", max_layers, 1, where="encode", error=EncodingError)
+    check_int("max_edges", max_edges, 1, where="encode", error=EncodingError)
     width = num_features(max_edges)
     if isinstance(graphs, Sized):
         out = np.zeros((len(graphs), max_layers, width), dtype=np.float32)
@@ -153,11 +154,6 @@ def expand(X: torch.Tensor, max_layers: int) -> torch.Tensor:
     index = (src * L + offsets.clamp(0, L - 1)).reshape(flat.shape[0], -1)
     flat.scatter_add_(-1, index, valid.reshape(flat.shape[0], -1).to(X.dtype))
     return torch.cat([one_hot, attributes, incoming, outgoing], dim=-1)
-
-
-def _check_positive(name: str, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise EncodingError(f"encode: {name} must be an integer >= 1, got {value!r}.")
 
 
 __all__ = ["DEFAULT_MAX_EDGES", "NUM_ATTRIBUTES", "NUM_LAYER_TYPES", "encode", "expand", "num_features"]

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from botorch_archsearch.exceptions import EncodingError
 from botorch_archsearch.graph.encoding import DEFAULT_MAX_EDGES, NUM_ATTRIBUTES, NUM_LAYER_TYPES, num_features
+from botorch_archsearch.utils.validation import check_float, check_int
 
 ATTRIBUTE_SCALE = 10.0  # log2(1 + value) / ATTRIBUTE_SCALE
 
@@ -93,13 +94,10 @@ class BiLSTMEmbedding(nn.Module):
         for name, value in (("max_layers", max_layers), ("max_edges", max_edges), ("hidden_size", hidden_size),
                             ("num_layers", num_layers), ("input_size", input_size),
                             ("batch_size", batch_size)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise EncodingError(f"BiLSTMEmbedding: {name} must be an integer >= 1, got {value!r}.")
-        if isinstance(init_scale, bool) or not isinstance(init_scale, (int, float)) or not (
-            0 < init_scale < math.inf
-        ):
-            raise EncodingError(f"BiLSTMEmbedding: init_scale must be a positive finite number, got {init_scale!r}.")
-        self.init_scale = float(init_scale)
+            check_int(name, value, 1, where="BiLSTMEmbedding", error=EncodingError)
+        self.init_scale = check_float(
+            "init_scale", init_scale, 0, exclusive_minimum=True, finite=True, where="BiLSTMEmbedding", error=EncodingError
+        )
         self.max_layers, self.max_edges = max_layers, max_edges
         self.hidden_size, self.num_layers, self.bidirectional = hidden_size, num_layers, bool(bidirectional)
         self.input_size = input_size

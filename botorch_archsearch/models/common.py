@@ -7,31 +7,16 @@ so that tiny teachers (``width=0.125``) differ from the paper's ones only in siz
 
 from __future__ import annotations
 
-import math
-from numbers import Integral, Real
-
 from torch import nn
 
-from botorch_archsearch.exceptions import ArchSearchError
+from botorch_archsearch.utils.validation import check_float, check_int
 
 
 def check_args(num_classes: int, in_channels: int, width: float) -> None:
     r"""Raise an ``ArchSearchError`` naming the first argument a teacher constructor cannot use."""
-    for arg_name, value in (("num_classes", num_classes), ("in_channels", in_channels)):
-        if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
-            raise ArchSearchError(
-                f"Expected {arg_name} to be an integer >= 1, got {arg_name}={value!r}."
-            )
-    if (
-        isinstance(width, bool)
-        or not isinstance(width, Real)
-        or not math.isfinite(width)
-        or width <= 0
-    ):
-        raise ArchSearchError(
-            f"Expected width to be a finite number > 0 (1.0 is the paper's size, e.g. 0.125 "
-            f"for a tiny teacher), got width={width!r}."
-        )
+    check_int("num_classes", num_classes, 1)
+    check_int("in_channels", in_channels, 1)
+    check_float("width", width, 0, exclusive_minimum=True, finite=True)
 
 
 def scale_width(channels: int, width: float, divisor: int = 1) -> int:

@@ -22,6 +22,7 @@ from torch import nn
 from botorch_archsearch.exceptions import ArchSearchError
 from botorch_archsearch.models._registry import get_teacher
 from botorch_archsearch.utils.torchvision import import_torchvision
+from botorch_archsearch.utils.validation import check_int
 
 TEACHER_KINDS: tuple[str, ...] = ("module", "torchvision", "zoo")
 """How a teacher is built: a user's function, a torchvision model by name, or the zoo."""
@@ -69,9 +70,8 @@ def get_torchvision_model(name: str, *, num_classes: int, in_channels: int = 3) 
     if not isinstance(name, str) or name not in names:
         raise ArchSearchError(f"Unknown torchvision model: name={name!r}{_did_you_mean(name, names)}. Accepted names "
                               f"(torchvision's classification models) are {', '.join(names)}.")
-    for arg_name, value in (("num_classes", num_classes), ("in_channels", in_channels)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ArchSearchError(f"Expected {arg_name} to be an integer >= 1, got {arg_name}={value!r}.")
+    check_int("num_classes", num_classes, 1)
+    check_int("in_channels", in_channels, 1)
     # GoogLeNet and Inception v3 return their auxiliary classifiers' outputs too when training:
     # a teacher is trained (and traced) as one classifier, so they are built without them.
     extra = {"aux_logits": False} if name in _AUX_LOGITS else {}

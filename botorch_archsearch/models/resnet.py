@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 from botorch_archsearch.exceptions import ArchSearchError
 from botorch_archsearch.models.common import check_args, init_weights, scale_width
+from botorch_archsearch.utils.validation import is_int
 
 _PLANES = (64, 128, 256, 512)
 
@@ -97,7 +98,7 @@ class ResNet(nn.Module):
         check_args(num_classes=num_classes, in_channels=in_channels, width=width)
         num_blocks = tuple(num_blocks)
         if len(num_blocks) != len(_PLANES) or any(
-            isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in num_blocks
+            not is_int(n, 1) for n in num_blocks
         ):
             raise ArchSearchError(
                 f"Expected num_blocks to be {len(_PLANES)} integers >= 1 (e.g. (2, 2, 2, 2) for "

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from botorch_archsearch.exceptions import ArchSearchError
 from botorch_archsearch.models.common import check_args, init_weights, scale_width
+from botorch_archsearch.utils.validation import check_int, is_int
 
 
 class ShuffleUnit(nn.Module):
@@ -144,13 +145,12 @@ class ShuffleNet(nn.Module):
         super().__init__()
         check_args(num_classes=num_classes, in_channels=in_channels, width=width)
         out_planes, num_blocks = tuple(out_planes), tuple(num_blocks)
-        if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
-            raise ArchSearchError(f"Expected groups to be an integer >= 1, got groups={groups!r}.")
+        check_int("groups", groups, 1)
         sizes = (stem_planes, *out_planes)
         if (
             len(out_planes) != len(num_blocks)
-            or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in num_blocks)
-            or any(isinstance(p, bool) or not isinstance(p, int) or p < 1 for p in sizes)
+            or not all(is_int(n, 1) for n in num_blocks)
+            or not all(is_int(p, 1) for p in sizes)
             or any(a >= b for a, b in zip(sizes, sizes[1:]))
         ):
             raise ArchSearchError(

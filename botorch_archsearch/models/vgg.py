@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from botorch_archsearch.exceptions import ArchSearchError
 from botorch_archsearch.models.common import check_args, init_weights, scale_width
+from botorch_archsearch.utils.validation import is_int
 
 VGG19_CFG: tuple[int | str, ...] = (
     64, 64, "M",
@@ -52,7 +53,7 @@ class VGG(nn.Module):
         super().__init__()
         check_args(num_classes=num_classes, in_channels=in_channels, width=width)
         for item in cfg:
-            if item != "M" and (isinstance(item, bool) or not isinstance(item, int) or item < 1):
+            if item != "M" and not is_int(item, 1):
                 raise ArchSearchError(
                     f"Expected cfg to hold integers >= 1 and 'M', got the item {item!r} in "
                     f"cfg={cfg!r}."

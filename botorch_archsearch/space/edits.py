@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from botorch_archsearch.exceptions import InvalidEditError
+from botorch_archsearch.utils.validation import check_choice
 
 CHANNEL_ORDERS: tuple[str, ...] = ("even", "magnitude")
 
@@ -31,7 +32,7 @@ class Edit:
 
     Example:
         >>> edit = space.sample(1, generator=torch.Generator().manual_seed(0))[0]
-        >>> student = space.apply(edit)
+        >>> student = space.student(edit)
     """
 
     remove_mask: tuple[bool, ...]
@@ -50,10 +51,7 @@ class Edit:
                 f"Edit.skips must be pairs of layer indices (i, j), got {self.skips!r}."
             ) from e
         object.__setattr__(self, "skips", skips)
-        if self.channel_order not in CHANNEL_ORDERS:
-            raise InvalidEditError(
-                f"Edit.channel_order must be one of {list(CHANNEL_ORDERS)}, got {self.channel_order!r}."
-            )
+        check_choice("Edit.channel_order", self.channel_order, CHANNEL_ORDERS, error=InvalidEditError)
 
     @property
     def num_removed(self) -> int:

@@ -26,6 +26,7 @@ from botorch_archsearch.exceptions import ArchSearchError
 from botorch_archsearch.graph.arch_graph import ArchGraph
 from botorch_archsearch.graph.build import WEIGHTED_TYPES, teacher_tensors
 from botorch_archsearch.space.channels import DERIVED, ChannelModel, shuffle_permutation
+from botorch_archsearch.utils.validation import check_float
 
 
 def channel_importance(graph: ArchGraph, model: nn.Module, p: float = 2.0) -> tuple[np.ndarray, ...]:
@@ -47,8 +48,7 @@ def channel_importance(graph: ArchGraph, model: nn.Module, p: float = 2.0) -> tu
         raise ArchSearchError(f"channel_importance expects an ArchGraph, got {type(graph).__name__}.")
     if not isinstance(model, nn.Module):
         raise ArchSearchError(f"channel_importance expects the teacher nn.Module, got {type(model).__name__}.")
-    if isinstance(p, bool) or not isinstance(p, (int, float)) or not p > 0:
-        raise ArchSearchError(f"channel_importance: p must be a number > 0, got {p!r}.")
+    check_float("p", p, 0, exclusive_minimum=True, where="channel_importance")
     channels = ChannelModel(graph)
     nodes = graph.nodes
     # Per layer output (a channel dimension): the summed |w|^p of every weight coupled to each channel.

@@ -18,6 +18,7 @@ import torch
 from botorch_archsearch.exceptions import InvalidEditError
 from botorch_archsearch.space.edits import Edit
 from botorch_archsearch.space.search_space import SearchSpace
+from botorch_archsearch.utils.validation import check_float
 
 
 def mutate_edits(
@@ -52,7 +53,7 @@ def mutate_edits(
         >>> parents = space.sample(100, generator=torch.Generator().manual_seed(0))
         >>> children = mutate_edits(space, parents, torch.Generator().manual_seed(1), rate=0.05)
     """
-    rate = _check_probability("mutate_edits", "rate", rate)
+    rate = check_float("rate", rate, 0, 1, what="a probability", where="mutate_edits", error=InvalidEditError)
     masks, ratios, skips = _to_arrays(space, edits, "mutate_edits", "edits")
     n = len(masks)
     kw = {"generator": generator}
@@ -108,7 +109,7 @@ def perturb_edits(
     Example:
         >>> around_best = perturb_edits(space, [best_edit] * 100, torch.Generator().manual_seed(0), scale=0.05)
     """
-    scale = _check_probability("perturb_edits", "scale", scale)
+    scale = check_float("scale", scale, 0, 1, what="a probability", where="perturb_edits", error=InvalidEditError)
     masks, ratios, skips = _to_arrays(space, edits, "perturb_edits", "edits")
     n = len(masks)
     kw = {"generator": generator}
@@ -176,12 +177,6 @@ def crossover_edits(
         child = np.where(take_b, skips_b, skips_a)
         skips = space.cap_skips(np.zeros_like(child), child)
     return space.edits_from_arrays(masks, ratios, skips, [e.channel_order for e in parents_a])
-
-
-def _check_probability(caller: str, name: str, value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-        raise InvalidEditError(f"{caller}: {name} must be a probability in [0, 1], got {value!r}.")
-    return float(value)
 
 
 def _below_one(ratios: np.ndarray) -> np.ndarray:

@@ -23,6 +23,7 @@ from botorch_archsearch.exceptions import ArchSearchError
 from botorch_archsearch.graph.counting import count_flops, count_params
 from botorch_archsearch.space.edits import Edit
 from botorch_archsearch.space.search_space import SearchSpace
+from botorch_archsearch.utils.validation import check_choice, check_float
 
 ONESHOT_METHODS: tuple[str, ...] = ("uniform", "magnitude")
 MAGNITUDE_SCOPES: tuple[str, ...] = ("group", "global")
@@ -56,16 +57,13 @@ def oneshot_edit(
 
     Example:
         >>> edit = oneshot_edit(space, "magnitude", 1 / 3, measure="flops")
-        >>> student = space.apply(edit)
+        >>> student = space.student(edit)
     """
-    if method not in ONESHOT_METHODS:
-        raise ArchSearchError(f"oneshot_edit: method must be one of {list(ONESHOT_METHODS)}, got {method!r}.")
-    if measure not in SIZE_MEASURES:
-        raise ArchSearchError(f"oneshot_edit: measure must be one of {list(SIZE_MEASURES)}, got {measure!r}.")
-    if scope not in MAGNITUDE_SCOPES:
-        raise ArchSearchError(f"oneshot_edit: scope must be one of {list(MAGNITUDE_SCOPES)}, got {scope!r}.")
-    if isinstance(target, bool) or not isinstance(target, (int, float)) or not 0.0 < target <= 1.0:
-        raise ArchSearchError(f"oneshot_edit: target must be a fraction of the teacher's size in (0, 1], got {target!r}.")
+    where = "oneshot_edit"
+    check_choice("method", method, ONESHOT_METHODS, where=where)
+    check_choice("measure", measure, SIZE_MEASURES, where=where)
+    check_choice("scope", scope, MAGNITUDE_SCOPES, where=where)
+    check_float("target", target, 0, 1, exclusive_minimum=True, what="a fraction of the teacher's size", where=where)
     if method == "magnitude" and not space.has_importance:
         raise ArchSearchError(
             "oneshot_edit: 'magnitude' needs the teacher's channel importance; make the space with "

@@ -6,7 +6,7 @@ import functools
 
 import torch
 
-from botorch_archsearch.exceptions import ArchSearchError
+from botorch_archsearch.utils.validation import check_bool
 
 
 def native_bf16(device: str | torch.device) -> bool:
@@ -42,10 +42,8 @@ def use_bf16(bf16: bool | None, device: str | torch.device) -> bool:
     Raises:
         ArchSearchError: If ``bf16`` is not a bool or ``None``.
     """
-    if bf16 is None:
+    if check_bool("bf16", bf16, optional=True) is None:
         return native_bf16(device)
-    if not isinstance(bf16, bool):
-        raise ArchSearchError(f"bf16 must be True, False or None (automatic), got {bf16!r}.")
     return bf16
 
 

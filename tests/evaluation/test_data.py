@@ -421,7 +421,7 @@ def test_augment_batch_is_reproducible():
 def test_augment_batch_errors():
     with pytest.raises(ArchSearchError, match="batch x C x H x W"):
         augment_batch(torch.zeros(3, 8, 8))
-    with pytest.raises(ArchSearchError, match="padding must be an int >= 0, got -1"):
+    with pytest.raises(ArchSearchError, match="padding must be an integer >= 0, got -1"):
         augment_batch(torch.zeros(1, 3, 8, 8), padding=-1)
 
 
@@ -527,7 +527,7 @@ def test_dataset_accessors_and_errors():
     assert moved is not data and torch.equal(moved.train_x, data.train_x) and moved.mean == data.mean
     with pytest.raises(ValueError, match="'train', 'val', 'test'"):
         data.split("validation")
-    with pytest.raises(ArchSearchError, match="batch_size must be an int >= 1, got 0"):
+    with pytest.raises(ArchSearchError, match="batch_size must be an integer >= 1, got 0"):
         data.batches("train", 0)
     with pytest.raises(ArchSearchError, match="train_x must be a `N x C x H x W` uint8 tensor"):
         dataclasses.replace(data, train_x=data.train_x.float())
@@ -555,9 +555,9 @@ def test_load_dataset_argument_errors(tmp_path):
         assert repr(name) in str(info.value)
     with pytest.raises(ArchSearchError, match="val_size=1438 leaves no training image"):
         load_dataset("digits", val_size=1438)
-    with pytest.raises(ArchSearchError, match="val_size must be an int >= 0, got -1"):
+    with pytest.raises(ArchSearchError, match="val_size must be an integer >= 0, got -1"):
         load_dataset("digits", val_size=-1)
-    with pytest.raises(ArchSearchError, match="image_size must be an int >= 1, got 0"):
+    with pytest.raises(ArchSearchError, match="image_size must be an integer >= 1, got 0"):
         load_dataset("digits", image_size=0)
 
 

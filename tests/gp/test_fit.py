@@ -12,7 +12,14 @@ from gpytorch.kernels import ScaleKernel
 from scipy.stats import spearmanr
 
 from botorch_archsearch.exceptions import ArchSearchError
-from botorch_archsearch.gp import OBJECTIVES, FitResult, architecture_gp, fit_architecture_gp, loo_objective
+from botorch_archsearch.gp import (
+    OBJECTIVES,
+    FitResult,
+    MovingAverageStoppingCriterion,
+    architecture_gp,
+    fit_architecture_gp,
+    loo_objective,
+)
 from botorch_archsearch.graph import count_params, encode, trace
 from botorch_archsearch.kernels import ArchitectureKernel, BiLSTMEmbedding
 from botorch_archsearch.models import get_teacher
@@ -251,17 +258,17 @@ def test_fit_leaves_a_fixed_sigma_alone(space, data):
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"objective": "mll"}, r"objective must be one of \('loo', 'exact'\), got 'mll'"),
+        ({"objective": "mll"}, r"objective must be one of \['loo', 'exact'\], got 'mll'"),
         ({"objective": None}, "objective must be one of"),
         ({"max_steps": 0}, "max_steps must be an integer >= 1, got 0"),
         ({"max_steps": 2.0}, "max_steps must be an integer >= 1, got 2.0"),
         ({"max_steps": True}, "max_steps must be an integer >= 1, got True"),
         ({"window": 0}, "window must be an integer >= 1, got 0"),
-        ({"lr": 0.0}, "lr=0.0"),
-        ({"lr": -1e-3}, "lr=-0.001"),
-        ({"lr": float("nan")}, "lr=nan"),
-        ({"weight_decay": -1.0}, "weight_decay=-1.0"),
-        ({"tol": -1e-3}, "tol=-0.001"),
+        ({"lr": 0.0}, "lr must be a number > 0, got 0.0"),
+        ({"lr": -1e-3}, "lr must be a number > 0, got -0.001"),
+        ({"lr": float("nan")}, "lr must be a number > 0, got nan"),
+        ({"weight_decay": -1.0}, "weight_decay must be a number >= 0, got -1.0"),
+        ({"tol": -1e-3}, "tol must be a number >= 0, got -0.001"),
     ],
 )
 def test_fit_errors(space, data, kwargs, match):
@@ -300,6 +307,19 @@ def test_moving_average_rule(space, data):
     stopped = fit_architecture_gp(model, lr=3e-2, max_steps=max_steps, tol=tol, window=window)
     assert stopped.converged and stopped.num_steps == window + 1 + c < max_steps
     np.testing.assert_allclose(stopped.losses, free.losses[: stopped.num_steps], rtol=1e-10)
+
+
+def test_moving_average_stopping_criterion_by_hand():
+    """Window 2, tol 0.3: averages 4.5, 2.5, 2.25 (changes 2.0, 0.25); the rule is met after the
+    fourth loss, so the fifth call (before step 5) stops, and its loss is not recorded."""
+    stopping = MovingAverageStoppingCriterion(tol=0.3, window=2)
+    calls = [stopping(torch.tensor(v)) for v in (5.0, 4.0, 1.0, 3.5, 9.0, 9.0)]
+    assert calls == [False, False, False, False, True, True]
+    assert stopping.losses == [5.0, 4.0, 1.0, 3.5] and stopping.converged
+    stopping.reset()
+    assert stopping.losses == [] and not stopping.converged
+    assert not any(stopping(torch.tensor(v, dtype=torch.float32)) for v in (5.0, 4.0, 1.0))
+    assert stopping.losses == [5.0, 4.0, 1.0]
 
 
 @pytest.mark.parametrize("scaled", [False, True])

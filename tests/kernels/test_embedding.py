@@ -298,7 +298,7 @@ def test_init_scale_scales_the_projection_and_spreads_fresh_embeddings(resnet_sp
 
 @pytest.mark.parametrize("init_scale", [0, -1.0, float("inf"), float("nan"), True, "2"])
 def test_bad_init_scale_raises_encoding_error(init_scale):
-    with pytest.raises(EncodingError, match="init_scale must be a positive finite number"):
+    with pytest.raises(EncodingError, match="init_scale must be a finite number > 0"):
         BiLSTMEmbedding(4, init_scale=init_scale)
 
 

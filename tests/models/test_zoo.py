@@ -195,7 +195,7 @@ def test_get_teacher_unknown_name():
 @pytest.mark.parametrize("width", [0, -0.5, float("nan"), float("inf"), "1", True, None])
 def test_bad_width(width):
     for name in TEACHER_NAMES:
-        with pytest.raises(ValueError, match=r"width.*> 0.*got width="):
+        with pytest.raises(ValueError, match=r"width must be a finite number > 0, got "):
             get_teacher(name, width=width)
 
 
@@ -203,5 +203,5 @@ def test_bad_width(width):
 @pytest.mark.parametrize("value", [0, -1, 2.0, True])
 def test_bad_num_classes_and_in_channels(arg_name, value):
     for name in TEACHER_NAMES:
-        with pytest.raises(ValueError, match=rf"{arg_name}.*>= 1.*got {arg_name}="):
+        with pytest.raises(ValueError, match=rf"{arg_name} must be an integer >= 1, got {value!r}"):
             get_teacher(name, **{arg_name: value})
