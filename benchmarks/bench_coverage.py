@@ -266,9 +266,10 @@ def _check_edit(space: SearchSpace, edit: Any, model: torch.nn.Module, x: torch.
     """None if the edit's student is valid, else ``"<step>: <why>"``."""
     step = "apply"
     try:
-        graph = space.apply(edit)
+        edited = space.student(edit)
+        graph = edited.graph
         step = "build"
-        student = build_student(graph, model).eval()
+        student = build_student(edited, model).eval()
         step = "run"
         with torch.no_grad():
             out = student(x)

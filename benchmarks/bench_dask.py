@@ -44,7 +44,7 @@ def main() -> None:
     teacher = get_teacher("resnet18", num_classes=data.num_classes, in_channels=data.in_channels,
                           width=args.width).eval()
     space = SearchSpace(trace(teacher, torch.zeros(1, data.in_channels, data.image_size, data.image_size)))
-    graphs = [space.apply(e) for e in space.sample(args.students, generator=torch.Generator().manual_seed(0))]
+    students = [space.student(e) for e in space.sample(args.students, generator=torch.Generator().manual_seed(0))]
     options = {"epochs": 1, "max_batches": args.batches, "batch_size": 128}
     print(f"machine: {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"load average {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
@@ -53,7 +53,7 @@ def main() -> None:
 
     local = LocalBackend(teacher, data, {**options, "progress": False})
     start = time.perf_counter()
-    local_results = local.evaluate(graphs, seed=0)
+    local_results = local.evaluate(students, seed=0)
     local_s = time.perf_counter() - start
     print(f"local backend (lock-step, 2 threads): {local_s:.1f} s", flush=True)
 
@@ -63,7 +63,7 @@ def main() -> None:
     try:
         with get_task_stream(backend.client) as stream:
             start = time.perf_counter()
-            dask_results = backend.evaluate(graphs, seed=0)
+            dask_results = backend.evaluate(students, seed=0)
             dask_s = time.perf_counter() - start
         busy: dict[str, float] = defaultdict(float)
         computes = []

@@ -129,7 +129,7 @@ def profile(teacher: nn.Module, students: list[nn.Module], data, batches: int, b
         print(f"  {group}: {100 * share:.0f}%")
 
 
-def isolation(teacher: nn.Module, graphs, data, args, device: torch.device) -> None:
+def isolation(teacher: nn.Module, students, data, args, device: torch.device) -> None:
     """The local backend with its worker process against training in this process, step for step."""
     from botorch_archsearch.search.backends import LocalBackend
 
@@ -141,19 +141,19 @@ def isolation(teacher: nn.Module, graphs, data, args, device: torch.device) -> N
     started = time.perf_counter() - start
     try:
         start = time.perf_counter()
-        worker.evaluate(graphs[:1], seed=0)  # waits for the worker: its start, the teacher and data sent
+        worker.evaluate(students[:1], seed=0)  # waits for the worker: its start, the teacher and data sent
         ready = time.perf_counter() - start
         steps = {"process": [], "none": []}
         for repeat in range(args.isolation_repeats):  # alternated, so that the machine's load hits both alike
             for label, backend in (("process", worker), ("none", inside)):
                 start = time.perf_counter()
-                backend.evaluate(graphs, seed=repeat)
+                backend.evaluate(students, seed=repeat)
                 steps[label].append(time.perf_counter() - start)
     finally:
         worker.close()
     ratios = sorted(p / n for p, n in zip(steps["process"], steps["none"]))
     print(f"worker process: started in {started:.2f} s (returns at once), first student back after {ready:.1f} s; "
-          f"a step of {len(graphs)} students {min(steps['process']):.1f} s against {min(steps['none']):.1f} s in "
+          f"a step of {len(students)} students {min(steps['process']):.1f} s against {min(steps['none']):.1f} s in "
           f"this process (best of {len(ratios)}); worker / this process, repeat by repeat: "
           f"{', '.join(f'{100 * (r - 1):+.1f}%' for r in ratios)} (median {100 * (ratios[len(ratios) // 2] - 1):+.1f}%)",
           flush=True)
@@ -209,15 +209,15 @@ def main() -> None:
     graph = trace(teacher, torch.zeros(1, data.in_channels, data.image_size, data.image_size))
     space = SearchSpace(graph)
     edits = space.sample(args.students, generator=torch.Generator().manual_seed(args.seed))
-    graphs = [space.apply(e) for e in edits]
+    edited = [space.student(e) for e in edits]
     teacher_params = count_params(graph)
-    sizes = ", ".join(f"{count_params(g) / teacher_params:.2f}" for g in graphs)
+    sizes = ", ".join(f"{count_params(s.graph) / teacher_params:.2f}" for s in edited)
     print(f"teacher ResNet-18 width {args.width}: {teacher_params:,} parameters; students' size / teacher: {sizes}",
           flush=True)
     images = args.students * args.batches * args.batch_size
 
     def students() -> list[nn.Module]:
-        return [build_student(g, teacher) for g in graphs]
+        return [build_student(s, teacher) for s in edited]
 
     # The numerics guard, from a new probe process: its machine canary, then each student's checks.
     start = time.perf_counter()
@@ -226,19 +226,19 @@ def main() -> None:
     example = data.train_x[:1].float().to(device)
     sizes = training_batch_sizes(len(data.train_x), args.batch_size, args.batches)
 
-    def guard(graphs_of_step) -> float:
-        built = [build_student(g, teacher) for g in graphs_of_step]
+    def guard(students_of_step) -> float:
+        built = [build_student(s, teacher) for s in students_of_step]
         start = time.perf_counter()
         for student in built:
             numerics.training_memory_format(student, example, sizes, bf16=native_bf16(device))
         return time.perf_counter() - start
 
     # As in a search: each step's K students are new edits, the verdicts of earlier steps are known.
-    guard_steps = [guard(graphs)]
+    guard_steps = [guard(edited)]
     for step in range(1, args.guard_steps):
         more = space.sample(args.students, generator=torch.Generator().manual_seed(args.seed + 1000 + step))
-        guard_steps.append(guard([space.apply(e) for e in more]))
-    guard_known_s = guard(graphs)
+        guard_steps.append(guard([space.student(e) for e in more]))
+    guard_known_s = guard(edited)
     layouts = [numerics.training_memory_format(s, example, sizes, bf16=native_bf16(device)) for s in students()]
     print(f"numerics guard: canary {'passed' if machine else 'failed for a family: its networks train contiguous'} "
           f"({canary_s:.2f} s in the probe process, including its start); students' checks per step of "
@@ -282,7 +282,7 @@ def main() -> None:
           f"(the canary, {canary_s:.1f} s once per process, runs in the background while the search starts)",
           flush=True)
     if not args.skip_isolation and device.type == "cpu":
-        isolation(teacher, graphs, data, args, device)
+        isolation(teacher, edited, data, args, device)
     if args.skip_naive:
         return
     naive_s = naive(teacher, students(), data, args.batches, args.batch_size, device)

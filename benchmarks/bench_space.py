@@ -63,10 +63,10 @@ def bench_teacher(name: str, candidates: int, builds: int, repeats: int, order: 
     fast = _best_of(repeats, table_path)
     slow = _best_of(repeats, node_path)
     edits = space.sample(builds, generator=torch.Generator().manual_seed(1))
-    graphs = [space.apply(e) for e in edits]
+    students = [space.student(e) for e in edits]
     start = time.perf_counter()
-    for g in graphs:
-        build_student(g, teacher)
+    for s in students:
+        build_student(s, teacher)
     build_s = (time.perf_counter() - start) / builds
     print(f"{name} (channel order {order}): {L} layers, {len(space.removable)} removable, {space.num_groups} groups, "
           f"{len(space.skip_candidates)} skip candidates")

@@ -36,13 +36,13 @@ def main() -> None:
     data = load_dataset(args.dataset, seed=0)
     teacher = trained_teacher("resnet18", data, width=0.125, epochs=3, lr=0.05, batch_size=128, seed=0).model
     space = SearchSpace(trace(teacher, torch.zeros(1, data.in_channels, data.image_size, data.image_size)))
-    graphs = [space.apply(e) for e in space.sample(args.students, generator=torch.Generator().manual_seed(args.seed))]
+    students = [space.student(e) for e in space.sample(args.students, generator=torch.Generator().manual_seed(args.seed))]
     print(f"native bf16 on this CPU: {native_bf16('cpu')}; {args.students} students", flush=True)
     accuracies = {}
     for bf16 in (False, True):
         for order in (0, 1):
             start = time.perf_counter()
-            results = evaluate_students(teacher, [build_student(g, teacher) for g in graphs], data, epochs=2,
+            results = evaluate_students(teacher, [build_student(s, teacher) for s in students], data, epochs=2,
                                         max_batches=30, bf16=bf16, seed=order, progress=False)
             accuracies[bf16, order] = np.array([r.accuracy for r in results])
             print(f"{'bf16   ' if bf16 else 'float32'} batch order {order}: {time.perf_counter() - start:.0f} s; "

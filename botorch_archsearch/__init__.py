@@ -36,7 +36,7 @@ from botorch_archsearch.graph import (
     save_student,
     trace,
 )
-from botorch_archsearch.space import Edit, SearchSpace
+from botorch_archsearch.space import Edit, SearchSpace, Student
 
 __version__ = "0.1.0.dev0"
 
@@ -48,6 +48,7 @@ __all__ = [
     "EncodingError",
     "InvalidEditError",
     "SearchSpace",
+    "Student",
     "UnsupportedLayerError",
     "build_student",
     "count_flops",

@@ -26,6 +26,8 @@ from botorch_archsearch.graph.encoding import DEFAULT_MAX_EDGES, encode, num_fea
 from botorch_archsearch.space.edits import Edit
 from botorch_archsearch.space.mutation import crossover_edits, mutate_edits
 from botorch_archsearch.space.search_space import SearchSpace
+from botorch_archsearch.space.student import Student
+from botorch_archsearch.utils.validation import check_choice, check_float, check_int
 
 EDIT_OPTIMIZATION_METHODS: tuple[str, ...] = ("evolutionary", "random")
 
@@ -34,19 +36,27 @@ class EditOptimizationResult(NamedTuple):
     r"""The best students found by :func:`optimize_acqf_edits`, best first.
 
     Args:
-        graphs: The ``q`` student graphs.
-        edits: The edits of the teacher that make them.
+        students: The ``q`` students (architecture, edit and what each keeps of the teacher).
         X: A `q x d` tensor of their encodings (``d = max_layers * (7 + max_edges)``).
         values: A `q`-dim tensor of their acquisition values (each scored alone, as a
             `1 x d` q-batch).
         num_scored: How many distinct candidates the acquisition function scored.
     """
 
-    graphs: list[ArchGraph]
-    edits: list[Edit]
+    students: list[Student]
     X: Tensor
     values: Tensor
     num_scored: int
+
+    @property
+    def graphs(self) -> list[ArchGraph]:
+        """The students' architectures."""
+        return [s.graph for s in self.students]
+
+    @property
+    def edits(self) -> list[Edit]:
+        """The edits of the teacher that make the students."""
+        return [s.edit for s in self.students]
 
 
 def optimize_acqf_edits(
@@ -118,8 +128,8 @@ def optimize_acqf_edits(
             join the initial population), e.g. local edits of the best students so far.
 
     Returns:
-        An :class:`EditOptimizationResult` with the ``q`` best students, best first: their
-        ``graphs`` and ``edits``, their encodings ``X`` (`q x d`), their acquisition ``values``
+        An :class:`EditOptimizationResult` with the ``q`` best ``students``, best first (their
+        ``graphs`` and ``edits`` as properties), their encodings ``X`` (`q x d`), their acquisition ``values``
         (`q`) and ``num_scored``, the number of distinct candidates scored.
 
     Raises:
@@ -130,19 +140,16 @@ def optimize_acqf_edits(
         >>> acqf = LogExpectedImprovement(model, best_f=train_Y.max())
         >>> result = optimize_acqf_edits(acqf, space, max_layers=space.graph.num_layers,
         ...                              num_candidates=2000, X_avoid=train_X)
-        >>> student = result.graphs[0]
+        >>> net = build_student(result.students[0], teacher)
     """
-    _check_int("q", q, 1)
-    _check_int("num_candidates", num_candidates, 1)
+    where = "optimize_acqf_edits"
+    check_int("q", q, 1, where=where)
+    check_int("num_candidates", num_candidates, 1, where=where)
     if num_candidates < q:
         raise ArchSearchError(
             f"optimize_acqf_edits: num_candidates must be at least q={q}, got {num_candidates!r}."
         )
-    if method not in EDIT_OPTIMIZATION_METHODS:
-        raise ArchSearchError(
-            f"optimize_acqf_edits: unknown method {method!r}; accepted methods are "
-            f"{', '.join(repr(m) for m in EDIT_OPTIMIZATION_METHODS)}."
-        )
+    check_choice("method", method, EDIT_OPTIMIZATION_METHODS, where=where)
     if not callable(acq_function):
         raise ArchSearchError(
             f"optimize_acqf_edits: acq_function must be callable (an AcquisitionFunction), got "
@@ -152,22 +159,22 @@ def optimize_acqf_edits(
         raise ArchSearchError(
             f"optimize_acqf_edits: space must be a SearchSpace, got {type(space).__name__}."
         )
-    _check_int("max_layers", max_layers, 1)
+    check_int("max_layers", max_layers, 1, where=where)
     if max_layers < space.graph.num_layers:
         raise ArchSearchError(
             f"optimize_acqf_edits: max_layers must be at least the teacher's number of layers "
             f"({space.graph.num_layers}), got {max_layers}."
         )
-    _check_int("max_edges", max_edges, 1)
-    _check_int("max_batch_size", max_batch_size, 1)
+    check_int("max_edges", max_edges, 1, where=where)
+    check_int("max_batch_size", max_batch_size, 1, where=where)
     if population_size is not None:
-        _check_int("population_size", population_size, 1)
+        check_int("population_size", population_size, 1, where=where)
     if num_generations is not None:
-        _check_int("num_generations", num_generations, 0)
+        check_int("num_generations", num_generations, 0, where=where)
     if num_parents is not None:
-        _check_int("num_parents", num_parents, 1)
-    _check_probability("mutation_rate", mutation_rate)
-    _check_probability("crossover_prob", crossover_prob)
+        check_int("num_parents", num_parents, 1, where=where)
+    check_float("mutation_rate", mutation_rate, 0, 1, what="a probability", where=where)
+    check_float("crossover_prob", crossover_prob, 0, 1, what="a probability", where=where)
     if generator is not None and not isinstance(generator, torch.Generator):
         raise ArchSearchError(
             f"optimize_acqf_edits: generator must be a torch.Generator, got {type(generator).__name__}."
@@ -349,11 +356,10 @@ class _Scorer:
                 "num_candidates or lower q."
             )
         top = self._rank()[:q]
-        edits = [self.edits[i] for i in top.tolist()]
-        graphs = [self.space.apply(e) for e in edits]
-        X = encode(graphs, self.max_layers, self.max_edges, dtype=self.dtype).to(self.device)
+        students = [self.space.student(self.edits[i]) for i in top.tolist()]
+        X = encode([s.graph for s in students], self.max_layers, self.max_edges, dtype=self.dtype).to(self.device)
         values = torch.cat(self.values)[top.to(self.values[0].device)]
-        return EditOptimizationResult(graphs, edits, X, values, self.num_scored)
+        return EditOptimizationResult(students, X, values, self.num_scored)
 
 
 def _encoding_dtype_device(acq_function: object) -> tuple[torch.dtype, torch.device]:
@@ -382,16 +388,6 @@ def _avoid_digests(X_avoid: Tensor | None, d: int) -> set[bytes]:
             f"(7 + max_edges) = {d}, got shape {shape}."
         )
     return set(row_digests(X_avoid))
-
-
-def _check_int(name: str, value: int, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ArchSearchError(f"optimize_acqf_edits: {name} must be an integer >= {minimum}, got {value!r}.")
-
-
-def _check_probability(name: str, value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-        raise ArchSearchError(f"optimize_acqf_edits: {name} must be a probability in [0, 1], got {value!r}.")
 
 
 __all__ = ["EDIT_OPTIMIZATION_METHODS", "EditOptimizationResult", "optimize_acqf_edits"]

@@ -8,7 +8,7 @@ from botorch_archsearch.graph.arch_graph import (
     LayerSpec,
     LayerTable,
 )
-from botorch_archsearch.graph.build import StudentNet, build_student, load_student, save_student
+from botorch_archsearch.graph.build import InheritedGraph, StudentNet, build_student, load_student, save_student
 from botorch_archsearch.graph.counting import count_flops, count_params
 from botorch_archsearch.graph.encoding import DEFAULT_MAX_EDGES, encode, expand, num_features
 from botorch_archsearch.graph.trace import SUPPORTED_FUNCTIONS, SUPPORTED_MODULES, trace
@@ -17,6 +17,7 @@ __all__ = [
     "ArchGraph",
     "CHANNELWISE_TYPES",
     "DEFAULT_MAX_EDGES",
+    "InheritedGraph",
     "LAYER_TYPES",
     "LayerSpec",
     "LayerTable",

@@ -15,6 +15,7 @@ from typing import Any, Callable, NamedTuple
 import numpy as np
 
 from botorch_archsearch.exceptions import ArchSearchError
+from botorch_archsearch.utils.validation import is_int
 
 _FORMAT = "botorch_archsearch.ArchGraph/1"
 
@@ -162,8 +163,9 @@ class ArchGraph:
     r"""An immutable network architecture: layers in topological order, the last one the output.
 
     Layer 0 is always the network input. Graphs come from :func:`~botorch_archsearch.graph.trace`
-    (a teacher) or from :meth:`~botorch_archsearch.space.SearchSpace.apply` (a student, which
-    also records the teacher graph and the edit it was made with, in ``base`` and ``edit``).
+    (a teacher) or from :meth:`~botorch_archsearch.space.SearchSpace.apply` (a student's
+    architecture; what it keeps of the teacher is in its
+    :class:`~botorch_archsearch.space.Student`, not here).
     A graph is a list of :class:`LayerSpec` (``nodes``) and, equivalently, a :class:`LayerTable`
     of integer columns (``table``); a student made by the search space is built as a table and
     its layers are only materialised when asked for.
@@ -174,55 +176,35 @@ class ArchGraph:
         'conv'
     """
 
-    __slots__ = ("_nodes", "_table", "_materialize", "_base", "_edit", "_origin", "_key")
+    __slots__ = ("_nodes", "_table", "_materialize", "_key")
 
-    def __init__(
-        self,
-        nodes: tuple[LayerSpec, ...] | list[LayerSpec],
-        base: ArchGraph | None = None,
-        edit: Any = None,
-    ) -> None:
+    def __init__(self, nodes: tuple[LayerSpec, ...] | list[LayerSpec]) -> None:
         r"""Create a graph from its layers.
 
         Args:
             nodes: The layers in topological order; ``nodes[0]`` is the input and the last
                 layer is the output.
-            base: The graph this one was edited from, if any.
-            edit: The :class:`~botorch_archsearch.space.Edit` that made this graph from ``base``.
         """
         nodes = tuple(nodes)
         _check_nodes(nodes)
         self._nodes: tuple[LayerSpec, ...] | None = nodes
         self._table: LayerTable | None = None
         self._materialize: Callable[[], tuple[LayerSpec, ...]] | None = None
-        self._base, self._edit, self._origin = base, edit, None
         self._key: str | None = None
 
     @classmethod
-    def from_table(
-        cls,
-        table: LayerTable,
-        materialize: Callable[[], tuple[LayerSpec, ...]],
-        base: ArchGraph | None = None,
-        edit: Any = None,
-        origin: Any = None,
-    ) -> ArchGraph:
+    def from_table(cls, table: LayerTable, materialize: Callable[[], tuple[LayerSpec, ...]]) -> ArchGraph:
         r"""Create a graph from its columns; the layers are built by ``materialize`` on demand.
 
         Args:
             table: The columns.
             materialize: Returns the layers (consistent with ``table``) when first needed.
-            base: The graph this one was edited from.
-            edit: The edit that made it.
-            origin: Whatever the maker needs to map layers back to ``base`` (see
-                :attr:`origin`).
 
         Returns:
             The graph.
         """
         graph = cls.__new__(cls)
         graph._nodes, graph._table, graph._materialize = None, table, materialize
-        graph._base, graph._edit, graph._origin = base, edit, origin
         graph._key = None
         return graph
 
@@ -245,22 +227,6 @@ class ArchGraph:
     def num_layers(self) -> int:
         """Number of layers, the input included."""
         return len(self._nodes) if self._nodes is not None else len(self._table.op)
-
-    @property
-    def base(self) -> ArchGraph | None:
-        """The graph this one was edited from (``None`` for a traced graph)."""
-        return self._base
-
-    @property
-    def edit(self) -> Any:
-        """The edit that made this graph from :attr:`base` (``None`` for a traced graph)."""
-        return self._edit
-
-    @property
-    def origin(self) -> Any:
-        """For a student made by a search space: its channel plan and, per layer, the index of
-        the teacher layer it comes from (``None`` for a traced graph)."""
-        return self._origin
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -291,7 +257,7 @@ class ArchGraph:
         return self._key
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable description of the layers (not of the provenance)."""
+        """A JSON-serialisable description of the layers."""
         return {
             "format": _FORMAT,
             "nodes": [
@@ -319,7 +285,7 @@ class ArchGraph:
             data: The dictionary (as read from JSON).
 
         Returns:
-            The graph (without provenance: ``base`` and ``edit`` are ``None``).
+            The graph.
         """
         if not isinstance(data, dict) or data.get("format") != _FORMAT:
             raise ArchSearchError(
@@ -347,7 +313,7 @@ class ArchGraph:
         for j, n in enumerate(nodes):
             ints = (n.kernel_size, n.stride, n.padding, n.groups) + n.in_shape + n.out_shape
             if not n.in_shape or not n.out_shape or not all(
-                isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in ints
+                is_int(v, 0) for v in ints
             ):
                 raise ArchSearchError(
                     f"ArchGraph.from_dict: layer {j} needs non-empty shapes and non-negative integer "

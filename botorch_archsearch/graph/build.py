@@ -3,15 +3,17 @@ r"""Build a runnable network from an :class:`ArchGraph`, inheriting the teacher'
 Paper section 3.2: "a sampled student inherits the teacher's weights" before it is trained. A
 kept layer copies the teacher layer's weights sliced to the kept input and output channels (and
 the BatchNorm statistics); removed layers are gone (identities); added skips are summed into
-their destination's input. A student is saved as its graph (JSON) and its ``state_dict`` and
-loaded back without unpickling any code.
+their destination's input. Which teacher layer and channels each student layer keeps is the
+search space's to say (:class:`~botorch_archsearch.space.Student` satisfies
+:class:`InheritedGraph`); a traced graph keeps everything. A student is saved as its graph (JSON)
+and its ``state_dict`` and loaded back without unpickling any code.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -26,17 +28,56 @@ _GRAPH_FILE = "graph.json"
 _WEIGHTS_FILE = "state_dict.pt"
 
 
+class Replayable(Protocol):
+    """Plain data that describes how a graph was made (an :class:`~botorch_archsearch.space.Edit`)."""
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class InheritedGraph(Protocol):
+    r"""A graph made from a teacher graph, with the teacher layer and channels each layer keeps.
+
+    :class:`~botorch_archsearch.space.Student` is one; :func:`build_student` copies the teacher's
+    weights through it.
+
+    Attributes:
+        graph: The architecture.
+        teacher: The teacher graph it was made from.
+        teacher_layers: A `graph.num_layers` integer array: the teacher layer of each layer.
+        edit: How it was made (written by :func:`save_student` next to the architecture).
+    """
+
+    @property
+    def graph(self) -> ArchGraph: ...
+
+    @property
+    def teacher(self) -> ArchGraph: ...
+
+    @property
+    def teacher_layers(self) -> np.ndarray: ...
+
+    @property
+    def edit(self) -> Replayable: ...
+
+    def kept_channels(self, layer: int) -> np.ndarray:
+        """The output channel indices of teacher layer ``layer`` that are kept, ascending."""
+        ...
+
+
 class StudentNet(nn.Module):
     r"""The network an :class:`ArchGraph` describes: ``layers[j]`` computes layer ``j`` from the
     sum (or, for ``concat``, the concatenation) of its inputs.
 
     Args:
         graph: The architecture.
+        edit: How the architecture was made from the teacher, if it was (kept for
+            :func:`save_student`).
     """
 
-    def __init__(self, graph: ArchGraph) -> None:
+    def __init__(self, graph: ArchGraph, edit: Replayable | None = None) -> None:
         super().__init__()
-        self.graph = graph
+        self.graph, self.edit = graph, edit
         nodes = graph.nodes
         self.layers = nn.ModuleList([_make_layer(j, node) for j, node in enumerate(nodes)])
         self._inputs = [node.inputs for node in nodes]
@@ -81,35 +122,44 @@ class StudentNet(nn.Module):
         return values[-1]
 
 
-def build_student(graph: ArchGraph, teacher: nn.Module | None = None) -> StudentNet:
+def build_student(graph: ArchGraph | InheritedGraph, teacher: nn.Module | None = None) -> StudentNet:
     r"""Build the network of ``graph``, with weights inherited from ``teacher`` if given.
 
     Args:
-        graph: A student graph made by :meth:`SearchSpace.apply` from the teacher's traced graph,
-            or the traced graph itself.
-        teacher: The module the base graph was traced from. Without it, layers keep PyTorch's
+        graph: A student from :meth:`SearchSpace.student` (an :class:`InheritedGraph`: each layer
+            inherits the teacher layer and channels it keeps), or the teacher's traced graph
+            (every layer inherits its own weights). A plain student architecture (from
+            :meth:`SearchSpace.apply` or JSON) does not say which channels it keeps: pass its
+            :class:`~botorch_archsearch.space.Student` instead.
+        teacher: The module the teacher graph was traced from. Without it, layers keep PyTorch's
             default initialisation.
 
     Returns:
         The student module (in training mode, on the CPU, in the teacher's dtype if given).
 
     Example:
-        >>> student = build_student(space.apply(edit), teacher)
+        >>> student = build_student(space.student(edit), teacher)
     """
-    if not isinstance(graph, ArchGraph):
-        raise ArchSearchError(f"build_student expects an ArchGraph, got {type(graph).__name__}.")
-    student = StudentNet(graph)
+    if isinstance(graph, ArchGraph):
+        arch, origin = graph, None
+    elif isinstance(graph, InheritedGraph) and isinstance(graph.graph, ArchGraph):
+        arch, origin = graph.graph, graph
+    else:
+        raise ArchSearchError(
+            f"build_student expects an ArchGraph or a Student (from SearchSpace.student), got {type(graph).__name__}."
+        )
+    student = StudentNet(arch, None if origin is None else origin.edit)
     if teacher is None:
         return student
     if not isinstance(teacher, nn.Module):
         raise ArchSearchError(f"build_student expects teacher to be an nn.Module, got {type(teacher).__name__}.")
-    base = graph.base if graph.base is not None else graph
-    plan, kept = graph.origin if graph.origin is not None else (None, np.arange(graph.num_layers))
+    base = arch if origin is None else origin.teacher
+    kept = np.arange(arch.num_layers) if origin is None else origin.teacher_layers
     param = next(iter(teacher.parameters()), None)
     if param is not None:
         student.to(param.dtype)
     with torch.no_grad():
-        for q, node in enumerate(graph.nodes):
+        for q, node in enumerate(arch.nodes):
             if node.op not in WEIGHTED_TYPES:
                 continue
             t_index = int(kept[q])
@@ -119,8 +169,16 @@ def build_student(graph: ArchGraph, teacher: nn.Module | None = None) -> Student
             except ArchSearchError as e:
                 raise ArchSearchError(f"build_student: {e} (layer {t_index} of the graph); pass the module the "
                                       "graph was traced from.") from None
-            out_idx = _kept(plan, t_index, t_node.out_channels)
-            in_idx = _kept(plan, t_node.inputs[0], t_node.in_channels) if t_node.op in ("conv", "linear") else out_idx
+            if origin is None and not _same_shapes(source, t_node):
+                shapes = {role: tuple(v.shape) for role, v in source.items() if v is not None}
+                raise ArchSearchError(
+                    f"build_student: layer {q} ({t_node.op} {t_node.name!r}, {t_node.in_channels} -> "
+                    f"{t_node.out_channels} channels) does not have the teacher's channels ({shapes}); a student "
+                    "architecture does not say which of them it keeps: build its Student (SearchSpace.student(edit), "
+                    "or SearchSpace.student_from_dict for a saved one)."
+                )
+            out_idx = _kept(origin, t_index, t_node.out_channels)
+            in_idx = _kept(origin, t_node.inputs[0], t_node.in_channels) if t_node.op in ("conv", "linear") else out_idx
             try:
                 _inherit(student.layers[q], source, node, t_node, in_idx, out_idx)
             except (RuntimeError, IndexError) as e:
@@ -184,7 +242,9 @@ def teacher_tensors(teacher: nn.Module, node: LayerSpec) -> dict[str, torch.Tens
 
 
 def save_student(student: StudentNet, path: str | Path) -> Path:
-    r"""Save a student as ``path/graph.json`` (architecture) and ``path/state_dict.pt`` (weights).
+    r"""Save a student as ``path/graph.json`` (architecture, and the edit of the teacher that made
+    it if it was built from a :class:`~botorch_archsearch.space.Student`) and ``path/state_dict.pt``
+    (weights).
 
     Args:
         student: A module from :func:`build_student` or :func:`load_student`.
@@ -197,10 +257,9 @@ def save_student(student: StudentNet, path: str | Path) -> Path:
         raise ArchSearchError(f"save_student expects a StudentNet, got {type(student).__name__}.")
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    graph = student.graph
-    record: dict[str, Any] = {"format": _STUDENT_FORMAT, "graph": graph.to_dict()}
-    if graph.edit is not None:
-        record["edit"] = graph.edit.to_dict()
+    record: dict[str, Any] = {"format": _STUDENT_FORMAT, "graph": student.graph.to_dict()}
+    if student.edit is not None:
+        record["edit"] = student.edit.to_dict()
     (path / _GRAPH_FILE).write_text(json.dumps(record))
     torch.save(student.state_dict(), path / _WEIGHTS_FILE)
     return path
@@ -442,11 +501,32 @@ def _module_of(node: LayerSpec) -> nn.Module:
     return nn.Identity()  # input, add, concat, mul: the merge does the work
 
 
-def _kept(plan: Any, layer: int, channels: int) -> torch.Tensor:
-    """Teacher channel indices that ``layer`` keeps (all of them without a plan)."""
-    if plan is None:
+def _kept(origin: InheritedGraph | None, layer: int, channels: int) -> torch.Tensor:
+    """Teacher channel indices that teacher layer ``layer`` keeps (all of them for a traced graph)."""
+    if origin is None:
         return torch.arange(channels)
-    return torch.from_numpy(plan.indices(layer))
+    return torch.as_tensor(np.asarray(origin.kept_channels(layer), dtype=np.int64))
+
+
+def _same_shapes(source: dict[str, torch.Tensor | None], node: LayerSpec) -> bool:
+    """Whether the teacher's tensors ``source`` have exactly the channels of ``node`` (so the
+    layer is the teacher's own, not a shrunk copy whose kept channels are unknown)."""
+    if node.op == "channelconv":  # its kernel does not depend on the channels
+        return True
+    if node.attr("group_sizes") is not None:
+        return False
+    for role, tensor in source.items():
+        if tensor is None or role == "num_batches_tracked":
+            continue
+        if role != "weight" or node.op not in ("conv", "linear"):
+            if tensor.numel() != node.out_channels:
+                return False
+        elif tensor.dim() == 2:  # a Linear layer (or one applied channels-last as a 1x1 convolution)
+            if tuple(tensor.shape) != (node.out_channels, node.in_channels):
+                return False
+        elif tensor.shape[0] != node.out_channels or tensor.shape[1] * node.groups != node.in_channels:
+            return False
+    return True
 
 
 def _inherit(layer: nn.Module, source: dict[str, torch.Tensor | None], node: LayerSpec, t_node: LayerSpec,
@@ -505,6 +585,8 @@ __all__ = [
     "ChannelScale",
     "ChannelShuffle",
     "GroupedConv2d",
+    "InheritedGraph",
+    "Replayable",
     "Slice",
     "SpatialMean",
     "StudentNet",

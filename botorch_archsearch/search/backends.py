@@ -31,6 +31,7 @@ import multiprocessing
 import pickle
 import signal
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -46,6 +47,7 @@ from botorch_archsearch.exceptions import (
 )
 from botorch_archsearch.graph import ArchGraph, build_student
 from botorch_archsearch.graph.build import StudentNet
+from botorch_archsearch.space import Student
 from botorch_archsearch.utils.torchvision import TorchvisionFirst, uses_torchvision
 
 logger = logging.getLogger("botorch_archsearch")
@@ -80,9 +82,10 @@ class LocalBackend:
         elif device.type == "cpu" and options.get("channels_last", True):
             start_probe()  # the numerics guard's probe starts while the search gets ready
 
-    def evaluate(self, graphs: list[ArchGraph], seed: int) -> list[StudentResult]:
-        r"""Distil the students of ``graphs`` (weights inherited from the teacher)."""
-        students = [build_student(g, self.teacher) for g in graphs]
+    def evaluate(self, students: Sequence[Student | ArchGraph], seed: int) -> list[StudentResult]:
+        r"""Distil ``students`` (weights inherited from the teacher through each
+        :class:`~botorch_archsearch.space.Student`; an :class:`ArchGraph` is the teacher's own)."""
+        students = [build_student(s, self.teacher) for s in students]
         if self.isolation == "none":
             return evaluate_students(self.teacher, students, self.data, seed=seed, **self.options)
         try:
@@ -332,12 +335,13 @@ class DaskBackend:
         logger.info("Dask backend: scheduler %s, %d workers, teacher and data sent in %.1f s", self.address,
                     len(self.client.scheduler_info()["workers"]), time.perf_counter() - start)
 
-    def evaluate(self, graphs: list[ArchGraph], seed: int) -> list[StudentResult]:
-        r"""Distil the students of ``graphs``, one task each; failures are recorded, not raised.
+    def evaluate(self, students: Sequence[Student | ArchGraph], seed: int) -> list[StudentResult]:
+        r"""Distil ``students``, one task each; failures are recorded, not raised.
 
         Args:
-            graphs: The students' architectures (weights inherited from the teacher here, sent
-                with the task).
+            students: The students (:class:`~botorch_archsearch.space.Student`, or the teacher's
+                own :class:`ArchGraph`); their weights are inherited from the teacher here and
+                sent, with their architecture, with the task.
             seed: The batch-order seed (the same for all, as in lock-step).
 
         Raises:
@@ -350,11 +354,11 @@ class DaskBackend:
         futures, results = [], []
         try:
             self._ensure_scattered()
-            for graph in graphs:
-                state = build_student(graph, self.teacher_module).state_dict()
+            for student in students:
+                net = build_student(student, self.teacher_module)
                 futures.append(self.client.submit(
-                    _evaluate_remote, self._teacher, self._data, graph.to_dict(), state, seed, self.options,
-                    self.threads, pure=False, resources=self.resources, retries=self.retries,
+                    _evaluate_remote, self._teacher, self._data, net.graph.to_dict(), net.state_dict(), seed,
+                    self.options, self.threads, pure=False, resources=self.resources, retries=self.retries,
                 ))
             for future in futures:
                 try:

@@ -6,6 +6,7 @@ from botorch_archsearch.space.importance import channel_importance
 from botorch_archsearch.space.mutation import crossover_edits, mutate_edits, perturb_edits
 from botorch_archsearch.space.oneshot import MAGNITUDE_SCOPES, ONESHOT_METHODS, oneshot_edit
 from botorch_archsearch.space.search_space import REMOVAL_PROBS, SKIP_PROBS, SearchSpace
+from botorch_archsearch.space.student import Student
 
 __all__ = [
     "CHANNEL_ORDERS",
@@ -17,6 +18,7 @@ __all__ = [
     "REMOVAL_PROBS",
     "SKIP_PROBS",
     "SearchSpace",
+    "Student",
     "channel_importance",
     "crossover_edits",
     "mutate_edits",

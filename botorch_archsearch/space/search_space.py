@@ -13,17 +13,19 @@ uniform in [0, 1) per group, and a skip probability from {0.003, 0.005, 0.01, 0.
 
 from __future__ import annotations
 
-import math
+import functools
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
-from botorch_archsearch.exceptions import InvalidEditError
+from botorch_archsearch.exceptions import ArchSearchError, InvalidEditError
 from botorch_archsearch.graph.arch_graph import LAYER_TYPES, REMOVABLE_TYPES, ArchGraph, LayerSpec, LayerTable
 from botorch_archsearch.space.channels import ChannelModel, ChannelPlan, shuffle_permutation
 from botorch_archsearch.space.edits import CHANNEL_ORDERS, Edit
+from botorch_archsearch.space.student import Student
+from botorch_archsearch.utils.validation import check_float, is_int
 
 REMOVAL_PROBS: tuple[float, ...] = (0.3, 0.4, 0.5, 0.6, 0.7)
 SKIP_PROBS: tuple[float, ...] = (0.003, 0.005, 0.01, 0.03, 0.05)
@@ -35,7 +37,8 @@ class SearchSpace:
     Example:
         >>> space = SearchSpace(trace(teacher, torch.randn(1, 3, 32, 32)))
         >>> edits = space.sample(1000, generator=torch.Generator().manual_seed(0))
-        >>> students = [space.apply(e) for e in edits]
+        >>> students = [space.student(e) for e in edits]
+        >>> graphs = [s.graph for s in students]
     """
 
     def __init__(
@@ -84,11 +87,11 @@ class SearchSpace:
         """
         if not isinstance(graph, ArchGraph):
             raise InvalidEditError(f"SearchSpace expects an ArchGraph, got {type(graph).__name__}.")
-        if isinstance(channel_multiple, bool) or not isinstance(channel_multiple, int) or channel_multiple < 1:
+        if not is_int(channel_multiple, 1):
             raise InvalidEditError(
                 f"SearchSpace: channel_multiple must be an integer >= 1, got {channel_multiple!r}."
             )
-        if isinstance(max_skips_per_layer, bool) or not isinstance(max_skips_per_layer, int) or max_skips_per_layer < 0:
+        if not is_int(max_skips_per_layer, 0):
             raise InvalidEditError(
                 f"SearchSpace: max_skips_per_layer must be an integer >= 0, got {max_skips_per_layer!r}."
             )
@@ -104,9 +107,8 @@ class SearchSpace:
                 "SearchSpace: channel_order='magnitude' needs channel_importance (from "
                 "channel_importance(graph, teacher))."
             )
-        if shrink_spread is not None and (isinstance(shrink_spread, bool) or not isinstance(shrink_spread, (int, float))
-                                          or not 0 <= shrink_spread < math.inf):
-            raise InvalidEditError(f"SearchSpace: shrink_spread must be None or a number >= 0, got {shrink_spread!r}.")
+        check_float("shrink_spread", shrink_spread, 0, finite=True, optional=True, what="a number", where="SearchSpace",
+                    error=InvalidEditError)
         self.graph = graph
         self.channel_order = channel_order
         self.shrink_spread = None if shrink_spread is None else float(shrink_spread)
@@ -238,12 +240,24 @@ class SearchSpace:
         self.check(edit)
         return self.channels.plan(edit.remove_mask, edit.shrink_ratios, edit.skips, edit.channel_order)
 
-    def apply(self, edit: Edit) -> ArchGraph:
-        r"""Apply an edit to the teacher and return the student graph (the teacher is unchanged).
+    def student(self, edit: Edit) -> Student:
+        r"""Apply an edit to the teacher and return the student (the teacher is unchanged).
 
         Removed layers are dropped (a removed layer that received an added skip becomes an
         ``add``); layers keep their teacher attributes with the kept channel counts. The student
-        records the teacher as ``base`` and the edit as ``edit``.
+        knows which teacher layer and channels each of its layers keeps, so
+        :func:`~botorch_archsearch.graph.build_student` inherits the teacher's weights through it.
+
+        Args:
+            edit: An edit of this space.
+
+        Returns:
+            The student.
+        """
+        return self._build(self.plan(edit), edit)
+
+    def apply(self, edit: Edit) -> ArchGraph:
+        r"""The architecture of :meth:`student` (for callers that only encode, count or compare it).
 
         Args:
             edit: An edit of this space.
@@ -251,7 +265,44 @@ class SearchSpace:
         Returns:
             The student graph.
         """
-        return self._build(self.plan(edit), edit)
+        return self.student(edit).graph
+
+    def student_from_dict(self, data: dict[str, Any]) -> Student:
+        r"""Rebuild a student written by :meth:`Student.to_dict` (or a search journal record, which
+        has the same ``architecture`` and ``edit`` entries) by replaying its edit on this teacher.
+
+        Args:
+            data: The dictionary (as read from JSON).
+
+        Returns:
+            The student, with the same architecture and inherited weights as when it was written.
+
+        Raises:
+            ArchSearchError: If ``data`` lacks the entries, or its edit does not give its
+                architecture on this teacher (it was written for another teacher or search space).
+        """
+        if not isinstance(data, dict) or "edit" not in data or "architecture" not in data:
+            found = sorted(data) if isinstance(data, dict) else type(data).__name__
+            raise ArchSearchError(
+                "SearchSpace.student_from_dict expects a dictionary with 'architecture' and 'edit' entries "
+                f"(as written by Student.to_dict), got {found!r}."
+            )
+        try:
+            student = self.student(Edit.from_dict(data["edit"]))
+        except (ArchSearchError, KeyError, TypeError, ValueError, IndexError) as error:
+            raise ArchSearchError(
+                f"SearchSpace.student_from_dict: the edit does not apply to this teacher ({type(error).__name__}: "
+                f"{error}); it was written "
+                "for another teacher or search space."
+            ) from None
+        architecture = ArchGraph.from_dict(data["architecture"])
+        if architecture.key() != student.key():
+            raise ArchSearchError(
+                "SearchSpace.student_from_dict: the edit gives another architecture on this teacher than the one "
+                f"written ({student.graph!r}, written {architecture!r}); it was written for another teacher or "
+                "search space."
+            )
+        return student
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> list[Edit]:
         r"""Draw ``n`` random edits with the reference sampling scheme.
@@ -263,7 +314,7 @@ class SearchSpace:
         Returns:
             A list of ``n`` edits.
         """
-        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        if not is_int(n, 0):
             raise InvalidEditError(f"SearchSpace.sample: n must be an integer >= 0, got {n!r}.")
         L, R, G, S = self.graph.num_layers, len(self.removable), self.num_groups, len(self.skip_candidates)
         kw = {"generator": generator}
@@ -362,7 +413,7 @@ class _StudentBuilder:
         self.later_edge[first_edge[has_input]] = False
         self.multi_removable = np.flatnonzero(np.bincount(table.edge_dst, minlength=n) > 1)
 
-    def __call__(self, plan: ChannelPlan, edit: Edit) -> ArchGraph:
+    def __call__(self, plan: ChannelPlan, edit: Edit) -> Student:
         t = self.teacher.table
         n = len(t.op)
         removed = np.zeros(n, dtype=bool)
@@ -411,13 +462,9 @@ class _StudentBuilder:
                 kept, op, kernel, stride, padding, groups, in_c, out_c = (
                     c[live] for c in (kept, op, kernel, stride, padding, groups, in_c, out_c))
         table = LayerTable(op, kernel, stride, padding, groups, in_c, out_c, src, dst)
-        return ArchGraph.from_table(
-            table,
-            lambda: _student_layers(self.teacher, plan, table, kept),
-            base=self.teacher,
-            edit=edit,
-            origin=(plan, kept),
-        )
+        kept.setflags(write=False)  # the student's teacher_layers: part of an immutable value
+        graph = ArchGraph.from_table(table, functools.partial(_student_layers, self.teacher, plan, table, kept))
+        return Student(graph, edit, plan, kept, self.teacher)
 
 
 def _student_layers(teacher: ArchGraph, plan: ChannelPlan, table: LayerTable, kept: np.ndarray) -> tuple[LayerSpec, ...]:

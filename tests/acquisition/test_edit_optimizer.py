@@ -96,6 +96,8 @@ def test_random_returns_the_true_top_q_of_its_candidates(q):
     assert [g.key() for g in result.graphs] == [g.key() for g in graphs[:q]]
     assert len({g.key() for g in result.graphs}) == q
     assert [space.apply(e).key() for e in result.edits] == [g.key() for g in result.graphs]
+    assert [s.graph for s in result.students] == result.graphs and [s.edit for s in result.students] == result.edits
+    assert all(s.teacher is space.graph for s in result.students)
     torch.testing.assert_close(result.values, values[:q])
     assert result.X.shape == (q, X.shape[-1]) and result.X.dtype == torch.get_default_dtype()
     torch.testing.assert_close(result.X.double(), X[:q], rtol=0, atol=0)
@@ -254,7 +256,7 @@ _BAD_ARGUMENTS = [
     ({"q": 1.5}, r"q must be an integer >= 1, got 1.5"),
     ({"q": 5, "num_candidates": 4}, r"num_candidates must be at least q=5, got 4"),
     ({"num_candidates": 0}, r"num_candidates must be an integer >= 1, got 0"),
-    ({"method": "grid"}, r"unknown method 'grid'; accepted methods are 'evolutionary', 'random'"),
+    ({"method": "grid"}, r"method must be one of \['evolutionary', 'random'\], got 'grid'"),
     ({"X_avoid": torch.zeros(2, 7)},
      r"X_avoid must be a n_avoid x d tensor with d = .* = 1035, got shape \(2, 7\)"),
     ({"X_avoid": torch.zeros(1035)}, r"X_avoid must be .*, got shape \(1035,\)"),

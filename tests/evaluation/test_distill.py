@@ -35,7 +35,7 @@ def _setup():
 def _students(n: int, seed: int = 0) -> list[nn.Module]:
     data, teacher, space = _setup()
     edits = space.sample(n, generator=torch.Generator().manual_seed(seed))
-    return [build_student(space.apply(e), teacher) for e in edits]
+    return [build_student(space.student(e), teacher) for e in edits]
 
 
 
@@ -211,5 +211,5 @@ def test_bf16_autocast_barely_moves_the_accuracies():
 
 def test_bf16_must_be_a_bool_or_none():
     data, teacher, _ = _setup()
-    with pytest.raises(ArchSearchError, match=r"bf16 must be True, False or None \(automatic\), got 'yes'"):
+    with pytest.raises(ArchSearchError, match=r"bf16 must be True, False or None, got 'yes'"):
         evaluate_students(teacher, _students(1), data, bf16="yes", **OPTIONS)

@@ -30,7 +30,7 @@ from botorch_archsearch.graph import (
     trace,
 )
 from botorch_archsearch.models import get_teacher
-from botorch_archsearch.space import Edit, SearchSpace
+from botorch_archsearch.space import Edit, SearchSpace, Student
 from botorch_archsearch.utils.torchvision import import_torchvision
 
 ZOO = ("vgg19", "resnet18", "resnet34", "shufflenet", "mobilenetv2")
@@ -147,8 +147,9 @@ def test_sampled_students_build_and_run(name, setting):
     assert len(edits) == n
     for c, edit in enumerate(edits):
         where = f"{name}/{setting} seed={seed} sample {c}"
-        student_graph = space.apply(edit)
-        student = build_student(student_graph, teacher)
+        edited = space.student(edit)
+        student_graph = edited.graph
+        student = build_student(edited, teacher)
         assert isinstance(student, StudentNet) and student.training, where
         built = _num_params(student)
         assert built == count_params(student_graph), where
@@ -193,7 +194,7 @@ def test_students_equal_the_masked_teacher(name):
     for options, seed in (({}, 11), ({"channel_multiple": 8}, 12)):
         space = SearchSpace(graph, **options)
         for c, edit in enumerate(space.sample(12, generator=torch.Generator().manual_seed(seed))):
-            student = build_student(space.apply(edit), teacher).eval()
+            student = build_student(space.student(edit), teacher).eval()
             with torch.no_grad():
                 y = student(x)
                 expected = _masked_teacher(space, edit, net, x)
@@ -210,7 +211,7 @@ def test_unedited_students_equal_the_teacher(name):
     assert unedited.nodes == graph.nodes
     with torch.no_grad():
         expected = teacher(x)
-        for g in (unedited, graph):
+        for g in (space.student(space.identity_edit()), unedited, graph):
             student = build_student(g, teacher)
             assert _num_params(student) == _num_params(teacher)
             y = student.eval()(x)
@@ -233,8 +234,9 @@ def test_build_without_teacher_uses_fresh_weights():
     graph = _graph("resnet18")
     space = SearchSpace(graph)
     edit = space.sample(1, generator=torch.Generator().manual_seed(3))[0]
-    student_graph = space.apply(edit)
-    student = build_student(student_graph)
+    edited = space.student(edit)
+    student_graph = edited.graph
+    student = build_student(edited)
     assert _num_params(student) == count_params(student_graph)
     with torch.no_grad():
         y = student.eval()(_teacher("resnet18")[1])
@@ -243,12 +245,18 @@ def test_build_without_teacher_uses_fresh_weights():
 
 def test_build_student_errors():
     teacher, _ = _teacher("resnet18")
-    with pytest.raises(ArchSearchError, match="expects an ArchGraph, got ResNet"):
+    with pytest.raises(ArchSearchError, match="expects an ArchGraph or a Student.*got ResNet"):
         build_student(teacher, teacher)
     with pytest.raises(ArchSearchError, match="teacher.*nn.Module.*got str"):
         build_student(_graph("resnet18"), "resnet18")
     with pytest.raises(ArchSearchError, match="no module"):
         build_student(_graph("resnet18"), nn.Linear(2, 2))
+    # A shrunk architecture alone does not say which channels it keeps: refused, not guessed.
+    space = SearchSpace(_graph("resnet18"))
+    shrunk = space.apply(space.uniform_edit(0.5))
+    with pytest.raises(ArchSearchError, match=r"layer 1 .*does not have the teacher's channels.*SearchSpace\.student"):
+        build_student(shrunk, teacher)
+    build_student(shrunk)  # fresh weights need no teacher channels
 
 
 # ---------------------------------------------------------------------------- small hand-made nets
@@ -286,9 +294,8 @@ def _edit(space: SearchSpace, remove=(), ratios=None, skips=()) -> Edit:
     return Edit(mask, ratios, skips)
 
 
-def _student_layer(student: StudentNet, teacher_index: int) -> nn.Module:
-    _, kept = student.graph.origin
-    return student.layers[list(kept).index(teacher_index)]
+def _student_layer(student: StudentNet, edited: Student, teacher_index: int) -> nn.Module:
+    return student.layers[list(edited.teacher_layers).index(teacher_index)]
 
 
 def test_small_net_graph():
@@ -302,9 +309,11 @@ def test_inherited_weights_are_slices(dtype):
     net, x, graph, index = _small(dtype)
     space = SearchSpace(graph)
     assert space.num_groups == 2  # conv1 (+ bn1, relu1) and conv2; the input and logits stay
-    student = build_student(space.apply(_edit(space, ratios=(0.5, 0.3))), net)
-    plan, kept = student.graph.origin
-    assert [student.graph.base.nodes[t].name for t in kept] == list(index)  # nothing removed
+    edited = space.student(_edit(space, ratios=(0.5, 0.3)))
+    student = build_student(edited, net)
+    plan, kept = edited.plan, edited.teacher_layers
+    assert edited.teacher is graph and student.edit is edited.edit
+    assert [edited.teacher.nodes[t].name for t in kept] == list(index)  # nothing removed
     kept1, kept2 = plan.indices(index["conv1"]), plan.indices(index["conv2"])
     assert len(kept1) == 4 and len(kept2) == 6  # ceil(0.5 * 8), ceil(0.7 * 8)
     assert list(plan.indices(index["x"])) == [0, 1, 2]
@@ -312,20 +321,20 @@ def test_inherited_weights_are_slices(dtype):
     np.testing.assert_array_equal(plan.indices(index["relu1"]), kept1)
     k1, k2 = torch.from_numpy(kept1), torch.from_numpy(kept2)
 
-    conv1 = _student_layer(student, index["conv1"])
+    conv1 = _student_layer(student, edited, index["conv1"])
     assert torch.equal(conv1.weight, net.conv1.weight[k1])
     assert torch.equal(conv1.bias, net.conv1.bias[k1])
-    bn1 = _student_layer(student, index["bn1"])
+    bn1 = _student_layer(student, edited, index["bn1"])
     for name in ("weight", "bias", "running_mean", "running_var"):
         assert torch.equal(getattr(bn1, name), getattr(net.bn1, name)[k1]), name
     assert bn1.eps == net.bn1.eps and bn1.momentum == net.bn1.momentum
-    conv2 = _student_layer(student, index["conv2"])
+    conv2 = _student_layer(student, edited, index["conv2"])
     assert torch.equal(conv2.weight, net.conv2.weight[k2][:, k1])
     assert torch.equal(conv2.bias, net.conv2.bias[k2])
     # The linear layer reads the flattened C x 6 x 6 map: feature c * 36 + p.
     features = torch.tensor([c * 36 + p for c in kept2.tolist() for p in range(36)])
     np.testing.assert_array_equal(plan.indices(index["flatten"]), features.numpy())
-    fc = _student_layer(student, index["fc"])
+    fc = _student_layer(student, edited, index["fc"])
     assert torch.equal(fc.weight, net.fc.weight[:, features])
     assert torch.equal(fc.bias, net.fc.bias)
     assert all(p.dtype == dtype for p in student.parameters())
@@ -344,9 +353,10 @@ def test_removal_equals_identity_layer(removed):
     net, x, graph, index = _small()
     space = SearchSpace(graph)
     assert set(space.removable) == {index["bn1"], index["relu1"], index["conv2"]}
-    student_graph = space.apply(_edit(space, remove=[index[n] for n in removed]))
+    edited = space.student(_edit(space, remove=[index[n] for n in removed]))
+    student_graph = edited.graph
     assert [n.name for n in student_graph.nodes] == [n for n in index if n not in removed]
-    student = build_student(student_graph, net).eval()
+    student = build_student(edited, net).eval()
     reference = copy.deepcopy(net)
     for n in removed:
         setattr(reference, n, nn.Identity())
@@ -359,10 +369,10 @@ def test_removal_with_shrinkage_ties_channels():
     net, x, graph, index = _small()
     space = SearchSpace(graph)
     # Removing conv2 ties its output to conv1's channels: conv1's ratio (the first group) wins.
-    student_graph = space.apply(_edit(space, remove=[index["conv2"]], ratios=(0.5, 0.0)))
-    plan, _ = student_graph.origin
+    edited = space.student(_edit(space, remove=[index["conv2"]], ratios=(0.5, 0.0)))
+    plan = edited.plan
     assert plan.counts[index["conv2"]] == plan.counts[index["conv1"]] == 4
-    student = build_student(student_graph, net).eval()
+    student = build_student(edited, net).eval()
     k1 = plan.indices(index["conv1"])
     features = np.array([c * 36 + p for c in k1.tolist() for p in range(36)])
     reference = copy.deepcopy(net)
@@ -377,10 +387,11 @@ def test_skip_is_summed_into_the_input():
     space = SearchSpace(graph)
     skip = (index["bn1"], index["conv2"])
     assert skip in space.skip_candidates
-    student_graph = space.apply(_edit(space, skips=[skip]))
+    edited = space.student(_edit(space, skips=[skip]))
+    student_graph = edited.graph
     conv2 = student_graph.nodes[index["conv2"]]
     assert sorted(conv2.inputs) == [index["bn1"], index["relu1"]]
-    student = build_student(student_graph, net).eval()
+    student = build_student(edited, net).eval()
     assert _num_params(student) == _num_params(net)
     with torch.no_grad():
         b = net.bn1(net.conv1(x))
@@ -392,10 +403,11 @@ def test_removed_layer_with_skip_becomes_add():
     net, x, graph, index = _small()
     space = SearchSpace(graph)
     skip = (index["conv1"], index["relu1"])
-    student_graph = space.apply(_edit(space, remove=[index["relu1"]], skips=[skip]))
+    edited = space.student(_edit(space, remove=[index["relu1"]], skips=[skip]))
+    student_graph = edited.graph
     relu1 = student_graph.nodes[index["relu1"]]
     assert relu1.op == "add" and sorted(relu1.inputs) == [index["conv1"], index["bn1"]]
-    student = build_student(student_graph, net).eval()
+    student = build_student(edited, net).eval()
     with torch.no_grad():
         h = net.conv1(x)
         expected = net.fc(torch.flatten(net.conv2(net.bn1(h) + h), 1))
@@ -421,8 +433,9 @@ def _roundtrip(student: StudentNet, x: torch.Tensor, path) -> StudentNet:
     with torch.no_grad():
         assert torch.equal(loaded(x), student(x))
     record = json.loads((directory / "graph.json").read_text())
-    if student.graph.edit is not None:
-        assert Edit.from_dict(record["edit"]) == student.graph.edit
+    assert ("edit" in record) == (student.edit is not None)
+    if student.edit is not None:
+        assert Edit.from_dict(record["edit"]) == student.edit
     return loaded
 
 
@@ -431,7 +444,7 @@ def test_save_load_small_student(tmp_path, dtype):
     net, x, graph, index = _small(dtype)
     space = SearchSpace(graph)
     edit = _edit(space, remove=[index["relu1"]], ratios=(0.4, 0.6), skips=[(index["conv1"], index["relu1"])])
-    student = build_student(space.apply(edit), net)
+    student = build_student(space.student(edit), net)
     loaded = _roundtrip(student, x, tmp_path)
     assert all(p.dtype == dtype for p in loaded.parameters())
 
@@ -441,7 +454,7 @@ def test_save_load_sampled_students(tmp_path, name):
     teacher, x = _teacher(name)
     space = SearchSpace(_graph(name))
     for c, edit in enumerate(space.sample(2, generator=torch.Generator().manual_seed(21))):
-        _roundtrip(build_student(space.apply(edit), teacher), x, tmp_path / str(c))
+        _roundtrip(build_student(space.student(edit), teacher), x, tmp_path / str(c))
 
 
 def test_save_student_rejects_other_modules(tmp_path):
@@ -499,8 +512,9 @@ def test_shufflenet_students_with_shrunk_shuffles(name):
     teacher64, x64, net = _teacher64(name)
     seen = {"perm": 0, "group_sizes": 0, "slice": 0}
     for c, edit in enumerate(space.sample(8, generator=torch.Generator().manual_seed(31))):
-        student_graph = space.apply(edit)
-        _, kept = student_graph.origin
+        edited = space.student(edit)
+        student_graph = edited.graph
+        kept = edited.teacher_layers
         for q, node in enumerate(student_graph.nodes):
             t_node = graph.nodes[kept[q]]
             if node.op == "shuffle" and node.attr("perm") is not None:
@@ -517,12 +531,12 @@ def test_shufflenet_students_with_shrunk_shuffles(name):
                 seen["slice"] += 1
                 assert node.attr("stop") - node.attr("start") == node.out_channels
                 assert 0 <= node.attr("start") and node.attr("stop") <= node.in_channels
-        student = build_student(student_graph, teacher)
+        student = build_student(edited, teacher)
         assert _num_params(student) == count_params(student_graph)
         with torch.no_grad():
             assert torch.isfinite(student.eval()(x)).all()
             torch.testing.assert_close(
-                build_student(student_graph, teacher64).eval()(x64),
+                build_student(edited, teacher64).eval()(x64),
                 _masked_teacher(space, edit, net, x64),
                 rtol=1e-9, atol=1e-10, msg=f"{name} sample {c}",
             )

@@ -540,8 +540,9 @@ def test_composed_network(seed, edited_teacher):
         space = SearchSpace(graph, channel_importance=importance, channel_order=order)
         edits = space.sample(SAMPLED, generator=torch.Generator().manual_seed(seed))
         for c, edit in enumerate(edits):
-            student_graph = space.apply(edit)
-            student = build_student(student_graph, module).eval()
+            edited = space.student(edit)
+            student_graph = edited.graph
+            student = build_student(edited, module).eval()
             with torch.no_grad():
                 y = student(x)
             assert y.shape == expected.shape and torch.isfinite(y).all(), f"{where} {order} {c}: {edit}"
@@ -550,7 +551,7 @@ def test_composed_network(seed, edited_teacher):
         for c, edit in enumerate(edits[:2]):
             edit = Edit(edit.remove_mask, (0.0,) * space.num_groups, edit.skips, order)
             plan = space.plan(edit)
-            student = build_student(space.apply(edit), module).eval()
+            student = build_student(space.student(edit), module).eval()
             with torch.no_grad():
                 reference = edited_teacher(graph, net, plan.removed, plan.skips, x)
                 _assert_close(student(x), reference, f"{where} {order} removal/skip {c}: {edit}")

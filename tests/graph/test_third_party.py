@@ -92,8 +92,9 @@ def _assert_sampled_students_build(graph: ArchGraph, module: nn.Module, x: torch
     counts = []
     for c, edit in enumerate(space.sample(SAMPLES, generator=torch.Generator().manual_seed(0))):
         where = f"sample {c}: {edit}"
-        student_graph = space.apply(edit)
-        student = build_student(student_graph, module).eval()
+        edited = space.student(edit)
+        student_graph = edited.graph
+        student = build_student(edited, module).eval()
         with torch.no_grad():
             y = student(x)
         assert y.shape == expected.shape, where

@@ -203,8 +203,9 @@ def test_sampled_students_build_run_and_are_counted(family):
         space = SearchSpace(graph, channel_importance=importance, channel_order=order)
         assert space.num_groups > 0 and space.removable and space.skip_candidates
         for i, edit in enumerate(space.sample(n, generator=torch.Generator().manual_seed(3))):
-            student_graph = space.apply(edit)
-            student = build_student(student_graph, model).eval()
+            edited = space.student(edit)
+            student_graph = edited.graph
+            student = build_student(edited, model).eval()
             with torch.no_grad():
                 out = student(x)
             assert out.shape == y.shape, (order, i)

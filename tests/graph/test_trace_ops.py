@@ -103,8 +103,9 @@ def _check_students(graph: ArchGraph, module: nn.Module, x: torch.Tensor, sample
         space = SearchSpace(graph, channel_importance=importance, channel_order=order)
         for c, edit in enumerate(space.sample(samples, generator=torch.Generator().manual_seed(seed))):
             where = f"{order} sample {c}: {edit}"
-            student_graph = space.apply(edit)
-            student = build_student(student_graph, module).eval()
+            edited = space.student(edit)
+            student_graph = edited.graph
+            student = build_student(edited, module).eval()
             with torch.no_grad():
                 y = student(x)
             assert y.shape == expected.shape, where
@@ -278,14 +279,15 @@ def test_removed_gate_drops_its_branch_and_computes_the_ungated_network(apply, o
     mul = _ops(graph).index("mul")
     space = SearchSpace(graph, channel_importance=channel_importance(graph, module), channel_order=order)
     assert mul in space.removable
-    student_graph = space.apply(_edit(space, remove=(mul,), order=order))
+    edited = space.student(_edit(space, remove=(mul,), order=order))
+    student_graph = edited.graph
     names = [n.name for n in student_graph.nodes]
     # The gate branch (squeeze, fc1, relu, fc2, activation) and the mul are gone.
     assert student_graph.num_layers == graph.num_layers - 6
     assert "mul" not in _ops(student_graph) and "fc1" not in names and "fc2" not in names
     gate_params = _num_params(module.fc1) + _num_params(module.fc2)
     assert count_params(student_graph) == _num_params(module) - gate_params
-    student = build_student(student_graph, module).eval()
+    student = build_student(edited, module).eval()
     assert _num_params(student) == count_params(student_graph)
     reference = copy.deepcopy(module)
     reference.gated = False
@@ -312,7 +314,7 @@ def test_removed_gate_in_sampled_students_equals_the_edited_teacher(edited_teach
     for c, edit in enumerate(space.sample(40, generator=torch.Generator().manual_seed(5))):
         plan = space.plan(edit)
         removed_gates += mul in plan.removed
-        student = build_student(space.apply(edit), module).eval()
+        student = build_student(space.student(edit), module).eval()
         with torch.no_grad():
             expected = edited_teacher(graph, net, plan.removed, plan.skips, x)
             _assert_close(student(x), expected, msg=f"sample {c}")
@@ -463,8 +465,9 @@ def test_layer_scale_forms(form):
     assert node.in_shape == node.out_shape
     space = SearchSpace(graph)
     assert graph.nodes.index(node) in space.removable
-    student_graph = space.apply(space.uniform_edit(0.5))
-    student = build_student(student_graph, module)
+    edited = space.student(space.uniform_edit(0.5))
+    student_graph = edited.graph
+    student = build_student(edited, module)
     layer = student.layers[[n.op for n in student_graph.nodes].index("scale")]
     kept = space.plan(space.uniform_edit(0.5)).indices(graph.nodes.index(node))
     assert torch.equal(layer.weight.detach(), module.gamma.detach().reshape(-1)[kept])
@@ -623,7 +626,7 @@ def test_shrunk_convnext_block_equals_the_sliced_teacher(norm):
     assert len(c) == 6 and len(h) == 24
     for name in ("dw", "norm" if norm == "module" else "layer_norm", "pw2", "mul", "add"):
         assert np.array_equal(plan.indices(_index(graph, name)), c.numpy()), name
-    student = build_student(space.apply(edit), module).eval()
+    student = build_student(space.student(edit), module).eval()
     m = module
     with torch.no_grad():
         s = F.conv2d(x, m.stem.weight[c], m.stem.bias[c], stride=2)
@@ -799,7 +802,7 @@ def test_shrunk_group_norm_equals_the_hand_computed_reference(groups, form):
     h = torch.from_numpy(plan.indices(_index(graph, "conv2")))
     assert len(c) == 8 and len(h) == 3
     assert np.array_equal(np.bincount(c.numpy() // (16 // groups)), [8 // groups] * groups)
-    student = build_student(space.apply(space.uniform_edit(0.5)), module).eval()
+    student = build_student(space.student(space.uniform_edit(0.5)), module).eval()
     m = module
     with torch.no_grad():
         y = F.conv2d(x, m.conv.weight[c], m.conv.bias[c], padding=1)

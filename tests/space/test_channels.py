@@ -167,16 +167,16 @@ def test_channelwise_layers_keep_their_input_channels(name):
     if name != "resnet18":
         assert depthwise
     for edit in space.sample(40, generator=_gen(3)):
-        student = space.apply(edit)
-        plan, kept = student.origin
+        student = space.student(edit)
+        plan, kept, nodes = student.plan, student.teacher_layers, student.graph.nodes
         for j in tied:
             i = graph.nodes[j].inputs[0]
             assert plan.counts[j] == plan.counts[i]
             np.testing.assert_array_equal(plan.mask(j), plan.mask(i))
         # Depthwise convolutions stay depthwise in the student.
         for q, t in enumerate(kept.tolist()):
-            if t in depthwise and student.nodes[q].op == "conv":
-                node = student.nodes[q]
+            if t in depthwise and nodes[q].op == "conv":
+                node = nodes[q]
                 assert node.groups == node.in_channels == node.out_channels == plan.counts[t]
 
 
@@ -201,10 +201,10 @@ def test_plan_masks(name):
                 per_out = plan.counts_per_group(j, node.groups)
                 assert per_in.sum() == plan.counts[node.inputs[0]] and per_out.sum() == plan.counts[j]
                 assert np.all((per_out == 0) | (per_in > 0))  # no group with outputs but no inputs
-        student = space.apply(edit)
-        _, kept = student.origin
-        for q, t in enumerate(kept.tolist()):
-            assert student.nodes[q].out_channels == plan.counts[t]
+        student = space.student(edit)
+        for q, t in enumerate(student.teacher_layers.tolist()):
+            assert student.graph.nodes[q].out_channels == plan.counts[t]
+            np.testing.assert_array_equal(student.kept_channels(t), plan.indices(t))
 
 
 def test_grouped_convolutions_shrink_every_block_alike():
@@ -304,7 +304,7 @@ def test_conflicting_removals_and_skips_are_dropped():
     assert (0, 5) in space.skip_candidates and (1, 6) in space.skip_candidates
     both = Edit((False,) * 8, (), ((0, 5), (1, 6)))
     assert space.plan(both).skips == ((1, 6),)
-    student = build_student(space.apply(both), net).eval()
+    student = build_student(space.student(both), net).eval()
     with torch.no_grad():
         a = net.conv_a(x)
         y = a + torch.cat([net.conv_b(x), net.conv_c(x)], dim=1)

@@ -113,19 +113,21 @@ def test_removed_gate_equals_the_ungated_network_shrunk_alike(gate, divide, rati
     space = SearchSpace(graph)
     mul = [n.op for n in graph.nodes].index("mul")
     mask = tuple(j == mul for j in range(graph.num_layers))
-    student_graph = space.apply(Edit(mask, (ratio,) * space.num_groups))
+    edited = space.student(Edit(mask, (ratio,) * space.num_groups))
+    student_graph = edited.graph
     assert "mul" not in [n.op for n in student_graph.nodes]
     assert "fc2" not in [n.name for n in student_graph.nodes]
     reference = copy.deepcopy(module)
     reference.gated = False
     reference_graph = trace(reference, x)
     reference_space = SearchSpace(reference_graph)
-    expected_graph = reference_space.apply(reference_space.uniform_edit(ratio))
+    expected_student = reference_space.student(reference_space.uniform_edit(ratio))
+    expected_graph = expected_student.graph
     assert [(n.op, n.inputs, n.out_shape) for n in student_graph.nodes] == [
         (n.op, n.inputs, n.out_shape) for n in expected_graph.nodes]
     assert count_params(student_graph) == count_params(expected_graph)
-    student = build_student(student_graph, module).eval()
-    expected = build_student(expected_graph, reference).eval()
+    student = build_student(edited, module).eval()
+    expected = build_student(expected_student, reference).eval()
     assert sum(p.numel() for p in student.parameters()) == count_params(student_graph)
     with torch.no_grad():
         torch.testing.assert_close(student(x), expected(x), rtol=1e-12, atol=1e-12)

@@ -317,7 +317,7 @@ def _dropped_mass_check(teacher: nn.Module, graph: ArchGraph, seed: int, groups=
         edit = Edit((False,) * graph.num_layers, ratios, (), "magnitude")
         kept = space.plan(edit).indices(r)
         assert sorted(set(range(size)) - set(kept.tolist())) == sorted(dropped)
-        student = build_student(space.apply(edit), teacher)
+        student = build_student(space.student(edit), teacher)
         lost = total - _weight_mass(student, 2.0)
         np.testing.assert_allclose(lost, importance[g][dropped].sum(), rtol=1e-9, atol=0)
         checked += 1
@@ -428,8 +428,8 @@ def test_magnitude_student_inherits_the_teacher_weights_at_the_top_channels():
             return _top_k(importance[g], math.ceil((1 - ratio) * channels.size[r]))
         return np.arange(graph.nodes[j].out_channels)  # the input and the output: every channel
 
-    student_mag = build_student(space.apply(space.uniform_edit(ratio, "magnitude")), teacher)
-    student_even = build_student(space.apply(space.uniform_edit(ratio, "even")), teacher)
+    student_mag = build_student(space.student(space.uniform_edit(ratio, "magnitude")), teacher)
+    student_even = build_student(space.student(space.uniform_edit(ratio, "even")), teacher)
     checked = 0
     for q, node in enumerate(student_mag.graph.nodes):
         assert node.name == graph.nodes[q].name  # no removals: layer q is teacher layer q
@@ -513,7 +513,7 @@ def test_sampled_magnitude_students_build_run_and_rank_merged_classes():
                 merged_seen += len(groups) > 1
                 score = sum(normalized[h] for h in groups)
                 np.testing.assert_array_equal(np.flatnonzero(mask), _top_k(score, k))
-        student = build_student(space.apply(edit), teacher).eval()
+        student = build_student(space.student(edit), teacher).eval()
         with torch.no_grad():
             y = student(x)
         assert y.shape == (2, 10) and torch.isfinite(y).all()

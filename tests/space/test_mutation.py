@@ -263,7 +263,7 @@ def test_local_edits_of_magnitude_students_build_and_run(rate):
     for child in children:
         assert child.channel_order == "magnitude"
         space.check(child)
-        student = build_student(space.apply(child), teacher).eval()
+        student = build_student(space.student(child), teacher).eval()
         with torch.no_grad():
             y = student(x)
         assert y.shape == (2, 10) and torch.isfinite(y).all()

@@ -145,15 +145,15 @@ def test_apply_does_not_mutate_the_teacher(name):
     table = [column.copy() for column in graph.table]
     space = SearchSpace(graph)
     for edit in space.sample(30, generator=_gen(1)):
-        student = space.apply(edit)
-        assert student.base is graph
+        student = space.student(edit)
+        assert student.teacher is graph
         assert student.edit is edit
-        assert student.num_layers <= graph.num_layers
-        assert count_params(student) <= count_params(graph)
+        assert space.apply(edit) == student.graph and student.key() == student.graph.key()
+        assert student.graph.num_layers <= graph.num_layers
+        assert count_params(student.graph) <= count_params(graph)
     assert graph.nodes == nodes and graph.key() == key
     for before, after in zip(table, graph.table):
         np.testing.assert_array_equal(before, after)
-    assert graph.base is None and graph.edit is None
 
 
 @pytest.mark.parametrize("name", ZOO)
@@ -281,9 +281,9 @@ def test_operators_switched_off():
     space = SearchSpace(graph, shrinkage=False)
     for edit in space.sample(100, generator=_gen(1)):
         assert edit.shrink_ratios == (0.0,) * space.num_groups
-        student = space.apply(edit)
-        _, kept = student.origin
-        for q, node in enumerate(student.nodes):
+        student = space.student(edit)
+        kept = student.teacher_layers
+        for q, node in enumerate(student.graph.nodes):
             teacher_node = graph.nodes[kept[q]]
             if node.op != "add" or teacher_node.op == "add":
                 assert node.out_channels == teacher_node.out_channels
