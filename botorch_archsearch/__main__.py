@@ -1,12 +1,16 @@
 r"""``python -m botorch_archsearch`` (and the ``botorch-archsearch`` command): the Hydra application.
 
 Hydra composes ``conf/`` (teacher, dataset, search, experiment presets; any key overridable on
-the command line) and this module calls the library: :func:`botorch_archsearch.search.compress`
-with the composed :class:`~botorch_archsearch.search.CompressConfig`, writing the run directory
-in Hydra's output directory. ``resume=<run dir>`` continues a killed search there, with its saved config; an
-override given with it must be one of the settings that may change on resume
-(:data:`~botorch_archsearch.search.RESUMABLE_KEYS`: ``search.steps``, ``evaluation.backend``,
-``evaluation.dask.*``, ``evaluation.workers``, ``progress``), any other is refused.
+the command line) over the schema, the dataclasses of :mod:`botorch_archsearch.search.config`
+(:class:`AppConfig` adds ``resume``), and this module calls the library:
+:func:`botorch_archsearch.search.compress` with the composed
+:class:`~botorch_archsearch.search.CompressConfig`, writing the run directory in Hydra's output
+directory. ``resume=<run dir>`` continues a killed search there, with its saved config; an override
+given with it must be one of the settings that may change on resume
+(:data:`~botorch_archsearch.search.config.RESUMABLE_KEYS`: ``search.steps``, ``evaluation.backend``,
+``evaluation.dask.*``, ``evaluation.workers``, ``evaluation.isolation``, ``progress``), any other is
+refused. A value of the wrong type (``search.removal=maybe``) or an unknown key is one line and exit
+status 2, as is any other wrong setting.
 
 Examples::
 
@@ -21,10 +25,13 @@ Examples::
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
 import shlex
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +40,36 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from botorch_archsearch.exceptions import ArchSearchError, ArchSearchException
-from botorch_archsearch.search.config import CompressConfig, check_config, read_saved_config, upgrade_saved_config
-from botorch_archsearch.search.loop import CONFIG_NAME, RESUMABLE_KEYS, compress, is_resumable
+from botorch_archsearch.search.config import (
+    CONFIG_NAME,
+    RESUMABLE_KEYS,
+    SCHEMA_NAME,
+    CompressConfig,
+    check_config,
+    is_resumable,
+    read_saved_config,
+    register_configs,
+    upgrade_saved_config,
+)
+from botorch_archsearch.search.loop import compress
 from botorch_archsearch.utils.files import make_dir
 
 logger = logging.getLogger("botorch_archsearch")
+
+
+@dataclass
+class AppConfig(CompressConfig):
+    r"""The app's config: a search's (:class:`~botorch_archsearch.search.CompressConfig`) and where
+    to resume one.
+
+    Args:
+        resume: A run directory to continue, with its saved ``config.json``.
+    """
+
+    resume: str | None = None
+
+
+register_configs(AppConfig, SCHEMA_NAME)
 
 
 def _config_dir() -> str:
@@ -87,7 +119,7 @@ def app(cfg: DictConfig) -> float | None:
         # passed through code run by exec/eval of a string (even if caught); running one such string resets it.
         exec("pass")  # noqa: S102
         raise SystemExit(130) from None
-    best = [record["reward"] for record in result.best.values()]
+    best = [record.reward for record in result.best.values()]
     return max(best) if best else None
 
 
@@ -118,8 +150,6 @@ def _apply_resume_overrides(saved: dict, values: dict, overrides: list[str]) -> 
             target = target.setdefault(name, {})
         if isinstance(source, dict) and last in source:
             target[last] = json.loads(json.dumps(source[last]))
-        else:  # ~key: back to its default
-            target.pop(last, None)
 
 
 class RunDirectoryCheck(Callback):
@@ -141,8 +171,54 @@ def _make_dir_or_exit(path: str, what: str) -> None:
         raise SystemExit(2) from None
 
 
+def _check_overrides(args: list[str]) -> None:
+    r"""Check the command line's values against the schema before Hydra composes the config (Hydra
+    would refuse a wrong type or an unknown key too, but in several lines with exit status 1).
+
+    Raises:
+        ArchSearchError: Naming the key, the value and what the key accepts.
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    try:
+        from hydra._internal.utils import get_args_parser  # the parser hydra.main uses
+
+        with contextlib.redirect_stderr(io.StringIO()):
+            parsed = get_args_parser().parse_args(args)
+        overrides = OverridesParser.create().parse_overrides(parsed.overrides)
+    except (ImportError, HydraException, SystemExit):  # a wrong argument is Hydra's to report
+        return
+    groups = {path.name for path in Path(_config_dir()).iterdir() if path.is_dir()}
+    for override in overrides:
+        key = override.key_or_group
+        if override.package is not None or "/" in key or key in groups or key.split(".", 1)[0] == "hydra":
+            continue
+        if override.is_delete():  # the schema gives every key a value
+            raise ArchSearchError(
+                f"{override.input_line!r}: a key of the config cannot be removed (every key has a value); set "
+                f"it instead: {key}=<value>."
+            )
+        try:
+            values = list(override.sweep_iterator()) if override.is_sweep_override() else [override.value()]
+        except HydraException:  # an interval sweep (for optimizing sweepers): checked when composed
+            continue
+        for value in values:
+            if isinstance(value, str) and "${" in value:  # an interpolation: checked when composed
+                continue
+            nested: Any = value
+            for name in reversed(key.split(".")):
+                nested = {name: nested}
+            AppConfig.from_dict(nested)
+
+
 def main() -> None:
     r"""Console entry point (``botorch-archsearch``)."""
+    try:
+        _check_overrides(sys.argv[1:])
+    except ArchSearchError as error:
+        print(f"botorch-archsearch: error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
     app()
 
 

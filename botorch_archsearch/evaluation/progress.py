@@ -1,5 +1,5 @@
-r"""Terminal progress for long training loops: one line redrawn in place on a terminal, a line per
-epoch when asked for in a log, nothing when quiet."""
+r"""Terminal progress for long training loops, drawn by tqdm: a bar redrawn in place on a terminal,
+a line per epoch when asked for in a log, nothing when quiet."""
 
 from __future__ import annotations
 
@@ -7,13 +7,16 @@ import sys
 import time
 from typing import TextIO
 
+from tqdm import tqdm
+
 
 class Progress:
     r"""Progress output for a training loop.
 
-    ``enabled=None`` (the default) shows progress only when ``stream`` is a terminal; then the
-    current line is redrawn as batches go by. With ``enabled=True`` on a non-terminal (a log
-    file, CI) only whole-epoch lines are written, so logs stay short. ``enabled=False`` is quiet.
+    ``enabled=None`` (the default) shows progress only when ``stream`` is a terminal; then a tqdm
+    bar of the current epoch's batches is redrawn in place (at most 10 times a second) and each
+    finished epoch leaves a line of its own. With ``enabled=True`` on a non-terminal (a log file, CI)
+    only the whole-epoch lines are written, so logs stay short. ``enabled=False`` is quiet.
 
     Example:
         >>> progress = Progress("distill", total_epochs=10)
@@ -38,42 +41,53 @@ class Progress:
         self.enabled = self.interactive if enabled is None else bool(enabled)
         self.label, self.total_epochs = label, total_epochs
         self.start = time.perf_counter()
-        self._last_draw = 0.0
-        self._dirty = False
+        self._bar: _Bar | None = None
+        self._bar_epoch: int | None = None
 
     def batch(self, epoch: int, batch: int, num_batches: int, status: str = "") -> None:
         r"""Report a finished batch (redrawn at most 10 times a second, on a terminal only)."""
         if not (self.enabled and self.interactive):
             return
-        now = time.perf_counter()
-        if now - self._last_draw < 0.1 and batch < num_batches:
-            return
-        self._last_draw = now
-        line = f"{self.label}: epoch {epoch}/{self.total_epochs} batch {batch}/{num_batches}"
-        self._write(f"\r{line}{' | ' + status if status else ''} | {self._elapsed()}\x1b[K")
-        self._dirty = True
+        if self._bar is None or self._bar_epoch != epoch or self._bar.total != num_batches:
+            self._close_bar()
+            self._bar = _Bar(
+                total=num_batches, desc=f"{self.label}: epoch {epoch}/{self.total_epochs}", file=self.stream,
+                leave=False, mininterval=0.1, dynamic_ncols=True, bar_format=_BAR_FORMAT,
+            )
+            self._bar_epoch = epoch
+        self._bar.set_postfix_str(status, refresh=False)
+        self._bar.update(batch - self._bar.n)
+        if batch >= num_batches:  # the last batch is always drawn
+            self._bar.refresh()
 
     def epoch(self, epoch: int, status: str = "") -> None:
         r"""Report a finished epoch (a line of its own)."""
         if not self.enabled:
             return
-        line = f"{self.label}: epoch {epoch}/{self.total_epochs}{' | ' + status if status else ''} | {self._elapsed()}"
-        self._write(("\r" if self.interactive else "") + line + ("\x1b[K" if self.interactive else "") + "\n")
-        self._dirty = False
+        self._close_bar()
+        line = f"{self.label}: epoch {epoch}/{self.total_epochs}{' | ' + status if status else ''}"
+        tqdm.write(f"{line} | {tqdm.format_interval(time.perf_counter() - self.start)}", file=self.stream)
+        self.stream.flush()
 
     def close(self) -> None:
-        r"""End a line left open by :meth:`batch`."""
-        if self.enabled and self._dirty:
-            self._write("\n")
-            self._dirty = False
+        r"""End a bar left open by :meth:`batch` (it stays on the screen)."""
+        if self._bar is not None:
+            self._bar.leave = True
+            self._bar.close()
+            self._bar = self._bar_epoch = None
 
-    def _elapsed(self) -> str:
-        seconds = int(time.perf_counter() - self.start)
-        return f"{seconds // 60}:{seconds % 60:02d}"
+    def _close_bar(self) -> None:
+        if self._bar is not None:
+            self._bar.close()  # leave=False: the line is cleared for what comes next
+            self._bar = self._bar_epoch = None
 
-    def _write(self, text: str) -> None:
-        self.stream.write(text)
-        self.stream.flush()
+
+class _Bar(tqdm):
+    # No monitor thread: training loops may fork worker processes.
+    monitor_interval = 0
+
+
+_BAR_FORMAT = "{desc} |{bar}| batch {n_fmt}/{total_fmt}{postfix} [{elapsed}<{remaining}]"
 
 
 __all__ = ["Progress"]

@@ -1,15 +1,25 @@
-r"""The settings of a compression search, as dataclasses (Hydra composes them from ``conf/``;
-Python users build them directly). :func:`check_config` validates everything before any work
-and names the key and the accepted values of anything wrong.
+r"""The settings of a compression search: one schema, these dataclasses.
+
+Hydra composes ``conf/`` on top of them (:func:`register_configs` puts the schema in Hydra's
+ConfigStore; the YAML files hold only what differs from the defaults here); Python users build
+them directly. OmegaConf checks the type of every value and refuses unknown keys, in the
+command-line app, in :meth:`CompressConfig.from_dict` and in :func:`check_config` alike;
+:func:`check_config` adds what a type cannot say (ranges, choices, keys that depend on each
+other). The keys that may change when a search is resumed are :data:`RESUMABLE_KEYS`.
+
+Nothing here imports Hydra; OmegaConf is imported when a config is checked.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import json
 import math
 import re
+import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,12 +34,19 @@ from botorch_archsearch.evaluation.reward import REWARD_MEASURES
 from botorch_archsearch.exceptions import ArchSearchError
 from botorch_archsearch.gp.fit import OBJECTIVES
 from botorch_archsearch.models import TEACHER_KINDS, TEACHER_NAMES, load_function, torchvision_model_names
-from botorch_archsearch.space import CHANNEL_ORDERS, MAGNITUDE_SCOPES, ONESHOT_METHODS
+from botorch_archsearch.space import CHANNEL_ORDERS, MAGNITUDE_SCOPES
+from botorch_archsearch.utils.validation import check_choice, check_float, check_int
 
 SEARCH_METHODS = ("esnac", "random", "both", "uniform", "magnitude")
+"""The built-in values of ``search.method``; a method registered with
+:func:`~botorch_archsearch.search.policies.register_policy` is accepted too."""
 SEARCH_INITS = ("random", "oneshot")
 LOCAL_EDITS = ("perturb", "mutate")
+ISOLATIONS = ("process", "none")
+BACKENDS = ("local", "dask")
 CONFIG_NAME = "config.json"  # a run directory's saved config
+SCHEMA_NAME = "compress_schema"
+"""The schema's name in Hydra's ConfigStore: the first entry of ``conf/config.yaml``'s defaults list."""
 
 
 @dataclass
@@ -75,9 +92,17 @@ class TeacherConfig:
 
 @dataclass
 class DatasetConfig:
-    r"""The dataset (see :func:`~botorch_archsearch.evaluation.load_dataset`). ``split_seed``
-    fixes which training images are held out for validation; it is not the search's ``seed``, so
-    searches with different seeds share the split and the cached teacher."""
+    r"""The dataset (see :func:`~botorch_archsearch.evaluation.load_dataset`).
+
+    Args:
+        name: One of :data:`~botorch_archsearch.evaluation.DATASET_NAMES`.
+        root: Where its files are (default ``~/.cache/botorch_archsearch/data``).
+        download: Download it if it is missing (needs internet).
+        val_size: Training images held out for validation (default: the dataset's own).
+        image_size: Resize the images to this side.
+        split_seed: Which training images are held out for validation; not the search's ``seed``,
+            so searches with different seeds share the split and the cached teacher.
+    """
 
     name: str = "digits"
     root: str | None = None
@@ -88,7 +113,7 @@ class DatasetConfig:
 
 
 @dataclass
-class SearchSettings:
+class SearchConfig:
     r"""The search.
 
     Args:
@@ -149,6 +174,10 @@ class SearchSettings:
     local_fraction: float = 0.0
     local_edits: str = "mutate"
     shrink_spread: float | None = None
+
+
+SearchSettings = SearchConfig
+"""Deprecated alias of :class:`SearchConfig`, its name before the config schema was unified."""
 
 
 @dataclass
@@ -215,11 +244,27 @@ class DaskConfig:
 class EvaluationConfig:
     r"""Knowledge-distillation evaluation of each proposed student (paper 4.1), in this process
     (``backend="local"``) or on a Dask cluster (``backend="dask"``, see :class:`DaskConfig`).
-    ``bf16``: bfloat16 autocast for the students' and teacher's forward passes; ``None`` turns it
-    on where the device computes bf16 natively (CUDA from Ampere on, CPUs with AMX; see
-    :func:`~botorch_archsearch.utils.native_bf16`). ``isolation`` (local backend): ``"process"``
-    trains in a worker process that is restarted when a student kills it, ``"none"`` in the
-    search's process, ``None``: ``"process"`` on a CPU, ``"none"`` on CUDA."""
+
+    Args:
+        epochs: Distillation epochs per student (paper: 10).
+        lr: Adam learning rate.
+        weight_decay: Weight decay.
+        batch_size: Images per batch.
+        loss: ``"mse"`` between logits (the reference) or ``"kl"`` at ``temperature``.
+        temperature: Softmax temperature of the ``"kl"`` loss.
+        max_batches: Stop each epoch after this many batches (quick runs).
+        device: ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+        bf16: bfloat16 autocast for the students' and teacher's forward passes; ``None`` turns it on
+            where the device computes bf16 natively (CUDA from Ampere on, CPUs with AMX; see
+            :func:`~botorch_archsearch.utils.native_bf16`).
+        workers: Students that take their step at the same time, in threads (default: one per
+            intra-op thread on a CPU, 1 on CUDA).
+        isolation: Local backend: ``"process"`` trains in a worker process that is restarted when a
+            student kills it (the student is recorded as failed), ``"none"`` in the search's process;
+            ``None``: ``"process"`` on a CPU, ``"none"`` on CUDA.
+        backend: ``"local"`` or ``"dask"``.
+        dask: The Dask backend's settings.
+    """
 
     epochs: int = 10
     lr: float = 1e-3
@@ -229,7 +274,9 @@ class EvaluationConfig:
     temperature: float = 4.0
     max_batches: int | None = None
     device: str = "cpu"
-    bf16: bool | None = None
+    bf16: bool | None = field(
+        default=None, metadata={"null": "bf16 autocast where the device computes bf16 natively"}
+    )
     workers: int | None = None
     isolation: str | None = None
     backend: str = "local"
@@ -260,27 +307,110 @@ class FinalConfig:
 
 @dataclass
 class CompressConfig:
-    r"""Everything a compression search needs; the root of the Hydra config."""
+    r"""Everything a compression search needs; the schema of the Hydra app's config.
+
+    A field's metadata ``"null"`` says what ``None`` means (for error messages).
+
+    Args:
+        seed: The search's seed.
+        progress: Progress bars of training: ``None``: on a terminal only; ``True``: always (a line
+            per epoch in a log); ``False``: never.
+    """
 
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
-    search: SearchSettings = field(default_factory=SearchSettings)
+    search: SearchConfig = field(default_factory=SearchConfig)
     kernel: KernelConfig = field(default_factory=KernelConfig)
     acquisition: AcquisitionConfig = field(default_factory=AcquisitionConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     reward: RewardConfig = field(default_factory=RewardConfig)
     final: FinalConfig = field(default_factory=FinalConfig)
     seed: int = 0
-    progress: bool | None = None
+    progress: bool | None = field(default=None, metadata={"null": "progress bars only on a terminal"})
 
     def to_dict(self) -> dict[str, Any]:
         """A plain dict (for the run directory)."""
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> CompressConfig:
-        """Build from a (possibly partial) nested dict; unknown keys are an error naming them."""
-        return _from_dict(cls, values, "")
+    def from_dict(cls, values: Mapping[str, Any]) -> CompressConfig:
+        r"""Build from a (possibly partial) nested dict; a missing key takes its default.
+
+        OmegaConf checks the values against the schema and converts them to their fields' types,
+        as on the command line (``"true"`` and ``1`` become ``True``, ``"3"`` becomes ``3``).
+
+        Raises:
+            ArchSearchError: One line naming the first unknown key and the accepted ones, or the
+                first value of a wrong type and what its key accepts
+                (``search.removal must be true or false, got 'maybe'.``).
+        """
+        return _structured(cls, values)
+
+
+RESUMABLE_KEYS = (
+    "search.steps",
+    "evaluation.backend",
+    "evaluation.dask",
+    "evaluation.workers",
+    "evaluation.isolation",
+    "progress",
+)
+"""The settings that may change when a search is resumed (a key and everything under it): more
+steps extend the run; the others change where and how fast it runs, not its result (another Dask
+scheduler, another number of threads). Everything else is the run's identity, checked on resume."""
+
+
+def is_resumable(key: str) -> bool:
+    r"""Whether the dotted config ``key`` may change on resume (it is, or is under, one of the
+    :data:`RESUMABLE_KEYS`; e.g. ``evaluation.dask.workers``)."""
+    return any(key == k or key.startswith(k + ".") for k in RESUMABLE_KEYS)
+
+
+def without_resumable(values: Mapping[str, Any]) -> dict[str, Any]:
+    r"""A config's nested dict less the :data:`RESUMABLE_KEYS`: the run's identity.
+
+    Args:
+        values: A nested dict of JSON values, as :meth:`CompressConfig.to_dict` makes.
+
+    Returns:
+        A new dict; ``values`` is not modified.
+    """
+    values = json.loads(json.dumps(values))
+    for dotted in RESUMABLE_KEYS:
+        *parents, last = dotted.split(".")
+        node = values
+        for key in parents:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(last, None)
+    return values
+
+
+def config_differences(started: Any, given: Any) -> list[str]:
+    r"""``key: started with A, given B`` for each dotted key whose values differ, in key order.
+
+    Values are shown as JSON; a key that only one side has is ``(missing)`` on the other.
+
+    Example:
+        >>> config_differences({"search": {"steps": 2}}, {"search": {"steps": 3}, "seed": 1})
+        ['search.steps: started with 2, given 3', 'seed: started with (missing), given 1']
+    """
+    return _differences(started, given, "")
+
+
+def register_configs(schema: type = CompressConfig, name: str = SCHEMA_NAME) -> None:
+    r"""Put the schema in Hydra's ConfigStore, for the defaults list of ``conf/config.yaml``.
+
+    Hydra then checks every composed value and override against the dataclasses (types, unknown
+    keys). This imports Hydra: the command-line app calls it, importing the library does not.
+
+    Args:
+        schema: The root dataclass: :class:`CompressConfig`, or a subclass adding the app's keys.
+        name: Its name in the ConfigStore.
+    """
+    from hydra.core.config_store import ConfigStore
+
+    ConfigStore.instance().store(name=name, node=schema)
 
 
 def upgrade_saved_config(saved: dict[str, Any]) -> dict[str, Any]:
@@ -361,142 +491,121 @@ def read_saved_config(run_dir: str | Path) -> dict[str, Any]:
     return saved
 
 
-def _from_dict(cls: type, values: Any, prefix: str) -> Any:
-    names = {f.name: f for f in dataclasses.fields(cls)}
-    if not isinstance(values, dict):
-        raise ArchSearchError(f"{prefix or 'config'} must be a mapping of {sorted(names)}, got {values!r}.")
-    unknown = sorted(set(values) - set(names))
-    if unknown:
-        where = f"{prefix}: unknown key(s)" if prefix else "unknown config key(s)"
-        raise ArchSearchError(f"{where} {unknown}; accepted: {sorted(names)}.")
-    kwargs = {}
-    for name, value in values.items():
-        f = names[name]
-        factory = f.default_factory
-        if factory is not dataclasses.MISSING and dataclasses.is_dataclass(factory):
-            value = _from_dict(factory, value, f"{prefix}.{name}" if prefix else name)
-        kwargs[name] = value
-    return cls(**kwargs)
-
-
 def check_config(config: CompressConfig) -> None:
     r"""Validate a configuration before any work.
+
+    First the types, by OmegaConf against the schema (a config built in Python must hold values of
+    its fields' types: ``"no"`` is not a boolean), then what a type cannot say: ranges, choices
+    and the keys that depend on each other.
 
     Raises:
         ArchSearchError: Naming the first wrong key, its value and what is accepted.
     """
-    _teacher(config.teacher)
-    _positive("teacher.width", config.teacher.width)
-    _integer("teacher.epochs", config.teacher.epochs, 1)
-    _positive("teacher.lr", config.teacher.lr)
-    _integer("teacher.batch_size", config.teacher.batch_size, 1)
-    _integer("teacher.max_batches", config.teacher.max_batches, 1, optional=True)
-    _integer("teacher.seed", config.teacher.seed, 0)
-    _choice("dataset.name", config.dataset.name, DATASET_NAMES)
-    _integer("dataset.val_size", config.dataset.val_size, 1, optional=True)
-    _integer("dataset.image_size", config.dataset.image_size, 4, optional=True)
-    _integer("dataset.split_seed", config.dataset.split_seed, 0)
-    _boolean("dataset.download", config.dataset.download)
-    _choice("search.method", config.search.method, SEARCH_METHODS)
-    _integer("search.steps", config.search.steps, 1)
-    _integer("search.num_kernels", config.search.num_kernels, 1)
-    _ratio("search.subset_prob", config.search.subset_prob, open_low=True)
-    for key in ("removal", "shrinkage", "skip"):
-        _boolean(f"search.{key}", getattr(config.search, key))
-    if not (config.search.removal or config.search.shrinkage or config.search.skip):
+    _check_types(config)
+    teacher, dataset, search = config.teacher, config.dataset, config.search
+    _teacher(teacher)
+    check_float("teacher.width", teacher.width, 0, exclusive_minimum=True)
+    check_int("teacher.epochs", teacher.epochs, 1)
+    check_float("teacher.lr", teacher.lr, 0, exclusive_minimum=True)
+    check_int("teacher.batch_size", teacher.batch_size, 1)
+    _optional(check_int, "teacher.max_batches", teacher.max_batches, 1)
+    check_int("teacher.seed", teacher.seed, 0)
+    check_choice("dataset.name", dataset.name, DATASET_NAMES)
+    _optional(check_int, "dataset.val_size", dataset.val_size, 1)
+    _optional(check_int, "dataset.image_size", dataset.image_size, 4)
+    check_int("dataset.split_seed", dataset.split_seed, 0)
+    from botorch_archsearch.search.policies import POLICIES, OneShot  # the registered methods (imports config)
+
+    check_choice("search.method", search.method, [*SEARCH_METHODS, *(m for m in POLICIES if m not in SEARCH_METHODS)])
+    check_int("search.steps", search.steps, 1)
+    check_int("search.num_kernels", search.num_kernels, 1)
+    check_float("search.subset_prob", search.subset_prob, 0, 1, exclusive_minimum=True)
+    if not (search.removal or search.shrinkage or search.skip):
         raise ArchSearchError("search: at least one of search.removal, search.shrinkage, search.skip must be true.")
     for key in ("removal_probs", "shrink_range", "skip_probs"):
-        values = getattr(config.search, key)
+        values = getattr(search, key)
         if values is None:
             continue
-        if not isinstance(values, (list, tuple)) or not values:
-            raise ArchSearchError(f"search.{key} must be a non-empty list of numbers in [0, 1], got {values!r}.")
+        if not values:
+            raise ArchSearchError(
+                f"search.{key} must be a non-empty list of numbers in [0, 1], got {values!r}."
+            )
         for value in values:
-            _ratio(f"search.{key}", value)
-    if config.search.shrink_range is not None and (
-        len(config.search.shrink_range) != 2 or config.search.shrink_range[0] > config.search.shrink_range[1]
-    ):
-        raise ArchSearchError(f"search.shrink_range must be [low, high] with low <= high, got {config.search.shrink_range!r}.")
-    _choice("search.channel_order", config.search.channel_order, CHANNEL_ORDERS)
-    baselines = config.search.baselines
-    if not isinstance(baselines, (list, tuple)) or any(b not in ONESHOT_METHODS for b in baselines) \
-            or len(set(baselines)) != len(baselines):
+            check_float(f"search.{key}", value, 0, 1)
+    shrink_range = search.shrink_range
+    if shrink_range is not None and (len(shrink_range) != 2 or shrink_range[0] > shrink_range[1]):
         raise ArchSearchError(
-            f"search.baselines must be a list of distinct one-shot methods from {list(ONESHOT_METHODS)}, got "
-            f"{baselines!r}."
+            f"search.shrink_range must be [low, high] with low <= high, got {shrink_range!r}."
         )
-    targets = config.search.targets
-    if targets is not None:
-        if not isinstance(targets, (list, tuple)) or not targets:
+    check_choice("search.channel_order", search.channel_order, CHANNEL_ORDERS)
+    baselines = search.baselines
+    oneshot = [name for name, policy in POLICIES.items() if issubclass(policy, OneShot)]
+    if any(b not in oneshot for b in baselines) or len(set(baselines)) != len(baselines):
+        raise ArchSearchError(
+            f"search.baselines must be a list of distinct one-shot methods from {oneshot}, got {baselines!r}."
+        )
+    if search.targets is not None:
+        if not search.targets:
             raise ArchSearchError(
                 f"search.targets must be null or a non-empty list of fractions of the teacher's size in (0, 1], "
-                f"got {targets!r}."
+                f"got {search.targets!r}."
             )
-        for value in targets:
-            _ratio("search.targets", value, open_low=True)
-    _choice("search.magnitude_scope", config.search.magnitude_scope, MAGNITUDE_SCOPES)
-    _choice("search.init", config.search.init, SEARCH_INITS)
-    fraction = config.search.local_fraction
-    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 <= fraction < 1:
-        raise ArchSearchError(f"search.local_fraction must be a number in [0, 1), got {fraction!r}.")
-    _choice("search.local_edits", config.search.local_edits, LOCAL_EDITS)
-    if config.search.shrink_spread is not None:
-        _non_negative("search.shrink_spread", config.search.shrink_spread)
-    _integer("kernel.hidden_size", config.kernel.hidden_size, 1)
-    _integer("kernel.num_layers", config.kernel.num_layers, 1)
-    scale = config.kernel.init_scale
-    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale < math.inf:
-        raise ArchSearchError(f"kernel.init_scale must be a finite number > 0, got {scale!r}.")
-    _choice("kernel.objective", config.kernel.objective, OBJECTIVES)
-    _positive("kernel.lr", config.kernel.lr)
-    _non_negative("kernel.weight_decay", config.kernel.weight_decay)
-    _integer("kernel.max_steps", config.kernel.max_steps, 1)
-    _non_negative("kernel.tol", config.kernel.tol)
-    if config.kernel.transfer_from is not None and not (Path(config.kernel.transfer_from) / "kernels").is_dir():
+        for value in search.targets:
+            check_float("search.targets", value, 0, 1, exclusive_minimum=True)
+    check_choice("search.magnitude_scope", search.magnitude_scope, MAGNITUDE_SCOPES)
+    check_choice("search.init", search.init, SEARCH_INITS)
+    check_float("search.local_fraction", search.local_fraction, 0, 1, exclusive_maximum=True)
+    check_choice("search.local_edits", search.local_edits, LOCAL_EDITS)
+    _optional(check_float, "search.shrink_spread", search.shrink_spread, 0)
+    kernel = config.kernel
+    check_int("kernel.hidden_size", kernel.hidden_size, 1)
+    check_int("kernel.num_layers", kernel.num_layers, 1)
+    check_float("kernel.init_scale", kernel.init_scale, 0, exclusive_minimum=True, finite=True)
+    check_choice("kernel.objective", kernel.objective, OBJECTIVES)
+    check_float("kernel.lr", kernel.lr, 0, exclusive_minimum=True)
+    check_float("kernel.weight_decay", kernel.weight_decay, 0)
+    check_int("kernel.max_steps", kernel.max_steps, 1)
+    check_float("kernel.tol", kernel.tol, 0)
+    if kernel.transfer_from is not None and not (Path(kernel.transfer_from) / "kernels").is_dir():
         raise ArchSearchError(
             "kernel.transfer_from must be the run directory of an ESNAC search (holding kernels/), got "
-            f"{config.kernel.transfer_from!r}."
+            f"{kernel.transfer_from!r}."
         )
-    _choice("acquisition.name", config.acquisition.name, tuple(ACQUISITIONS))
-    _choice("acquisition.method", config.acquisition.method, EDIT_OPTIMIZATION_METHODS)
-    _integer("acquisition.num_candidates", config.acquisition.num_candidates, 1)
-    _integer("evaluation.epochs", config.evaluation.epochs, 1)
-    _positive("evaluation.lr", config.evaluation.lr)
-    _non_negative("evaluation.weight_decay", config.evaluation.weight_decay)
-    _integer("evaluation.batch_size", config.evaluation.batch_size, 1)
-    _choice("evaluation.loss", config.evaluation.loss, KD_LOSSES)
-    _positive("evaluation.temperature", config.evaluation.temperature)
-    _integer("evaluation.max_batches", config.evaluation.max_batches, 1, optional=True)
-    _integer("evaluation.workers", config.evaluation.workers, 1, optional=True)
-    if config.evaluation.isolation is not None:
-        _choice("evaluation.isolation", config.evaluation.isolation, ("process", "none"))
-    _boolean("evaluation.bf16", config.evaluation.bf16,
-             null="bf16 autocast where the device computes bf16 natively")
-    _device("evaluation.device", config.evaluation.device)
-    _choice("evaluation.backend", config.evaluation.backend, ("local", "dask"))
-    _integer("evaluation.dask.workers", config.evaluation.dask.workers, 1)
-    _integer("evaluation.dask.threads_per_worker", config.evaluation.dask.threads_per_worker, 1)
-    _integer("evaluation.dask.gpus_per_worker", config.evaluation.dask.gpus_per_worker, 0)
-    _integer("evaluation.dask.retries", config.evaluation.dask.retries, 0)
-    _boolean("evaluation.dask.dashboard", config.evaluation.dask.dashboard)
-    _choice("reward.measure", config.reward.measure, REWARD_MEASURES)
-    if config.reward.budget is not None:
-        _positive("reward.budget", config.reward.budget)
-    if config.reward.budget_measure is not None:
-        _choice("reward.budget_measure", config.reward.budget_measure, REWARD_MEASURES)
-    _integer("final.top_k", config.final.top_k, 0)
-    _integer("final.epochs", config.final.epochs, 1)
-    _positive("final.lr", config.final.lr)
-    _integer("final.step_size", config.final.step_size, 1)
-    _integer("final.batch_size", config.final.batch_size, 1)
-    _integer("final.max_batches", config.final.max_batches, 1, optional=True)
-    _integer("seed", config.seed, 0)
-    _boolean("progress", config.progress, null="progress bars only on a terminal")
+    check_choice("acquisition.name", config.acquisition.name, tuple(ACQUISITIONS))
+    check_choice("acquisition.method", config.acquisition.method, EDIT_OPTIMIZATION_METHODS)
+    check_int("acquisition.num_candidates", config.acquisition.num_candidates, 1)
+    evaluation = config.evaluation
+    check_int("evaluation.epochs", evaluation.epochs, 1)
+    check_float("evaluation.lr", evaluation.lr, 0, exclusive_minimum=True)
+    check_float("evaluation.weight_decay", evaluation.weight_decay, 0)
+    check_int("evaluation.batch_size", evaluation.batch_size, 1)
+    check_choice("evaluation.loss", evaluation.loss, KD_LOSSES)
+    check_float("evaluation.temperature", evaluation.temperature, 0, exclusive_minimum=True)
+    _optional(check_int, "evaluation.max_batches", evaluation.max_batches, 1)
+    _optional(check_int, "evaluation.workers", evaluation.workers, 1)
+    _optional(check_choice, "evaluation.isolation", evaluation.isolation, ISOLATIONS)
+    _device("evaluation.device", evaluation.device)
+    check_choice("evaluation.backend", evaluation.backend, BACKENDS)
+    check_int("evaluation.dask.workers", evaluation.dask.workers, 1)
+    check_int("evaluation.dask.threads_per_worker", evaluation.dask.threads_per_worker, 1)
+    check_int("evaluation.dask.gpus_per_worker", evaluation.dask.gpus_per_worker, 0)
+    check_int("evaluation.dask.retries", evaluation.dask.retries, 0)
+    check_choice("reward.measure", config.reward.measure, REWARD_MEASURES)
+    _optional(check_float, "reward.budget", config.reward.budget, 0, exclusive_minimum=True)
+    _optional(check_choice, "reward.budget_measure", config.reward.budget_measure, REWARD_MEASURES)
+    final = config.final
+    check_int("final.top_k", final.top_k, 0)
+    check_int("final.epochs", final.epochs, 1)
+    check_float("final.lr", final.lr, 0, exclusive_minimum=True)
+    check_int("final.step_size", final.step_size, 1)
+    check_int("final.batch_size", final.batch_size, 1)
+    _optional(check_int, "final.max_batches", final.max_batches, 1)
+    check_int("seed", config.seed, 0)
 
 
 def _teacher(teacher: TeacherConfig) -> None:
     """The teacher's kind, and its name or module; a user's module is imported here (not called)."""
-    _choice("teacher.kind", teacher.kind, TEACHER_KINDS)
+    check_choice("teacher.kind", teacher.kind, TEACHER_KINDS)
     kind, name, module = teacher.kind, teacher.name, teacher.module
     if kind == "module":
         if name is not None:
@@ -520,7 +629,7 @@ def _teacher(teacher: TeacherConfig) -> None:
             f"for the {kind} network {name!r}, drop teacher.module."
         )
     if kind == "zoo":
-        _choice("teacher.name", name, TEACHER_NAMES)
+        check_choice("teacher.name", name, TEACHER_NAMES)
         return
     names = torchvision_model_names()
     if name not in names:
@@ -530,14 +639,6 @@ def _teacher(teacher: TeacherConfig) -> None:
             f"teacher.name={name!r} is not a torchvision classification model{hint}; accepted (teacher=torchvision): "
             f"{', '.join(names)}."
         )
-
-
-def _boolean(key: str, value: Any, null: str | None = None) -> None:
-    # Hydra passes a misspelt `true` (`search.skip=flase`) on as a string, which is truthy.
-    if isinstance(value, bool) or (value is None and null is not None):
-        return
-    accepted = f"true, false or null ({null})" if null is not None else "true or false"
-    raise ArchSearchError(f"{key} must be {accepted}, got {value!r}.")
 
 
 def _device(key: str, value: Any) -> None:
@@ -566,49 +667,192 @@ def _device(key: str, value: Any) -> None:
         )
 
 
-def _choice(key: str, value: Any, accepted: tuple[str, ...]) -> None:
-    if value not in accepted:
-        raise ArchSearchError(f"{key} must be one of {list(accepted)}, got {value!r}.")
+def _optional(check: Any, key: str, value: Any, *args: Any, **kwargs: Any) -> None:
+    # null is always accepted here (the schema said so); the message then names only the range
+    if value is not None:
+        check(key, value, *args, **kwargs)
 
 
-def _integer(key: str, value: Any, minimum: int, optional: bool = False) -> None:
-    if value is None and optional:
+# The schema, checked by OmegaConf.
+
+
+def _structured(schema: type, values: Any) -> Any:
+    """An instance of ``schema`` from ``values``, typed by OmegaConf; its errors as one line."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    _check_sections(schema, values, "")
+    try:
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), values))
+    except OmegaConfBaseException as error:
+        raise ArchSearchError(_message(error, schema, values)) from None
+
+
+def _check_types(config: Any) -> None:
+    """OmegaConf's check of a config built in Python; a value OmegaConf would convert (``"no"`` to
+    ``False``, ``1`` to ``True``) is an error too, since the config object keeps the original."""
+    if not dataclasses.is_dataclass(config) or isinstance(config, type):
+        raise ArchSearchError(f"config must be a CompressConfig, got {config!r}.")
+    _compare(type(config), config, _structured(type(config), _as_dict(config)), "")
+
+
+def _as_dict(config: Any) -> Any:
+    # dataclasses.asdict, but a section given as something else stays as given (for the message)
+    if dataclasses.is_dataclass(config) and not isinstance(config, type):
+        return {f.name: _as_dict(getattr(config, f.name)) for f in dataclasses.fields(config)}
+    return config
+
+
+def _compare(schema: type, given: Any, typed: Any, prefix: str) -> None:
+    hints = _hints(schema)
+    for f in dataclasses.fields(schema):
+        key, value, converted = _join(prefix, f.name), getattr(given, f.name), getattr(typed, f.name)
+        if dataclasses.is_dataclass(hints[f.name]) and isinstance(value, hints[f.name]):
+            _compare(hints[f.name], value, converted, key)
+        elif not _same(value, converted):
+            raise ArchSearchError(f"{key} must be {_accepted(hints[f.name], f)}, got {value!r}.")
+
+
+def _same(given: Any, converted: Any) -> bool:
+    if isinstance(given, (list, tuple)) and isinstance(converted, list):
+        return len(given) == len(converted) and all(_same(a, b) for a, b in zip(given, converted))
+    if isinstance(given, bool) != isinstance(converted, bool):
+        return False
+    if isinstance(given, (int, float)) and isinstance(converted, (int, float)):
+        return given == converted or (math.isnan(given) and math.isnan(converted))
+    return type(given) is type(converted) and given == converted
+
+
+def _check_sections(schema: type, values: Any, prefix: str) -> None:
+    """Each section is a mapping (OmegaConf's merge error would not name it)."""
+    if dataclasses.is_dataclass(values) and not isinstance(values, type):
         return
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ArchSearchError(f"{key} must be an integer >= {minimum}{' or null' if optional else ''}, got {value!r}.")
+    if not isinstance(values, Mapping):
+        names = [f.name for f in dataclasses.fields(schema)]
+        raise ArchSearchError(f"{prefix or 'config'} must be a mapping of {names}, got {values!r}.")
+    hints = _hints(schema)
+    for name, value in values.items():
+        if dataclasses.is_dataclass(hints.get(name)):
+            _check_sections(hints[name], value, _join(prefix, name))
 
 
-def _positive(key: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ArchSearchError(f"{key} must be a number > 0, got {value!r}.")
+def _message(error: Any, schema: type, values: Any) -> str:
+    """OmegaConf's error as one line: the key, the value given and what the key accepts."""
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError
+
+    path = re.sub(r"\[[^]]*\]", "", str(error.full_key or ""))  # an item of a list: the list
+    parts = path.split(".") if path else []
+    section, found = schema, None
+    for depth, name in enumerate(parts):
+        fields = {f.name: f for f in dataclasses.fields(section)}
+        if name not in fields:
+            if isinstance(error, (ConfigKeyError, ConfigAttributeError)) and depth == len(parts) - 1:
+                where = f"{'.'.join(parts[:-1])}: unknown key" if depth else "unknown config key"
+                return f"{where} {name!r}; accepted: {sorted(fields)}."
+            break
+        found, hint = fields[name], _hints(section)[name]
+        if depth < len(parts) - 1:
+            if not dataclasses.is_dataclass(hint):
+                break
+            section = hint
+    else:
+        if found is not None:
+            given = _lookup(values, parts, getattr(error, "value", None))
+            return f"{path} must be {_accepted(hint, found)}, got {given!r}."
+    first = str(getattr(error, "msg", "") or error).splitlines()[0].rstrip(".")
+    return f"{path or 'config'}: {first}."
 
 
-def _non_negative(key: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-        raise ArchSearchError(f"{key} must be a number >= 0, got {value!r}.")
+def _accepted(hint: Any, field_: dataclasses.Field) -> str:
+    """What a field of type ``hint`` accepts, in the words of a YAML file."""
+    args = typing.get_args(hint)
+    optional = type(None) in args
+    if optional:
+        hint = next(a for a in args if a is not type(None))
+    if hint is bool:
+        text = "true, false or null" if optional else "true or false"
+    else:
+        text = _kind(hint) + (" or null" if optional else "")
+    meaning = field_.metadata.get("null")
+    return f"{text} ({meaning})" if optional and meaning else text
 
 
-def _ratio(key: str, value: Any, open_low: bool = False) -> None:
-    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and (0 < value <= 1 if open_low else 0 <= value <= 1)
-    if not ok:
-        raise ArchSearchError(f"{key} must be a number in {'(0, 1]' if open_low else '[0, 1]'}, got {value!r}.")
+def _kind(hint: Any) -> str:
+    if typing.get_origin(hint) is list:
+        item = typing.get_args(hint)[0]
+        plural = {int: "integers", float: "numbers", str: "strings", bool: "booleans"}
+        return f"a list of {plural.get(item, item)}"
+    if dataclasses.is_dataclass(hint):
+        return f"a {hint.__name__} (a mapping of {[f.name for f in dataclasses.fields(hint)]})"
+    return {int: "an integer", float: "a number", str: "a string"}.get(hint, str(hint))
+
+
+@functools.cache
+def _hints(schema: type) -> dict[str, Any]:
+    return typing.get_type_hints(schema)
+
+
+def _lookup(values: Any, parts: list[str], default: Any) -> Any:
+    for name in parts:
+        if isinstance(values, Mapping) and name in values:
+            values = values[name]
+        elif dataclasses.is_dataclass(values) and hasattr(values, name):
+            values = getattr(values, name)
+        else:
+            return default
+    return values
+
+
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
+
+
+# Resume: what differs between two configs.
+
+
+def _differences(started: Any, given: Any, prefix: str) -> list[str]:
+    if isinstance(started, dict) and isinstance(given, dict):
+        return [
+            line for key in sorted({*started, *given})
+            for line in _differences(started.get(key, _MISSING), given.get(key, _MISSING), _join(prefix, key))
+        ]
+    if started == given:
+        return []
+    return [f"{prefix}: started with {_show(started)}, given {_show(given)}"]
+
+
+_MISSING = object()
+
+
+def _show(value: Any) -> str:
+    return "(missing)" if value is _MISSING else json.dumps(value)
 
 
 __all__ = [
     "AcquisitionConfig",
+    "BACKENDS",
+    "CONFIG_NAME",
     "CompressConfig",
     "DaskConfig",
     "DatasetConfig",
     "EvaluationConfig",
     "FinalConfig",
+    "ISOLATIONS",
     "KernelConfig",
     "LOCAL_EDITS",
+    "RESUMABLE_KEYS",
     "RewardConfig",
+    "SCHEMA_NAME",
     "SEARCH_INITS",
     "SEARCH_METHODS",
+    "SearchConfig",
     "SearchSettings",
     "TeacherConfig",
     "check_config",
+    "config_differences",
+    "is_resumable",
     "read_saved_config",
+    "register_configs",
     "upgrade_saved_config",
+    "without_resumable",
 ]

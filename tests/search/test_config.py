@@ -74,10 +74,102 @@ def test_bad_values_name_the_key_and_what_is_accepted(changes, message):
 def test_from_dict_round_trip_and_unknown_keys():
     config = _with(search__num_kernels=3, seed=7)
     assert CompressConfig.from_dict(config.to_dict()) == config
-    with pytest.raises(ArchSearchError, match=r"search: unknown key\(s\) \['kernels'\]"):
+    with pytest.raises(ArchSearchError, match=r"^search: unknown key 'kernels'; accepted: \['baselines', "):
         CompressConfig.from_dict({"search": {"kernels": 3}})
-    with pytest.raises(ArchSearchError, match=r"unknown config key\(s\) \['colour'\]"):
+    with pytest.raises(ArchSearchError, match=r"^evaluation.dask: unknown key 'worker'; accepted: \['address', "):
+        CompressConfig.from_dict({"evaluation": {"dask": {"worker": 3}}})
+    with pytest.raises(ArchSearchError, match=r"^unknown config key 'colour'; accepted: \['acquisition', "):
         CompressConfig.from_dict({"colour": "red"})
+    with pytest.raises(ArchSearchError, match=r"^search must be a mapping of \['method', 'steps', .*\], got 5\.$"):
+        CompressConfig.from_dict({"search": 5})
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"seed": 1.5}, "seed must be an integer, got 1.5."),
+        ({"teacher": {"lr": "fast"}}, "teacher.lr must be a number, got 'fast'."),
+        ({"teacher": {"max_batches": "all"}}, "teacher.max_batches must be an integer or null, got 'all'."),
+        ({"search": {"targets": [0.5, "half"]}}, "search.targets must be a list of numbers or null, got [0.5, 'half']."),
+        ({"search": {"baselines": "uniform"}}, "search.baselines must be a list of strings, got 'uniform'."),
+        ({"search": {"removal": None}}, "search.removal must be true or false, got None."),
+    ],
+)
+def test_from_dict_checks_types_against_the_schema(values, message):
+    with pytest.raises(ArchSearchError) as info:
+        CompressConfig.from_dict(values)
+    assert str(info.value) == message
+
+
+def test_from_dict_converts_values_as_the_command_line_does():
+    config = CompressConfig.from_dict({"search": {"removal": "false", "steps": "3", "subset_prob": 1}, "progress": 1})
+    assert config.search.removal is False and config.search.steps == 3 and config.progress is True
+    assert isinstance(config.search.subset_prob, float)
+    check_config(config)
+
+
+def test_a_config_built_in_python_holds_values_of_its_fields_types():
+    for changes, message in [
+        (dict(search__removal="no"), "search.removal must be true or false, got 'no'."),  # truthy, not False
+        (dict(progress=1), "progress must be true, false or null (progress bars only on a terminal), got 1."),
+        (dict(teacher__name=5), "teacher.name must be a string or null, got 5."),
+        (dict(search={"method": "esnac"}), "search must be a SearchConfig (a mapping of ['method', "),
+    ]:
+        with pytest.raises(ArchSearchError) as info:
+            check_config(_with(**changes))
+        assert str(info.value).startswith(message), str(info.value)
+    check_config(_with(teacher__lr=1, search__shrink_range=(0.25, 0.75)))  # an int for a float, a tuple for a list
+
+
+def test_search_settings_is_the_deprecated_name_of_search_config():
+    from botorch_archsearch.search import SearchConfig, SearchSettings
+
+    assert SearchSettings is SearchConfig and isinstance(CompressConfig().search, SearchConfig)
+
+
+def test_resumable_keys_and_the_differences_of_two_configs():
+    from botorch_archsearch.search.config import (
+        RESUMABLE_KEYS,
+        config_differences,
+        is_resumable,
+        without_resumable,
+    )
+
+    assert is_resumable("evaluation.dask.workers") and is_resumable("progress") and not is_resumable("search.method")
+    assert not is_resumable("evaluation.dask_x")
+    values = CompressConfig().to_dict()
+    identity = without_resumable(values)
+    assert "steps" not in identity["search"] and "dask" not in identity["evaluation"] and "progress" not in identity
+    assert identity["search"]["method"] == "esnac" and "steps" in values["search"]  # the argument is left as it was
+    assert all(not is_resumable(k) for k in identity) and len(RESUMABLE_KEYS) == 6
+    assert config_differences(identity, identity) == []
+    given = json.loads(json.dumps(identity))
+    given["teacher"]["name"], given["colour"] = "vgg19", "red"
+    del given["seed"]
+    assert config_differences(identity, given) == [
+        'colour: started with (missing), given "red"',
+        "seed: started with 0, given (missing)",
+        'teacher.name: started with "resnet18", given "vgg19"',
+    ]
+
+
+@pytest.mark.slow  # a subprocess
+def test_the_schema_is_registered_with_hydra_on_request_only():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from botorch_archsearch.search.config import SCHEMA_NAME, CompressConfig, register_configs\n"
+        "assert 'hydra' not in sys.modules\n"
+        "register_configs()\n"
+        "from hydra.core.config_store import ConfigStore\n"
+        "node = ConfigStore.instance().load(SCHEMA_NAME + '.yaml').node\n"
+        "assert node.search.steps == 20 and node.teacher.width == 0.125\n"
+        "print('ok')"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
 
 
 def test_upgrade_saved_config_fills_newer_keys_as_the_old_code_ran():
@@ -117,12 +209,19 @@ def test_every_boolean_setting_takes_only_true_or_false(section, name, nullable)
         target[name] = good
         check_config(CompressConfig.from_dict(nested))
     accepted = "true, false or null" if nullable else "true or false"
-    for bad in ("maybe", "flase", 1, 0.0) + (() if nullable else (None,)):
-        target[name] = bad  # what Hydra passes on for `key=maybe`, `key=flase`, `key=1`
+    for bad in ("maybe", "flase", 0.0, [True]) + (() if nullable else (None,)):
+        target[name] = bad  # what Hydra passes on for `key=maybe`, `key=flase`
         with pytest.raises(ArchSearchError) as info:
             check_config(CompressConfig.from_dict(nested))
         message = str(info.value)
         assert message.startswith(f"{key} must be {accepted}") and message.endswith(f"got {bad!r}.")
+    for good, value in (("true", True), ("no", False), (1, True), (0, False)):  # OmegaConf's conversions
+        target[name] = good
+        config = CompressConfig.from_dict(nested)
+        section_config = config
+        for part in (section.split(".") if section else []):
+            section_config = getattr(section_config, part)
+        assert getattr(section_config, name) is value
 
 
 def test_cuda_device_without_cuda_names_the_torch_build(monkeypatch):
