@@ -38,6 +38,7 @@ RUNS: dict[str, list[str]] = {
 }
 FILES = ("config.json", "journal.jsonl", "final.jsonl", "teacher.json")
 TIMING = ("seconds", "search_seconds", "elapsed", "time")  # keys whose values are wall-clock times
+SCHEMA = ("format",)  # the journal format version of a record (issue 16): how it is written, not a result
 
 
 def _run(name: str, run_dir: Path) -> None:
@@ -64,7 +65,8 @@ def _read(path: Path) -> list[object]:
         return []
     text = path.read_text()
     if path.suffix == ".jsonl":
-        return [_strip(json.loads(line)) for line in text.splitlines() if line.strip()]
+        return [{k: v for k, v in _strip(json.loads(line)).items() if k not in SCHEMA}
+                for line in text.splitlines() if line.strip()]
     return [_strip(json.loads(text))]
 
 

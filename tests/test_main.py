@@ -43,7 +43,7 @@ def test_the_default_job_puts_the_one_shot_baselines_next_to_esnac(tmp_path, app
     best = max(records[:4], key=lambda r: r["reward"])
     assert all(r["params"] <= best["params"] for r in records[4:])
     summary = out.stdout[out.stdout.index("summary:"):]
-    rows = {line.split("[INFO] - ", 1)[1].split()[0]: line for line in summary.splitlines()[2:6]}
+    rows = {line.split("|")[1].split()[0].lower(): line for line in summary.splitlines()[3:7]}  # after the header
     assert set(rows) == {"teacher", "esnac", "uniform", "magnitude"}, summary
     for record in records[4:]:
         assert f"{record['reward']:.4f}" in rows[record["method"]]
@@ -203,17 +203,22 @@ def test_ctrl_c_ends_with_one_line_naming_how_to_resume(tmp_path, app, cli_env, 
     "overrides, message",
     [
         (["search.skip=flase"], "search.skip must be true or false, got 'flase'."),
+        (["search.removal=maybe"], "search.removal must be true or false, got 'maybe'."),
         (["progress=maybe"], "progress must be true, false or null (progress bars only on a terminal), got 'maybe'"),
+        (["-m", "search.steps=1", "seed=0,zero"], "seed must be an integer, got 'zero'."),
+        (["+search.kernels=3"], "search: unknown key 'kernels'; accepted: ['baselines', "),
+        (["~search.steps"], "'~search.steps': a key of the config cannot be removed"),
         (["evaluation.device=cuda:99"], "evaluation.device='cuda:99', but "),  # no CUDA build, or no 100th GPU
         (["hydra.run.dir=a_file/run"], "cannot create the run directory (hydra.run.dir) 'a_file/run': Not a dir"),
         (["teacher.cache_dir=a_file/teachers"],
          "cannot create the teacher cache directory (teacher.cache_dir, or $BOTORCH_ARCHSEARCH_CACHE) 'a_file/"),
     ],
-    ids=["boolean", "nullable-boolean", "cuda", "run-dir", "cache-dir"],
+    ids=["boolean", "maybe", "nullable-boolean", "sweep", "unknown-key", "delete", "cuda", "run-dir", "cache-dir"],
 )
 def test_one_line_error_and_exit_2_before_any_work(tmp_path, overrides, message, app, tiny_cli_args):
     (tmp_path / "a_file").write_text("a file where a folder is expected")
-    out = app([*tiny_cli_args, "hydra.run.dir=run", *overrides])
+    flags = [a for a in overrides if a.startswith("-")]
+    out = app([*flags, *tiny_cli_args, "hydra.run.dir=run", *(a for a in overrides if a not in flags)])
     assert out.returncode == 2
     assert len(out.stderr.splitlines()) == 1 and "Traceback" not in out.stderr, out.stderr[-3000:]
     assert out.stderr.startswith(f"botorch-archsearch: error: {message}"), out.stderr

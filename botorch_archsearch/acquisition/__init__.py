@@ -6,13 +6,13 @@ from botorch_archsearch.acquisition.edits import (
     EditOptimizationResult,
     optimize_acqf_edits,
 )
-from botorch_archsearch.acquisition.multi_kernel import ACQUISITIONS, Proposal, propose_architectures
+from botorch_archsearch.acquisition.multi_kernel import ACQUISITIONS, MultiKernelProposals, propose_architectures
 
 __all__ = [
     "ACQUISITIONS",
     "EDIT_OPTIMIZATION_METHODS",
     "EditOptimizationResult",
-    "Proposal",
+    "MultiKernelProposals",
     "optimize_acqf_edits",
     "propose_architectures",
 ]

@@ -9,7 +9,7 @@ none was evaluated before, so one step evaluates ``K`` new architectures.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import torch
@@ -25,29 +25,36 @@ from botorch_archsearch.graph.arch_graph import ArchGraph
 from botorch_archsearch.graph.encoding import DEFAULT_MAX_EDGES
 from botorch_archsearch.space.edits import Edit
 from botorch_archsearch.space.search_space import SearchSpace
+from botorch_archsearch.space.student import Student
 from botorch_archsearch.utils.threads import intra_op_threads
+from botorch_archsearch.utils.validation import check_choice, check_float, check_int
 
 ACQUISITIONS = {"logei": LogExpectedImprovement, "ei": ExpectedImprovement}
 
 
-class Proposal(NamedTuple):
+class MultiKernelProposals(NamedTuple):
     r"""The architectures one step of the multiple-kernel strategy proposes, one per kernel.
 
     Args:
-        graphs: The ``K`` proposed student graphs.
+        students: The ``K`` proposed students (architecture, edit, what each keeps of the teacher).
         X: A `K x d` tensor of their encodings.
         values: A `K`-dim tensor: each proposal's acquisition value under its own kernel.
         models: The ``K`` fitted GPs.
-        fits: The ``K`` fit summaries.
+        fits: The ``K`` fit summaries (``None`` for given models).
         subsets: The ``K`` training subsets (index tensors into ``train_X``).
     """
 
-    graphs: list[ArchGraph]
+    students: list[Student]
     X: Tensor
     values: Tensor
     models: list[SingleTaskGP]
-    fits: list[FitResult]
+    fits: list[FitResult | None]
     subsets: list[Tensor]
+
+    @property
+    def graphs(self) -> list[ArchGraph]:
+        """The proposed students' architectures."""
+        return [s.graph for s in self.students]
 
 
 def propose_architectures(
@@ -68,7 +75,8 @@ def propose_architectures(
     generator: torch.Generator | None = None,
     num_workers: int | None = None,
     extra_candidates: Sequence[Edit] = (),
-) -> Proposal:
+    models: Callable[[int, Tensor, Tensor], SingleTaskGP] | None = None,
+) -> MultiKernelProposals:
     r"""Propose ``num_kernels`` distinct new architectures (one step of ESNAC's Algorithm 1).
 
     Args:
@@ -96,54 +104,47 @@ def propose_architectures(
             depend on ``num_workers``.
         extra_candidates: Edits every kernel scores besides its ``num_candidates`` generated
             ones (counted in them), e.g. local edits of the best students so far.
+        models: Given models instead of fresh kernels: ``models(k, X, Y)`` is kernel ``k``'s GP
+            on its subset ``X``, ``Y`` of the evaluated architectures, used as it is, without
+            fitting (kernel transfer: :func:`~botorch_archsearch.gp.transferred_gp`). Its ``fits``
+            are ``None``.
 
     Returns:
-        A :class:`Proposal`; its ``K`` architectures are distinct and not in ``train_X``.
+        A :class:`MultiKernelProposals`; its ``K`` architectures are distinct and not in ``train_X``.
     """
-    if isinstance(num_kernels, bool) or not isinstance(num_kernels, int) or num_kernels < 1:
-        raise ArchSearchError(f"propose_architectures: num_kernels must be an integer >= 1, got {num_kernels!r}.")
-    if acquisition not in ACQUISITIONS:
-        raise ArchSearchError(
-            f"propose_architectures: acquisition must be one of {sorted(ACQUISITIONS)}, got {acquisition!r}."
-        )
-    if not 0.0 < subset_prob <= 1.0:
-        raise ArchSearchError(f"propose_architectures: subset_prob must lie in (0, 1], got {subset_prob!r}.")
+    where = "propose_architectures"
+    check_int("num_kernels", num_kernels, 1, where=where)
+    check_choice("acquisition", acquisition, sorted(ACQUISITIONS), where=where)
+    check_float("subset_prob", subset_prob, 0, 1, exclusive_minimum=True, where=where)
+    check_int("min_subset", min_subset, 2, where=where)
     n = train_X.shape[0] if isinstance(train_X, Tensor) else 0
-    if isinstance(min_subset, bool) or not isinstance(min_subset, int) or not 2 <= min_subset:
-        raise ArchSearchError(f"propose_architectures: min_subset must be an integer >= 2, got {min_subset!r}.")
     if n < min_subset:
-        raise ArchSearchError(
-            f"propose_architectures: need at least min_subset={min_subset} evaluated architectures, got {n}."
-        )
-    if num_workers is not None and (isinstance(num_workers, bool) or not isinstance(num_workers, int)
-                                    or num_workers < 1):
-        raise ArchSearchError(f"propose_architectures: num_workers must be an integer >= 1, got {num_workers!r}.")
-    if method not in EDIT_OPTIMIZATION_METHODS:
-        raise ArchSearchError(
-            f"propose_architectures: method must be one of {list(EDIT_OPTIMIZATION_METHODS)}, got {method!r}."
-        )
-    if isinstance(num_candidates, bool) or not isinstance(num_candidates, int) or num_candidates < 1:
-        raise ArchSearchError(
-            f"propose_architectures: num_candidates must be an integer >= 1, got {num_candidates!r}."
-        )
+        raise ArchSearchError(f"{where}: need at least min_subset={min_subset} evaluated architectures, got {n}.")
+    check_int("num_workers", num_workers, 1, optional=True, where=where)
+    check_choice("method", method, EDIT_OPTIMIZATION_METHODS, where=where)
+    check_int("num_candidates", num_candidates, 1, where=where)
     kernel_options = dict(kernel_options or {})
     fit_options = dict(fit_options or {})
     best_f = train_Y.max()
     # Every random draw happens here, in order, so the result does not depend on num_workers.
+    given = models
     subsets, models, candidate_seeds = [], [], []
-    for _ in range(num_kernels):
+    for k in range(num_kernels):
         subset = random_subset(n, subset_prob, min_subset, generator)
-        seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
-        with torch.random.fork_rng():
-            torch.manual_seed(seed)  # the kernel's initial weights
-            models.append(architecture_gp(train_X[subset], train_Y[subset], max_layers=max_layers,
-                                          max_edges=max_edges, **kernel_options))
+        if given is not None:
+            models.append(given(k, train_X[subset], train_Y[subset]))
+        else:
+            seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
+            with torch.random.fork_rng():
+                torch.manual_seed(seed)  # the kernel's initial weights
+                models.append(architecture_gp(train_X[subset], train_Y[subset], max_layers=max_layers,
+                                              max_edges=max_edges, **kernel_options))
         subsets.append(subset)
         candidate_seeds.append(int(torch.randint(2**31 - 1, (1,), generator=generator)))
     top = min(num_kernels, num_candidates)  # enough for every kernel to find one not taken before it
 
-    def fit_and_score(k: int) -> tuple[FitResult, Any]:
-        fit = fit_architecture_gp(models[k], **fit_options)
+    def fit_and_score(k: int) -> tuple[FitResult | None, Any]:
+        fit = None if given is not None else fit_architecture_gp(models[k], **fit_options)
         acq = ACQUISITIONS[acquisition](models[k], best_f=best_f)
         scorer = score_edits(
             acq, space, max_layers=max_layers, max_edges=max_edges, q=top, num_candidates=num_candidates,
@@ -169,7 +170,7 @@ def propose_architectures(
             with intra_op_threads(max(1, torch.get_num_threads() // workers)), \
                     ThreadPoolExecutor(workers, thread_name_prefix="archsearch-kernel") as pool:
                 outcomes = list(pool.map(fit_and_score, range(num_kernels)))
-    graphs: list[ArchGraph] = []
+    students: list[Student] = []
     rows, values, fits = [], [], []
     taken: set[bytes] = set()
     for k, (fit, result) in enumerate(outcomes):
@@ -182,11 +183,11 @@ def propose_architectures(
                 f"raise num_candidates (now {num_candidates})."
             )
         taken.add(digests[i])
-        graphs.append(result.graphs[i])
+        students.append(result.students[i])
         rows.append(result.X[i : i + 1].to(train_X))
         values.append(result.values[i])
         fits.append(fit)
-    return Proposal(graphs, torch.cat(rows), torch.stack(values), models, fits, subsets)
+    return MultiKernelProposals(students, torch.cat(rows), torch.stack(values), models, fits, subsets)
 
 
 def random_subset(n: int, prob: float, minimum: int, generator: torch.Generator | None) -> Tensor:
@@ -199,4 +200,4 @@ def random_subset(n: int, prob: float, minimum: int, generator: torch.Generator 
     return chosen.sort().values
 
 
-__all__ = ["ACQUISITIONS", "Proposal", "propose_architectures"]
+__all__ = ["ACQUISITIONS", "MultiKernelProposals", "propose_architectures"]

@@ -1,4 +1,5 @@
-r"""The compression search: ESNAC (Algorithm 1) and random search, the run journal, the report."""
+r"""The compression search: the search methods as proposal policies (ESNAC's Algorithm 1, random
+search, kernel transfer, one-shot baselines), the run store and its journal, the report."""
 
 from botorch_archsearch.search.config import (
     SEARCH_METHODS,
@@ -9,11 +10,17 @@ from botorch_archsearch.search.config import (
     FinalConfig,
     KernelConfig,
     RewardConfig,
+    SearchConfig,
     SearchSettings,
+    RESUMABLE_KEYS,
     TeacherConfig,
     check_config,
+    config_differences,
+    is_resumable,
     read_saved_config,
+    register_configs,
     upgrade_saved_config,
+    without_resumable,
 )
 from botorch_archsearch.search.journal import (
     JOURNAL_NAME,
@@ -25,15 +32,24 @@ from botorch_archsearch.search.journal import (
     repair_journal,
 )
 from botorch_archsearch.search.lock import RunDirectoryLock, RunDirectoryLockedError
-from botorch_archsearch.search.loop import (
-    RESUMABLE_KEYS,
-    SearchResult,
-    check_teacher_input,
-    compress,
-    is_resumable,
-    record_graph,
-    run_methods,
+from botorch_archsearch.search.loop import SearchResult, check_teacher_input, compress, record_student, run_methods
+from botorch_archsearch.search.policies import (
+    POLICIES,
+    KernelTransfer,
+    MagnitudePruning,
+    MultiKernelSearch,
+    OneShot,
+    ProposalPolicy,
+    RandomSearch,
+    SearchContext,
+    SearchHistory,
+    UniformPruning,
+    make_policy,
+    random_students,
+    register_policy,
 )
+from botorch_archsearch.search.records import JOURNAL_FORMAT, EvaluationRecord, FinalRecord, Proposal
+from botorch_archsearch.search.store import RunStore
 from botorch_archsearch.search.reevaluate import RunEvaluator
 
 __all__ = [
@@ -41,30 +57,52 @@ __all__ = [
     "CompressConfig",
     "DatasetConfig",
     "EvaluationConfig",
+    "EvaluationRecord",
     "FinalConfig",
+    "FinalRecord",
+    "JOURNAL_FORMAT",
     "JOURNAL_NAME",
     "Journal",
     "JournalError",
     "JournalWarning",
     "KernelConfig",
+    "KernelTransfer",
+    "MagnitudePruning",
+    "MultiKernelSearch",
+    "OneShot",
+    "POLICIES",
+    "Proposal",
+    "ProposalPolicy",
     "RECORD_KEYS",
     "RESUMABLE_KEYS",
+    "RandomSearch",
     "RewardConfig",
     "RunDirectoryLock",
     "RunDirectoryLockedError",
     "RunEvaluator",
+    "RunStore",
     "SEARCH_METHODS",
+    "SearchConfig",
+    "SearchContext",
+    "SearchHistory",
     "SearchResult",
     "SearchSettings",
     "TeacherConfig",
+    "UniformPruning",
     "check_config",
     "check_teacher_input",
     "compress",
+    "config_differences",
     "is_resumable",
+    "make_policy",
+    "random_students",
     "read_journal",
     "read_saved_config",
-    "record_graph",
+    "record_student",
+    "register_configs",
+    "register_policy",
     "repair_journal",
     "run_methods",
     "upgrade_saved_config",
+    "without_resumable",
 ]

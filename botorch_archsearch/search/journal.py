@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from botorch_archsearch.exceptions import JournalError, JournalWarning
+from botorch_archsearch.utils.validation import is_int
 
 JOURNAL_NAME = "journal.jsonl"
 RECORD_KEYS = ("index", "method", "step", "key", "architecture", "status", "reward", "params", "accuracy", "seconds")
@@ -184,7 +185,7 @@ def _check_record(path: Path, number: int, record: dict[str, Any], required: Seq
     if "index" not in required:
         return False
     index, expected = record["index"], len(records)
-    if isinstance(index, int) and not isinstance(index, bool) and 0 <= index < expected:
+    if is_int(index, 0) and index < expected:
         earlier = records[index]
         if earlier == record:
             return True

@@ -27,7 +27,8 @@ from botorch_archsearch.exceptions import ArchSearchError
 from botorch_archsearch.graph import count_flops, count_params, trace
 from botorch_archsearch.search.config import CompressConfig, check_config, read_saved_config, upgrade_saved_config
 from botorch_archsearch.search.journal import JOURNAL_NAME, RECORD_KEYS, read_journal
-from botorch_archsearch.search.loop import TEACHER_NAME, resolve_teacher, derive_seed, space_options, make_backend
+from botorch_archsearch.search.loop import derive_seed, make_backend, resolve_teacher, space_options
+from botorch_archsearch.search.store import TEACHER_NAME
 from botorch_archsearch.space import Edit, SearchSpace, channel_importance
 
 
@@ -80,11 +81,11 @@ class RunEvaluator:
             Per edit: ``accuracy``, ``reward`` (as the search computes it), ``params``, ``flops``,
             ``status`` and ``reason``.
         """
-        graphs = [self.space.apply(edit) for edit in edits]
-        results = self.backend.evaluate(graphs, derive_seed(self.config.seed, "reevaluate", int(seed)))
+        students = [self.space.student(edit) for edit in edits]
+        results = self.backend.evaluate(students, derive_seed(self.config.seed, "reevaluate", int(seed)))
         r, out = self.config.reward, []
-        for graph, result in zip(graphs, results):
-            params, flops = count_params(graph), count_flops(graph)
+        for student, result in zip(students, results):
+            params, flops = count_params(student.graph), count_flops(student.graph)
             f = reward(result.accuracy if result.ok else 0.0, self.teacher.val_accuracy, params,
                        self.teacher_info["params"], flops=flops, teacher_flops=self.teacher_info["flops"],
                        measure=r.measure, budget=r.budget, budget_measure=r.budget_measure, failed=not result.ok)

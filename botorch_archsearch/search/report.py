@@ -276,7 +276,7 @@ def write_report(
     ]
 
     lines = [f"# {_md(title)}", ""]
-    lines += _results_table(records, teacher, final)
+    lines += results_table(records, teacher, final)
     if final:
         lines += ["", "## Fully trained students", ""]
         lines += _final_table(final, teacher["params"], _method_names(records, final))
@@ -517,9 +517,21 @@ def _row(cells: Sequence[str]) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-def _results_table(
-    records: Sequence[dict[str, Any]], teacher: dict[str, Any], final: list[dict[str, Any]]
+def results_table(
+    records: Sequence[dict[str, Any]], teacher: dict[str, Any], final: Sequence[dict[str, Any]]
 ) -> list[str]:
+    r"""The report's results table (Markdown lines, like the paper's Table 1): the teacher, then
+    each method's best architecture by ``f(x)``, its evaluations, failures and search time;
+    followed by a blank line and a note on the columns.
+
+    Args:
+        records: Journal records.
+        teacher: The teacher's ``name``, ``params`` and accuracies (``teacher.json``).
+        final: The fully trained students (``final.jsonl`` records), possibly none.
+
+    Returns:
+        The lines.
+    """
     with_search = bool(final)
     header = ["Method", "Accuracy"] + (["Acc. (search)"] if with_search else [])
     header += ["#Params", "Ratio", "f(x)", "Evaluations", "Failed", "Search time"]

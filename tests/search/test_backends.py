@@ -43,7 +43,9 @@ def no_process_left_behind():
 
 
 def _strip(records):
-    return [{k: v for k, v in r.items() if k != "seconds"} for r in records]
+    """Records (typed, or journal lines) as JSON values without their wall-clock times."""
+    return [{k: v for k, v in (r if isinstance(r, dict) else r.to_dict()).items() if k != "seconds"}
+            for r in records]
 
 
 def _dask_config(config, **dask_options):
@@ -69,7 +71,7 @@ def test_dask_backend_gives_the_records_of_the_local_backend(
     local = compress(search_teacher, search_data, config, run_dir=tmp_path / "local")
     remote = compress(search_teacher, search_data, _dask_config(config, workers=2), run_dir=tmp_path / "dask")
     assert _strip(remote.records) == _strip(local.records)
-    assert [f["test_accuracy"] for f in remote.final] == [f["test_accuracy"] for f in local.final]
+    assert [f.test_accuracy for f in remote.final] == [f.test_accuracy for f in local.final]
 
 
 def test_a_torchvision_teacher_is_sent_to_the_dask_workers_and_the_worker_process(cluster, search_data):
@@ -80,16 +82,16 @@ def test_a_torchvision_teacher_is_sent_to_the_dask_workers_and_the_worker_proces
     torch.manual_seed(0)
     model = get_torchvision_model("shufflenet_v2_x0_5", num_classes=4).eval()
     space = SearchSpace(trace(model, torch.zeros(1, 3, 16, 16)))
-    graphs = [space.apply(space.sample(1, generator=torch.Generator().manual_seed(1))[0])]
+    students = [space.student(space.sample(1, generator=torch.Generator().manual_seed(1))[0])]
     options = {"epochs": 1, "max_batches": 1, "batch_size": 16}
     remote = DaskBackend(model, data, options, address=cluster.scheduler_address, retries=0)
     try:
-        (on_dask,) = remote.evaluate(graphs, seed=0)
+        (on_dask,) = remote.evaluate(students, seed=0)
     finally:
         remote.close()
     local = LocalBackend(model, data, {**options, "progress": False}, isolation="process")
     try:
-        (in_process,) = local.evaluate(graphs, seed=0)
+        (in_process,) = local.evaluate(students, seed=0)
     finally:
         local.close()
     assert on_dask.status == in_process.status == "ok", (on_dask.reason, in_process.reason)
@@ -147,12 +149,12 @@ def test_a_student_whose_worker_dies_past_the_retries_is_recorded_as_failed(sear
     backend = DaskBackend(search_teacher.model, search_data, {"epochs": 500, "batch_size": 32},
                           address=cluster.scheduler_address, retries=0)
     space = SearchSpace(trace(search_teacher.model, torch.zeros(1, 3, 16, 16)))
-    graphs = [space.apply(space.sample(1, generator=torch.Generator().manual_seed(1))[0])]
+    students = [space.student(space.sample(1, generator=torch.Generator().manual_seed(1))[0])]
     stop, killed = threading.Event(), []
     killer = threading.Thread(target=lambda: killed.append(_kill_a_busy_worker(cluster.scheduler_address, stop)))
     killer.start()
     try:
-        (result,) = backend.evaluate(graphs, seed=0)
+        (result,) = backend.evaluate(students, seed=0)
     finally:
         stop.set()
         killer.join(timeout=60)
@@ -201,16 +203,12 @@ def test_local_backend_is_evaluate_students(search_data, search_teacher):
     backend = LocalBackend(search_teacher.model, search_data,
                            {"epochs": 1, "max_batches": 1, "progress": False})
     space = SearchSpace(trace(search_teacher.model, torch.zeros(1, 3, 16, 16)))
-    graphs = [space.apply(e) for e in space.sample(2, generator=torch.Generator().manual_seed(0))]
-    results = backend.evaluate(graphs, seed=3)
+    students = [space.student(e) for e in space.sample(2, generator=torch.Generator().manual_seed(0))]
+    results = backend.evaluate(students, seed=3)
     assert len(results) == 2 and all(r.ok for r in results)
 
 
 # ---------------------------------------------------------------- the local backend's worker process
-
-
-def _final_strip(final):
-    return [{k: v for k, v in f.items() if k != "seconds"} for f in final]
 
 
 def test_the_worker_process_gives_the_records_of_the_search_process(
@@ -220,10 +218,10 @@ def test_the_worker_process_gives_the_records_of_the_search_process(
     isolated = compress(search_teacher, search_data, small_config(isolation="process", steps=2),
                         run_dir=tmp_path / "process")
     assert _strip(isolated.records) == _strip(inside.records)
-    assert _final_strip(isolated.final) == _final_strip(inside.final)
+    assert _strip(isolated.final) == _strip(inside.final)
     for f in isolated.final:  # the fully trained weights came back from the worker
-        a = torch.load(tmp_path / "inside" / f["path"] / "state_dict.pt", weights_only=True)
-        b = torch.load(tmp_path / "process" / f["path"] / "state_dict.pt", weights_only=True)
+        a = torch.load(tmp_path / "inside" / f.path / "state_dict.pt", weights_only=True)
+        b = torch.load(tmp_path / "process" / f.path / "state_dict.pt", weights_only=True)
         for k in a:
             torch.testing.assert_close(a[k], b[k], msg=k)
 
@@ -270,7 +268,7 @@ def test_a_student_that_kills_its_process_is_recorded_failed_and_the_search_fini
         (i, {k: (a[k], b[k]) for k in a if a[k] != b[k] and k not in ("architecture", "encoding")})
         for i, a, b in zip(same, [_strip(records)[i] for i in same], [_strip(expected.records)[i] for i in same])
         if a != b]
-    assert (tmp_path / "crash" / "report.md").exists() and result.final and result.final[0]["status"] == "ok"
+    assert (tmp_path / "crash" / "report.md").exists() and result.final and result.final[0].status == "ok"
 
 
 def test_a_failed_final_training_is_recorded_and_the_next_student_trains(
@@ -299,7 +297,7 @@ def test_a_failed_final_training_is_recorded_and_the_next_student_trains(
     assert final[0]["reason"].startswith("fine-tune: its training process died (signal SIGABRT)")
     assert final[0]["test_accuracy"] is None and final[0]["path"] is None
     assert all((tmp_path / "run" / f["path"] / "state_dict.pt").exists() for f in final[1:])
-    assert result.final == final and "failed" in (tmp_path / "run" / "report.md").read_text()
+    assert [f.to_dict() for f in result.final] == final and "failed" in (tmp_path / "run" / "report.md").read_text()
 
     # in the search's process: a NaN loss
     def nan_once(student, data, **options):

@@ -1,0 +1,478 @@
+r"""Proposal policies: the search methods, each an object that proposes the next students to
+evaluate from the history of the search.
+
+:func:`~botorch_archsearch.search.compress` drives a list of named policies (``search.method``
+and ``search.baselines``) step by step: for each step it asks the policy for its proposals,
+evaluates those not evaluated yet (a resumed step's own records are reused), and records them.
+It knows nothing of any one policy. A search method is one class:
+
+.. code-block:: python
+
+    @register_policy
+    class Smallest(ProposalPolicy):
+        '''Each step, the smallest of 100 random students not evaluated yet.'''
+
+        name = "smallest"
+
+        def propose(self, history, step, generator):
+            students = random_students(self.context, history, self.name, step, 100, generator)
+            return [Proposal(min(students, key=lambda s: count_params(s.graph)))]
+
+Then ``search.method=smallest`` runs it, with the same evaluator, journal, report and final
+training as every other method. A policy's randomness comes only from ``generator``, which is
+drawn from ``(seed, method, step)``, so that a resumed search proposes what it proposed the first
+time.
+
+The methods here: random search (``random``), ESNAC's multiple kernels (``esnac``; with
+``kernel.transfer_from`` the kernels of an earlier search, without training:
+:class:`KernelTransfer`), and the one-shot baselines ``uniform`` and ``magnitude``.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import torch
+from torch import Tensor
+
+from botorch_archsearch.acquisition import propose_architectures
+from botorch_archsearch.exceptions import ArchSearchError
+from botorch_archsearch.gp import transferred_gp
+from botorch_archsearch.graph import encode
+from botorch_archsearch.kernels import load_kernel
+from botorch_archsearch.search.records import EvaluationRecord, Proposal
+from botorch_archsearch.search.report import format_seconds
+from botorch_archsearch.search.store import RunStore, saved_kernels
+from botorch_archsearch.space import Edit, SearchSpace, Student, mutate_edits, oneshot_edit, perturb_edits
+
+if TYPE_CHECKING:
+    from botorch_archsearch.search.config import CompressConfig
+
+logger = logging.getLogger("botorch_archsearch")
+
+DEFAULT_TARGETS: tuple[float, ...] = (0.5, 0.25, 0.125)
+"""One-shot targets (fractions of the teacher's size) when nothing else sets them."""
+
+INIT_TARGETS: tuple[float, ...] = (1 / 3, 1 / 6, 1 / 10)
+"""With ``search.init=oneshot``, ESNAC's first step evaluates ``magnitude`` and ``uniform`` students
+at these fractions of the teacher's size (3x, 6x and 10x smaller), in turn."""
+
+LOCAL_PARENTS = 4
+"""Local edits mutate the best this many students so far."""
+
+LOCAL_RATES: tuple[float, float] = (0.2, 0.05)
+"""``search.local_edits=mutate``: the mutation rate at the second step and at the last (linear in
+between)."""
+
+LOCAL_SCALES: tuple[float, float] = (0.15, 0.05)
+"""``search.local_edits=perturb``: the step size of :func:`~botorch_archsearch.space.perturb_edits`
+at the second step and at the last (linear in between)."""
+
+
+@dataclass(frozen=True)
+class SearchContext:
+    r"""What every policy of a search sees besides the history.
+
+    Args:
+        space: The search space of the teacher.
+        config: The search's settings.
+        teacher: The teacher's name, ``params``, ``flops`` and accuracy (``teacher.json``).
+        store: Where the run keeps what it computes (a policy may save its models there).
+    """
+
+    space: SearchSpace
+    config: CompressConfig
+    teacher: dict[str, Any]
+    store: RunStore
+
+    @property
+    def max_layers(self) -> int:
+        r"""Layers per encoding: the teacher's."""
+        return self.space.graph.num_layers
+
+    @property
+    def size_measure(self) -> str:
+        r"""What the one-shot targets measure: ``reward.budget_measure`` or ``reward.measure``."""
+        r = self.config.reward
+        return r.budget_measure or r.measure
+
+
+class SearchHistory:
+    r"""Every evaluated student of a search, in order, with its record."""
+
+    def __init__(self) -> None:
+        self.records: list[EvaluationRecord] = []
+        self.students: list[Student] = []
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def add(self, record: EvaluationRecord, student: Student) -> None:
+        r"""Add an evaluated student (its record's ``index`` is its place)."""
+        self.records.append(record)
+        self.students.append(student)
+
+    def of(self, method: str, before: int | None = None, step: int | None = None,
+           ok: bool = False) -> list[EvaluationRecord]:
+        r"""The records of ``method``: all, those of steps before ``before``, of ``step``, and
+        only the successful ones if ``ok``."""
+        return [r for r in self.records if r.method == method and (before is None or r.step < before)
+                and (step is None or r.step == step) and (not ok or r.ok)]
+
+    def best(self, method: str) -> EvaluationRecord | None:
+        r"""The method's successful record with the highest reward (ties: the earliest)."""
+        return max(self.of(method, ok=True), key=lambda r: r.reward, default=None)
+
+    def top(self, method: str, k: int, before: int | None = None) -> list[EvaluationRecord]:
+        r"""The method's ``k`` successful records with the highest rewards (ties: the earliest)."""
+        return sorted(self.of(method, before=before, ok=True), key=lambda r: (-r.reward, r.index))[:k]
+
+
+class ProposalPolicy(ABC):
+    r"""A search method: proposes the students to evaluate at each step.
+
+    Subclasses set :attr:`name` (the value of ``search.method`` that selects them), implement
+    :meth:`propose`, and are registered with :func:`register_policy`. They may override
+    :meth:`num_steps` (default ``search.steps``), :attr:`per_step` (how many students a complete
+    step has; default ``search.num_kernels``) and :meth:`describe_step` (the log line of a step).
+    """
+
+    name: ClassVar[str]
+
+    def __init__(self, context: SearchContext) -> None:
+        r"""A policy for the search of ``context``."""
+        self.context = context
+
+    @classmethod
+    def from_context(cls, context: SearchContext) -> ProposalPolicy:
+        r"""The policy the search's settings ask for (a subclass may return another policy,
+        e.g. ESNAC with kernel transfer)."""
+        return cls(context)
+
+    @property
+    def per_step(self) -> int:
+        r"""How many students a complete step evaluates (a resumed step with as many records is
+        not proposed again)."""
+        return self.context.config.search.num_kernels
+
+    def num_steps(self, history: SearchHistory) -> int:
+        r"""How many steps the method runs (asked once, before its first step)."""
+        return self.context.config.search.steps
+
+    @abstractmethod
+    def propose(self, history: SearchHistory, step: int, generator: torch.Generator) -> list[Proposal]:
+        r"""The students to evaluate at ``step``.
+
+        Args:
+            history: Every student evaluated so far, by every method (a resumed step's own records
+                too: leave out ``history.of(self.name, step=step)`` to propose what the step
+                proposed the first time).
+            step: The step, from 1.
+            generator: The step's random stream (drawn from the seed, method and step).
+
+        Returns:
+            The proposals; those the step already evaluated are skipped.
+        """
+
+    def describe_step(self, history: SearchHistory, step: int, num_steps: int, evaluated: int,
+                      seconds: float) -> str:
+        r"""The log line after a step."""
+        best, n = history.best(self.name), len(history.of(self.name))
+        teacher = self.context.teacher
+        found = "n/a" if best is None else (
+            f"{best.reward:.4f} (accuracy {best.accuracy:.4f}, "
+            f"{teacher['params'] / max(best.params, 1):.1f}x fewer parameters)")
+        return (f"{self.name} step {step}/{num_steps}: {evaluated} evaluated ({n} in all), best f(x) {found}, "
+                f"step {format_seconds(seconds)}")
+
+
+POLICIES: dict[str, type[ProposalPolicy]] = {}
+r"""The registered search methods, by name (see :func:`register_policy`)."""
+
+
+def register_policy(cls: type[ProposalPolicy]) -> type[ProposalPolicy]:
+    r"""Register a :class:`ProposalPolicy` subclass under its ``name`` (a class decorator), so
+    that ``search.method=<name>`` (or ``search.baselines``) runs it.
+
+    Raises:
+        ArchSearchError: If the class has no name or the name is taken by another class.
+    """
+    name = getattr(cls, "name", None)
+    if not isinstance(name, str) or not name:
+        raise ArchSearchError(f"register_policy: {cls.__name__} needs a class attribute name (a non-empty string).")
+    if name == "both" or (name in POLICIES and POLICIES[name] is not cls):
+        raise ArchSearchError(f"register_policy: the method name {name!r} is taken; choose another.")
+    POLICIES[name] = cls
+    return cls
+
+
+def make_policy(name: str, context: SearchContext) -> ProposalPolicy:
+    r"""The policy of the search method ``name`` for the search of ``context``.
+
+    Raises:
+        ArchSearchError: If no policy of that name is registered.
+    """
+    if name not in POLICIES:
+        raise ArchSearchError(f"search.method: unknown method {name!r}; registered: {', '.join(sorted(POLICIES))}.")
+    return POLICIES[name].from_context(context)
+
+
+def random_students(context: SearchContext, history: SearchHistory, method: str, step: int, k: int,
+                    generator: torch.Generator, avoid: set[str] = frozenset()) -> list[Student]:
+    r"""``k`` distinct random students (:meth:`SearchSpace.sample`) that ``method`` did not
+    evaluate before ``step`` and whose keys are not in ``avoid``.
+
+    Raises:
+        ArchSearchError: If the search space does not have ``k`` such students.
+    """
+    space = context.space
+    seen = {r.key for r in history.of(method, before=step)} | set(avoid)
+    students: list[Student] = []
+    keys: set[str] = set()
+    for _ in range(100):
+        for edit in space.sample(max(k, 16), generator=generator):
+            student = space.student(edit)
+            key = student.key()
+            if key in seen or key in keys:
+                continue
+            keys.add(key)
+            students.append(student)
+            if len(students) == k:
+                return students
+    raise ArchSearchError(
+        f"search: found only {len(students)} new distinct students for step {step}; the search space of this "
+        "teacher is too small for search.num_kernels, or enable more operators."
+    )
+
+
+@register_policy
+class RandomSearch(ProposalPolicy):
+    r"""Random search: ``search.num_kernels`` random students per step (paper section 4.1)."""
+
+    name = "random"
+
+    def propose(self, history: SearchHistory, step: int, generator: torch.Generator) -> list[Proposal]:
+        k = self.context.config.search.num_kernels
+        return [Proposal(s) for s in random_students(self.context, history, self.name, step, k, generator)]
+
+
+@register_policy
+class MultiKernelSearch(ProposalPolicy):
+    r"""ESNAC (Algorithm 1): after a first step of random students (or one-shot ones, with
+    ``search.init=oneshot``), each step fits ``search.num_kernels`` architecture GPs on random
+    subsets of the evaluated students, and each proposes the student that maximises its acquisition
+    (:func:`~botorch_archsearch.acquisition.propose_architectures`). The fitted kernels are saved
+    in the run store."""
+
+    name = "esnac"
+
+    @classmethod
+    def from_context(cls, context: SearchContext) -> ProposalPolicy:
+        if context.config.kernel.transfer_from:
+            return KernelTransfer(context, context.config.kernel.transfer_from)
+        return cls(context)
+
+    @property
+    def max_layers(self) -> int:
+        r"""Layers per encoding of the GPs' inputs."""
+        return self.context.max_layers
+
+    def propose(self, history: SearchHistory, step: int, generator: torch.Generator) -> list[Proposal]:
+        c = self.context.config.search
+        if step == 1 and c.init == "oneshot":
+            return self._oneshot_init(history, step, generator)
+        if step == 1 or len(history.of(self.name, before=step)) < 2:  # a GP needs 2 points (K = 1: steps 1-2)
+            return [Proposal(s) for s in random_students(self.context, history, self.name, step, c.num_kernels,
+                                                         generator)]
+        earlier = history.of(self.name, before=step)  # a resumed step's own records are left out
+        X = encode([history.students[r.index].graph for r in earlier], self.max_layers, dtype=torch.float64)
+        Y = torch.tensor([[r.reward] for r in earlier], dtype=torch.float64)
+        local = self._local_edits(history, step, generator)
+        k, a = self.context.config.kernel, self.context.config.acquisition
+        result = propose_architectures(
+            self.context.space, X, Y, max_layers=self.max_layers, num_kernels=c.num_kernels,
+            subset_prob=c.subset_prob, acquisition=a.name, num_candidates=a.num_candidates, method=a.method,
+            kernel_options={"hidden_size": k.hidden_size, "num_layers": k.num_layers, "init_scale": k.init_scale},
+            fit_options={"objective": k.objective, "lr": k.lr, "weight_decay": k.weight_decay,
+                         "max_steps": k.max_steps, "tol": k.tol},
+            generator=generator, extra_candidates=local, models=self.models(),
+        )
+        self.save(step, result)
+        return [Proposal(s, kernel=i, acquisition=float(v)) for i, (s, v) in enumerate(zip(result.students,
+                                                                                             result.values))]
+
+    def models(self) -> Callable[[int, Tensor, Tensor], Any] | None:
+        r"""Given models (``model(k, X, Y)`` for kernel ``k`` on its subset), or ``None``: fresh
+        kernels, fitted."""
+        return None
+
+    def save(self, step: int, result: Any) -> None:
+        r"""Save the step's fitted kernels in the run store."""
+        self.context.store.save_kernels(
+            self.name, step, result.models,
+            [{"teacher": self.context.teacher["name"], "step": step, "kernel": i, "fit_steps": fit.num_steps}
+             for i, fit in enumerate(result.fits)],
+        )
+
+    def _oneshot_init(self, history: SearchHistory, step: int, generator: torch.Generator) -> list[Proposal]:
+        """The first step from one-shot students: ``magnitude`` and ``uniform`` (with the search's
+        channel order; where that is ``magnitude`` and the scope ``group``, the two are one student,
+        evaluated once) at each of :data:`INIT_TARGETS` in turn, then random students if
+        ``search.num_kernels`` is larger."""
+        space, c = self.context.space, self.context.config.search
+        proposals: list[Proposal] = []
+        keys: set[str] = set()
+        for target in INIT_TARGETS:
+            for oneshot in ("magnitude", "uniform"):
+                if len(proposals) == c.num_kernels:
+                    return proposals
+                try:
+                    edit = oneshot_edit(space, oneshot, target, measure=self.context.size_measure,
+                                        scope=c.magnitude_scope)
+                except ArchSearchError:
+                    continue  # a target this teacher cannot reach
+                if oneshot == "uniform":  # with the search's channel order, as every other student of it
+                    edit = replace(edit, channel_order=space.channel_order)
+                if any(p.student.edit == edit for p in proposals):
+                    continue  # e.g. both keep every channel
+                student = space.student(edit)
+                keys.add(student.key())
+                proposals.append(Proposal(student, target=target))
+        if len(proposals) < c.num_kernels:
+            proposals += [Proposal(s) for s in random_students(
+                self.context, history, self.name, step, c.num_kernels - len(proposals), generator, avoid=keys)]
+        return proposals
+
+    def _local_edits(self, history: SearchHistory, step: int, generator: torch.Generator) -> list[Edit]:
+        """Local edits of the method's best students so far, smaller as the search goes on: small
+        steps of :data:`LOCAL_SCALES` (``search.local_edits=perturb``) or mutations at the rates of
+        :data:`LOCAL_RATES` (``mutate``), from the second step to the last."""
+        c, a = self.context.config.search, self.context.config.acquisition
+        n = int(round(c.local_fraction * a.num_candidates))
+        if n == 0:
+            return []
+        parents = [history.students[r.index].edit for r in history.top(self.name, LOCAL_PARENTS, before=step)]
+        if not parents:
+            return []
+        progress = min(max((step - 2) / max(c.steps - 2, 1), 0.0), 1.0)
+        pick = torch.randint(len(parents), (n,), generator=generator).tolist()
+        if c.local_edits == "mutate":
+            rate = LOCAL_RATES[0] + (LOCAL_RATES[1] - LOCAL_RATES[0]) * progress
+            return mutate_edits(self.context.space, [parents[i] for i in pick], generator, rate)
+        scale = LOCAL_SCALES[0] + (LOCAL_SCALES[1] - LOCAL_SCALES[0]) * progress
+        return perturb_edits(self.context.space, [parents[i] for i in pick], generator, scale)
+
+
+class KernelTransfer(MultiKernelSearch):
+    r"""ESNAC with the kernels of an earlier search (paper section 4.3): the saved kernels of its
+    last step score the candidates, conditioned on this search's students, without any training.
+
+    It is :class:`MultiKernelSearch` with given models: ``esnac`` with ``kernel.transfer_from``.
+    """
+
+    def __init__(self, context: SearchContext, run_dir: str | Path) -> None:
+        r"""Transfer the kernels saved in ``run_dir``.
+
+        Raises:
+            ArchSearchError: If ``run_dir`` saved no kernels, or they read fewer layers than the
+                teacher has.
+        """
+        super().__init__(context)
+        self.paths = saved_kernels(run_dir)
+        self._max_layers = load_kernel(self.paths[0]).kernel.embedding.max_layers
+        if self._max_layers < context.max_layers:
+            raise ArchSearchError(
+                f"kernel.transfer_from: the saved kernels read architectures of at most {self._max_layers} layers; "
+                f"this teacher has {context.max_layers}. Transfer from a search on a teacher with at least as many "
+                "layers."
+            )
+
+    @property
+    def max_layers(self) -> int:
+        return self._max_layers
+
+    def models(self) -> Callable[[int, Tensor, Tensor], Any]:
+        return lambda k, X, Y: transferred_gp(self.paths[k % len(self.paths)], X, Y)
+
+    def save(self, step: int, result: Any) -> None:
+        """Transferred kernels are not trained: nothing new to save."""
+
+
+class OneShot(ProposalPolicy):
+    r"""A one-shot baseline: one student per target size, by :func:`~botorch_archsearch.space.oneshot_edit`
+    with the method's name, one step each. The targets are ``search.targets``, else the sizes of
+    the best students of the search methods run before it, else ``reward.budget``, else
+    :data:`DEFAULT_TARGETS`."""
+
+    @property
+    def per_step(self) -> int:
+        return 1
+
+    def num_steps(self, history: SearchHistory) -> int:
+        return len(self.targets(history))
+
+    def targets(self, history: SearchHistory) -> list[float]:
+        r"""The relative sizes the method aims at, one per step."""
+        c, r, measure = self.context.config.search, self.context.config.reward, self.context.size_measure
+        teacher = self.context.teacher
+        if c.targets is not None:
+            return [float(t) for t in c.targets]
+        searched = [history.best(m) for m in dict.fromkeys(r.method for r in history.records)
+                    if not issubclass(POLICIES.get(m, OneShot), OneShot)]
+        sizes = sorted({getattr(b, measure) / teacher[measure] for b in searched if b is not None}, reverse=True)
+        if sizes:
+            return sizes
+        if r.budget is not None:
+            return [min(1.0, r.budget / teacher[measure])]
+        return list(DEFAULT_TARGETS)
+
+    def propose(self, history: SearchHistory, step: int, generator: torch.Generator) -> list[Proposal]:
+        target = self.targets(history)[step - 1]
+        edit = oneshot_edit(self.context.space, self.name, target, measure=self.context.size_measure,
+                            scope=self.context.config.search.magnitude_scope)
+        return [Proposal(self.context.space.student(edit), target=target)]
+
+    def describe_step(self, history: SearchHistory, step: int, num_steps: int, evaluated: int,
+                      seconds: float) -> str:
+        record, measure = history.of(self.name, step=step)[-1], self.context.size_measure
+        return (f"{self.name} at {record.target:.4g} of the teacher's {measure}: f(x) {record.reward:.4f} (accuracy "
+                f"{'n/a' if record.accuracy is None else f'{record.accuracy:.4f}'}, "
+                f"{self.context.teacher[measure] / max(getattr(record, measure), 1):.1f}x fewer {measure})")
+
+
+@register_policy
+class UniformPruning(OneShot):
+    r"""The ``uniform`` baseline: every channel group keeps the same fraction."""
+
+    name = "uniform"
+
+
+@register_policy
+class MagnitudePruning(OneShot):
+    r"""The ``magnitude`` baseline: the channels of the smallest weight magnitudes are removed."""
+
+    name = "magnitude"
+
+
+__all__ = [
+    "DEFAULT_TARGETS",
+    "INIT_TARGETS",
+    "KernelTransfer",
+    "MagnitudePruning",
+    "MultiKernelSearch",
+    "OneShot",
+    "POLICIES",
+    "ProposalPolicy",
+    "RandomSearch",
+    "SearchContext",
+    "SearchHistory",
+    "UniformPruning",
+    "make_policy",
+    "random_students",
+    "register_policy",
+]
