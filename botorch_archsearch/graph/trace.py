@@ -118,6 +118,105 @@ _MUL_FUNCTIONS = (operator.mul, operator.imul, torch.mul)
 _DIV_FUNCTIONS = (operator.truediv, operator.itruediv, torch.div, torch.true_divide)
 _UPSAMPLE_MODES = ("nearest", "bilinear")
 
+# Handlers of supported modules on a channels-first tensor, by exact class; a subclass (one that
+# keeps its base's class name) falls back to the first base in _MODULE_SUBCLASS_HANDLERS.
+_MODULE_HANDLERS: dict[type, str] = {
+    nn.Conv2d: "_conv_module",
+    nn.Linear: "_linear_module",
+    nn.BatchNorm2d: "_batchnorm_module",
+    nn.LayerNorm: "_layernorm_module",
+    nn.GroupNorm: "_groupnorm_module",
+    nn.Upsample: "_upsample_module",
+    nn.UpsamplingNearest2d: "_upsample_module",
+    nn.UpsamplingBilinear2d: "_upsample_module",
+    nn.ReLU: "_relu_module",
+    nn.ReLU6: "_relu_module",
+    **dict.fromkeys(_ACTIVATION_MODULES, "_activation_module"),
+    nn.MaxPool2d: "_pool",
+    nn.AvgPool2d: "_pool",
+    nn.AdaptiveAvgPool2d: "_adaptive_avgpool_module",
+    nn.Flatten: "_flatten_module",
+    nn.Dropout: "_dropout_module",
+    nn.Dropout2d: "_dropout_module",
+}
+# In order; activations are matched by exact class only.
+_MODULE_SUBCLASS_HANDLERS: tuple[tuple[type | tuple[type, ...], str], ...] = (
+    (nn.Conv2d, "_conv_module"),
+    (nn.Linear, "_linear_module"),
+    (nn.BatchNorm2d, "_batchnorm_module"),
+    (nn.LayerNorm, "_layernorm_module"),
+    (nn.GroupNorm, "_groupnorm_module"),
+    (nn.Upsample, "_upsample_module"),
+    ((nn.MaxPool2d, nn.AvgPool2d), "_pool"),
+    (nn.AdaptiveAvgPool2d, "_adaptive_avgpool_module"),
+    (nn.Flatten, "_flatten_module"),
+    ((nn.Dropout, nn.Dropout2d), "_dropout_module"),
+)
+# Handlers of modules on a channels-last view (made channels-first layers), likewise.
+_LAST_MODULE_HANDLERS: dict[type, str] = {
+    nn.Linear: "_last_linear",
+    nn.LayerNorm: "_last_layernorm",
+    nn.ReLU: "_last_relu",
+    nn.ReLU6: "_last_relu",
+    **dict.fromkeys(_ACTIVATION_MODULES, "_last_activation"),
+    nn.Dropout: "_last_dropout",
+}
+_LAST_MODULE_SUBCLASS_HANDLERS: tuple[tuple[type, str], ...] = (
+    (nn.Linear, "_last_linear"),
+    (nn.LayerNorm, "_last_layernorm"),
+)
+# Arithmetic, by target or name: dispatched before the channels-last and channel-vector states.
+_ARITHMETIC_TARGETS: dict[Any, str] = {
+    **dict.fromkeys(_MUL_FUNCTIONS, "_mul_function"),
+    **dict.fromkeys(_DIV_FUNCTIONS, "_div_function"),
+    **dict.fromkeys(_ADD_FUNCTIONS, "_add"),
+}
+_ARITHMETIC_NAMES: dict[str, str] = {
+    **dict.fromkeys(("mul", "mul_", "__mul__", "__rmul__", "__imul__"), "_mul_function"),
+    **dict.fromkeys(("div", "div_", "__truediv__", "__itruediv__"), "_div_function"),
+    **dict.fromkeys(("add", "add_", "__iadd__", "__add__", "__radd__"), "_add"),
+}
+# Other functions and methods on channels-first tensors, by target, else by name (a target's own
+# name never names another handler, so the two lookups cannot disagree).
+_FUNCTION_TARGETS: dict[Any, str] = {
+    torch.cat: "_cat",
+    F.relu: "_relu_function",
+    torch.relu: "_relu_function",
+    F.relu6: "_relu6_function",
+    **dict.fromkeys(_ACTIVATION_FUNCTIONS, "_activation_function"),
+    torch.flatten: "_flatten_function",
+    operator.getitem: "_getitem",
+    torch.chunk: "_chunk",
+    torch.split: "_chunk",
+    F.adaptive_avg_pool2d: "_adaptive_avgpool_function",
+    **dict.fromkeys((F.avg_pool2d, F.max_pool2d, F.max_pool2d_with_indices), "_functional_pool"),
+    F.dropout: "_dropout_function",
+    F.dropout2d: "_dropout_function",
+    F.batch_norm: "_batch_norm",
+    F.layer_norm: "_layer_norm_function",
+    F.group_norm: "_group_norm_function",
+    F.interpolate: "_interpolate_function",
+}
+_FUNCTION_NAMES: dict[str, str] = {
+    **dict.fromkeys(("relu", "relu_"), "_relu_function"),
+    "flatten": "_flatten_function",
+    **dict.fromkeys(("view", "reshape"), "_view"),
+    "contiguous": "_contiguous_function",
+    **dict.fromkeys(("expand_as", "expand"), "_expand_function"),
+    **dict.fromkeys(("chunk", "split"), "_chunk"),
+    "mean": "_mean",
+    **dict.fromkeys(("avg_pool2d", "max_pool2d"), "_functional_pool"),
+    **dict.fromkeys(("dropout", "dropout2d"), "_dropout_function"),
+    "stochastic_depth": "_stochastic_depth_function",
+    "batch_norm": "_batch_norm",
+    "layer_norm": "_layer_norm_function",
+    "group_norm": "_group_norm_function",
+    **dict.fromkeys(("interpolate", "upsample", "upsample_nearest", "upsample_bilinear"),
+                    "_interpolate_function"),
+}
+# Names that dispatch only as Tensor methods (``x.sigmoid()``), not as any function of that name.
+_METHOD_NAMES: dict[str, str] = dict.fromkeys(_ACTIVATION_METHODS, "_activation_function")
+
 
 def trace(module: nn.Module, example_input: torch.Tensor) -> ArchGraph:
     r"""Trace a network into an :class:`ArchGraph`.
@@ -369,92 +468,20 @@ class _Tracer:
         x = self._layer_index(node.args[0], node)
         in_shape = self.specs[x].out_shape
         out_shape = self._shape(node)
-        if isinstance(mod, nn.Conv2d):
-            if mod.padding_mode != "zeros":
-                self._unsupported(node, f"Conv2d with padding_mode={mod.padding_mode!r}")
-            if isinstance(mod.padding, str):  # "same" / "valid"
-                same = mod.padding == "same"
-                padding = tuple(d * (k - 1) // 2 if same else 0 for d, k in zip(mod.dilation, mod.kernel_size))
-            else:
-                padding = tuple(mod.padding)
-            attrs = (
-                ("bias", mod.bias is not None),
-                ("dilation", tuple(mod.dilation)),
-                ("kernel", tuple(mod.kernel_size)),
-                ("padding", mod.padding if isinstance(mod.padding, str) else padding),
-                ("stride", tuple(mod.stride)),
-            )
-            self._layer(node, "conv", (x,), in_shape, out_shape, kernel_size=max(mod.kernel_size),
-                        stride=max(mod.stride), padding=max(padding), groups=mod.groups, attrs=attrs)
-        elif isinstance(mod, nn.Linear):
-            if len(in_shape) != 1:
-                self._unsupported(node, f"Linear on a {len(in_shape) + 1}-d tensor of shape (N, {in_shape}) "
-                                  "(only on N x F features, or on channels-last maps)")
-            self._layer(node, "linear", (x,), in_shape, out_shape,
-                        attrs=(("bias", mod.bias is not None),))
-        elif isinstance(mod, nn.BatchNorm2d):
-            attrs = (
-                ("affine", mod.affine),
-                ("eps", float(mod.eps)),
-                ("momentum", mod.momentum),
-                ("track_running_stats", mod.track_running_stats),
-            )
-            self._layer(node, "batchnorm", (x,), in_shape, out_shape, attrs=attrs)
-        elif isinstance(mod, nn.LayerNorm):
-            self._layernorm(node, x, tuple(mod.normalized_shape), float(mod.eps), mod.weight is not None,
-                            mod.bias is not None, None)
-        elif isinstance(mod, nn.GroupNorm):
-            self._groupnorm(node, x, int(mod.num_groups), float(mod.eps), mod.affine, None)
-        elif isinstance(mod, nn.Upsample):
-            self._upsample(node, x, mod.size, mod.scale_factor, mod.mode, mod.align_corners,
-                           getattr(mod, "recompute_scale_factor", None))
-        elif type(mod) is nn.ReLU:
-            self._layer(node, "relu", (x,), in_shape, out_shape)
-        elif type(mod) is nn.ReLU6:
-            self._layer(node, "relu6", (x,), in_shape, out_shape)
-        elif type(mod) in _ACTIVATION_MODULES:
-            self._layer(node, "activation", (x,), in_shape, out_shape, attrs=_activation_attrs(mod))
-        elif isinstance(mod, (nn.MaxPool2d, nn.AvgPool2d)):
-            self._pool(node, mod, x, in_shape, out_shape)
-        elif isinstance(mod, nn.AdaptiveAvgPool2d):
-            self._layer(node, "adaptive_avgpool", (x,), in_shape, out_shape,
-                        attrs=(("output_size", tuple(out_shape[1:])),))
-        elif isinstance(mod, nn.Flatten):
-            if mod.start_dim not in (1, -len(in_shape)) or mod.end_dim != -1:
-                self._unsupported(node, f"Flatten(start_dim={mod.start_dim}, end_dim={mod.end_dim})")
-            self._flatten(node, x, in_shape, out_shape)
-        elif isinstance(mod, (nn.Dropout, nn.Dropout2d)):
-            kind = "channel" if isinstance(mod, nn.Dropout2d) else "element"
-            self._layer(node, "dropout", (x,), in_shape, out_shape,
-                        attrs=(("kind", kind), ("p", float(mod.p))))
-        else:
+        handler = _module_handler(mod, _MODULE_HANDLERS, _MODULE_SUBCLASS_HANDLERS)
+        if handler is None:
             self._unsupported(node, type(mod).__name__)
+        getattr(self, handler)(node, mod, x, in_shape, out_shape)
 
     def _last_module(self, node: torch.fx.Node, mod: nn.Module, x: int) -> None:
         """A module applied to a channels-last view: the layer is made channels-first."""
-        in_shape = self.specs[x].out_shape
-        if isinstance(mod, nn.Linear):
-            out_shape = (mod.out_features,) + in_shape[1:]
-            attrs = (("bias", mod.bias is not None), ("dilation", (1, 1)), ("kernel", (1, 1)),
-                     ("padding", (0, 0)), ("stride", (1, 1)))
-            self._layer(node, "conv", (x,), in_shape, out_shape, kernel_size=1, stride=1, padding=0,
-                        groups=1, attrs=attrs, last=True)
-        elif isinstance(mod, nn.LayerNorm):
-            self._layernorm(node, x, tuple(mod.normalized_shape), float(mod.eps), mod.weight is not None,
-                            mod.bias is not None, None, last=True)
-        elif type(mod) in (nn.ReLU, nn.ReLU6):
-            self._layer(node, type(mod).__name__.lower(), (x,), in_shape, in_shape, last=True)
-        elif type(mod) in _ACTIVATION_MODULES:
-            self._layer(node, "activation", (x,), in_shape, in_shape, attrs=_activation_attrs(mod), last=True)
-        elif type(mod) is nn.Dropout:
-            self._layer(node, "dropout", (x,), in_shape, in_shape, attrs=(("kind", "element"), ("p", float(mod.p))),
-                        last=True)
-        else:
+        handler = _module_handler(mod, _LAST_MODULE_HANDLERS, _LAST_MODULE_SUBCLASS_HANDLERS)
+        if handler is None:
             self._unsupported(node, f"{type(mod).__name__} on a channels-last tensor (only LayerNorm, Linear, "
                               "activations and dropout between permute(0, 2, 3, 1) and permute(0, 3, 1, 2))")
+        getattr(self, handler)(node, mod, x, self.specs[x].out_shape)
 
     def _call_function(self, node: torch.fx.Node) -> None:
-        target = node.target
         name = _plain_name(node)
         meta = node.meta.get("tensor_meta")
         if meta is None:
@@ -482,90 +509,29 @@ class _Tracer:
         if value is not None and value[0] == "pieces":
             self._piece(node, name, value)
             return
-        if target in _MUL_FUNCTIONS or name in ("mul", "mul_", "__mul__", "__rmul__", "__imul__"):
-            self._mul(node, name, divide=False)
-        elif target in _DIV_FUNCTIONS or name in ("div", "div_", "__truediv__", "__itruediv__"):
-            self._mul(node, name, divide=True)
-        elif target in _ADD_FUNCTIONS or name in ("add", "add_", "__iadd__", "__add__", "__radd__"):
-            self._add(node)
+        self._dispatch_function(node, name, value)
+
+    def _dispatch_function(self, node: torch.fx.Node, name: str, value: tuple | None) -> None:
+        """Arithmetic first, then reshapes of channel vectors, permutes and the channels-last and
+        channel-vector states, then the handler of the target or name."""
+        arithmetic = _ARITHMETIC_TARGETS.get(node.target) or _ARITHMETIC_NAMES.get(name)
+        if arithmetic is not None:
+            getattr(self, arithmetic)(node, name)
         elif value is not None and value[0] in ("layer", "vec", "bcast") and name in _RESHAPES and self._is_vector(
                 node, value):
             self._reshape_vector(node, value)
-        elif name in ("permute",):
+        elif name == "permute":
             self._permute(node)
         elif value is not None and value[0] == "last":
             self._last_function(node, name, value[1])
         elif value is not None and value[0] == "vec":
             self._vec_function(node, name, value[1])
-        elif target is torch.cat:
-            self._cat(node)
-        elif target in (F.relu, torch.relu) or name in ("relu", "relu_"):
-            self._simple(node, "relu")
-        elif target is F.relu6:
-            self._simple(node, "relu6")
-        elif target in _ACTIVATION_FUNCTIONS or (node.op == "call_method" and name in _ACTIVATION_METHODS):
-            self._simple(node, "activation", attrs=self._activation_function_attrs(node, name))
-        elif target in (torch.flatten,) or name == "flatten":
-            start = self._arg(node, 1, "start_dim", 0)
-            end = self._arg(node, 2, "end_dim", -1)
-            x = self._tensor_arg(node, 0)
-            in_shape = self.specs[x].out_shape
-            if start not in (1, -len(in_shape)) or end != -1:
-                self._unsupported(node, f"flatten(start_dim={start}, end_dim={end})")
-            self._flatten(node, x, in_shape, self._shape(node))
-        elif name in ("view", "reshape"):
-            self._view(node, name)
-        elif name == "contiguous":
-            self._alias(node, self.values[first])
-        elif name in ("expand_as", "expand"):
-            v = self._tensor_value(node, 0)
-            if v[0] not in ("layer", "bcast"):
-                self._unsupported(node, f"{name} of {self._kind(v)}")
-            x = v[1]
-            self.values[node] = ("layer", x) if self._shape(node) == self.specs[x].out_shape else ("bcast", x)
-        elif target is operator.getitem:
-            self._getitem(node)
-        elif name in ("chunk", "split") or target in (torch.chunk, torch.split):
-            self._chunk(node, name)
-        elif name == "mean":
-            self._mean(node)
-        elif target in (F.adaptive_avg_pool2d,):
-            x = self._tensor_arg(node, 0)
-            out_shape = self._shape(node)
-            self._layer(node, "adaptive_avgpool", (x,), self.specs[x].out_shape, out_shape,
-                        attrs=(("output_size", tuple(out_shape[1:])),))
-        elif target in (F.avg_pool2d, F.max_pool2d, F.max_pool2d_with_indices) or name in ("avg_pool2d", "max_pool2d"):
-            self._functional_pool(node, name)
-        elif target in (F.dropout, F.dropout2d) or name in ("dropout", "dropout2d"):
-            p = self._arg(node, 1, "p", 0.5)
-            kind = "channel" if "2d" in name else "element"
-            self._simple(node, "dropout", attrs=(("kind", kind), ("p", float(p))))
-        elif name == "stochastic_depth":
-            self._alias(node, self._tensor_value(node, 0))
-        elif target is F.batch_norm or name == "batch_norm":
-            self._batch_norm(node)
-        elif target is F.layer_norm or name == "layer_norm":
-            x = self._tensor_arg(node, 0)
-            weight, bias = self._param_arg(node, 2, "weight"), self._param_arg(node, 3, "bias")
-            self._layernorm(node, x, tuple(self._arg(node, 1, "normalized_shape", ())), float(self._arg(node, 4, "eps", 1e-5)),
-                            weight is not None, bias is not None, (weight, bias))
-        elif target is F.group_norm or name == "group_norm":
-            x = self._tensor_arg(node, 0)
-            weight, bias = self._param_arg(node, 2, "weight"), self._param_arg(node, 3, "bias")
-            if (weight is None) != (bias is None):
-                self._unsupported(node, "group_norm with a weight but no bias (or a bias but no weight)")
-            self._groupnorm(node, x, int(self._arg(node, 1, "num_groups", 1)), float(self._arg(node, 4, "eps", 1e-5)),
-                            weight is not None, (weight, bias))
-        elif target is F.interpolate or name in ("interpolate", "upsample", "upsample_nearest", "upsample_bilinear"):
-            x = self._tensor_arg(node, 0)
-            if name in ("upsample_nearest", "upsample_bilinear"):
-                mode, corners = name.split("_")[1], (True if name == "upsample_bilinear" else None)
-            else:
-                mode, corners = self._arg(node, 3, "mode", "nearest"), self._arg(node, 4, "align_corners", None)
-            self._upsample(node, x, self._arg(node, 1, "size", None), self._arg(node, 2, "scale_factor", None), mode,
-                           corners, self._arg(node, 5, "recompute_scale_factor", None))
         else:
-            self._unsupported(node, name)
+            handler = (_FUNCTION_TARGETS.get(node.target) or _FUNCTION_NAMES.get(name)
+                       or (_METHOD_NAMES.get(name) if node.op == "call_method" else None))
+            if handler is None:
+                self._unsupported(node, name)
+            getattr(self, handler)(node, name)
 
     def _last_function(self, node: torch.fx.Node, name: str, x: int) -> None:
         """A function applied to a channels-last view (permute back, norms, activations)."""
@@ -658,6 +624,185 @@ class _Tracer:
                               "activations until it is a C x 1 x 1 gate again)")
         self.values[node] = ("vec", self.values[node][1])
 
+    # ----------------------------------------------------------------- module handlers
+    # Each takes (node, module, input layer, input shape, output shape), from _MODULE_HANDLERS.
+    def _conv_module(self, node: torch.fx.Node, mod: nn.Module, x: int, in_shape: tuple,
+                     out_shape: tuple) -> None:
+        if mod.padding_mode != "zeros":
+            self._unsupported(node, f"Conv2d with padding_mode={mod.padding_mode!r}")
+        if isinstance(mod.padding, str):  # "same" / "valid"
+            same = mod.padding == "same"
+            padding = tuple(d * (k - 1) // 2 if same else 0 for d, k in zip(mod.dilation, mod.kernel_size))
+        else:
+            padding = tuple(mod.padding)
+        attrs = (
+            ("bias", mod.bias is not None),
+            ("dilation", tuple(mod.dilation)),
+            ("kernel", tuple(mod.kernel_size)),
+            ("padding", mod.padding if isinstance(mod.padding, str) else padding),
+            ("stride", tuple(mod.stride)),
+        )
+        self._layer(node, "conv", (x,), in_shape, out_shape, kernel_size=max(mod.kernel_size),
+                    stride=max(mod.stride), padding=max(padding), groups=mod.groups, attrs=attrs)
+
+    def _linear_module(self, node: torch.fx.Node, mod: nn.Module, x: int, in_shape: tuple,
+                       out_shape: tuple) -> None:
+        if len(in_shape) != 1:
+            self._unsupported(node, f"Linear on a {len(in_shape) + 1}-d tensor of shape (N, {in_shape}) "
+                              "(only on N x F features, or on channels-last maps)")
+        self._layer(node, "linear", (x,), in_shape, out_shape, attrs=(("bias", mod.bias is not None),))
+
+    def _batchnorm_module(self, node: torch.fx.Node, mod: nn.Module, x: int, in_shape: tuple,
+                          out_shape: tuple) -> None:
+        attrs = (
+            ("affine", mod.affine),
+            ("eps", float(mod.eps)),
+            ("momentum", mod.momentum),
+            ("track_running_stats", mod.track_running_stats),
+        )
+        self._layer(node, "batchnorm", (x,), in_shape, out_shape, attrs=attrs)
+
+    def _layernorm_module(self, node: torch.fx.Node, mod: nn.Module, x: int, in_shape: tuple,
+                          out_shape: tuple) -> None:
+        self._layernorm(node, x, tuple(mod.normalized_shape), float(mod.eps), mod.weight is not None,
+                        mod.bias is not None, None)
+
+    def _groupnorm_module(self, node: torch.fx.Node, mod: nn.Module, x: int, in_shape: tuple,
+                          out_shape: tuple) -> None:
+        self._groupnorm(node, x, int(mod.num_groups), float(mod.eps), mod.affine, None)
+
+    def _upsample_module(self, node: torch.fx.Node, mod: nn.Module, x: int, in_shape: tuple,
+                         out_shape: tuple) -> None:
+        self._upsample(node, x, mod.size, mod.scale_factor, mod.mode, mod.align_corners,
+                       getattr(mod, "recompute_scale_factor", None))
+
+    def _relu_module(self, node: torch.fx.Node, mod: nn.Module, x: int, in_shape: tuple,
+                     out_shape: tuple) -> None:
+        """ReLU or ReLU6 (exact classes only), as the layer type of that name."""
+        self._layer(node, type(mod).__name__.lower(), (x,), in_shape, out_shape)
+
+    def _activation_module(self, node: torch.fx.Node, mod: nn.Module, x: int, in_shape: tuple,
+                           out_shape: tuple) -> None:
+        self._layer(node, "activation", (x,), in_shape, out_shape, attrs=_activation_attrs(mod))
+
+    def _adaptive_avgpool_module(self, node: torch.fx.Node, mod: nn.Module, x: int, in_shape: tuple,
+                                 out_shape: tuple) -> None:
+        self._layer(node, "adaptive_avgpool", (x,), in_shape, out_shape,
+                    attrs=(("output_size", tuple(out_shape[1:])),))
+
+    def _flatten_module(self, node: torch.fx.Node, mod: nn.Module, x: int, in_shape: tuple,
+                        out_shape: tuple) -> None:
+        if mod.start_dim not in (1, -len(in_shape)) or mod.end_dim != -1:
+            self._unsupported(node, f"Flatten(start_dim={mod.start_dim}, end_dim={mod.end_dim})")
+        self._flatten(node, x, in_shape, out_shape)
+
+    def _dropout_module(self, node: torch.fx.Node, mod: nn.Module, x: int, in_shape: tuple,
+                        out_shape: tuple) -> None:
+        kind = "channel" if isinstance(mod, nn.Dropout2d) else "element"
+        self._layer(node, "dropout", (x,), in_shape, out_shape, attrs=(("kind", kind), ("p", float(mod.p))))
+
+    # Each takes (node, module, input layer, input shape), from _LAST_MODULE_HANDLERS; the layer keeps
+    # the channels-last view.
+    def _last_linear(self, node: torch.fx.Node, mod: nn.Module, x: int, in_shape: tuple) -> None:
+        """Linear over the channels of a channels-last map: a 1x1 convolution."""
+        out_shape = (mod.out_features,) + in_shape[1:]
+        attrs = (("bias", mod.bias is not None), ("dilation", (1, 1)), ("kernel", (1, 1)),
+                 ("padding", (0, 0)), ("stride", (1, 1)))
+        self._layer(node, "conv", (x,), in_shape, out_shape, kernel_size=1, stride=1, padding=0,
+                    groups=1, attrs=attrs, last=True)
+
+    def _last_layernorm(self, node: torch.fx.Node, mod: nn.Module, x: int, in_shape: tuple) -> None:
+        self._layernorm(node, x, tuple(mod.normalized_shape), float(mod.eps), mod.weight is not None,
+                        mod.bias is not None, None, last=True)
+
+    def _last_relu(self, node: torch.fx.Node, mod: nn.Module, x: int, in_shape: tuple) -> None:
+        self._layer(node, type(mod).__name__.lower(), (x,), in_shape, in_shape, last=True)
+
+    def _last_activation(self, node: torch.fx.Node, mod: nn.Module, x: int, in_shape: tuple) -> None:
+        self._layer(node, "activation", (x,), in_shape, in_shape, attrs=_activation_attrs(mod), last=True)
+
+    def _last_dropout(self, node: torch.fx.Node, mod: nn.Module, x: int, in_shape: tuple) -> None:
+        self._layer(node, "dropout", (x,), in_shape, in_shape,
+                    attrs=(("kind", "element"), ("p", float(mod.p))), last=True)
+
+    # ----------------------------------------------------------------- function handlers
+    # Each takes (node, name), from _ARITHMETIC_* and _FUNCTION_* / _METHOD_NAMES.
+    def _mul_function(self, node: torch.fx.Node, name: str) -> None:
+        self._mul(node, name, divide=False)
+
+    def _div_function(self, node: torch.fx.Node, name: str) -> None:
+        self._mul(node, name, divide=True)
+
+    def _relu_function(self, node: torch.fx.Node, name: str) -> None:
+        self._simple(node, "relu")
+
+    def _relu6_function(self, node: torch.fx.Node, name: str) -> None:
+        self._simple(node, "relu6")
+
+    def _activation_function(self, node: torch.fx.Node, name: str) -> None:
+        self._simple(node, "activation", attrs=self._activation_function_attrs(node, name))
+
+    def _flatten_function(self, node: torch.fx.Node, name: str) -> None:
+        start = self._arg(node, 1, "start_dim", 0)
+        end = self._arg(node, 2, "end_dim", -1)
+        x = self._tensor_arg(node, 0)
+        in_shape = self.specs[x].out_shape
+        if start not in (1, -len(in_shape)) or end != -1:
+            self._unsupported(node, f"flatten(start_dim={start}, end_dim={end})")
+        self._flatten(node, x, in_shape, self._shape(node))
+
+    def _contiguous_function(self, node: torch.fx.Node, name: str) -> None:
+        self._alias(node, self.values[node.args[0]])
+
+    def _expand_function(self, node: torch.fx.Node, name: str) -> None:
+        """``expand_as`` / ``expand``: the tensor itself, or a gate broadcast to a map."""
+        v = self._tensor_value(node, 0)
+        if v[0] not in ("layer", "bcast"):
+            self._unsupported(node, f"{name} of {self._kind(v)}")
+        x = v[1]
+        self.values[node] = ("layer", x) if self._shape(node) == self.specs[x].out_shape else ("bcast", x)
+
+    def _adaptive_avgpool_function(self, node: torch.fx.Node, name: str) -> None:
+        x = self._tensor_arg(node, 0)
+        out_shape = self._shape(node)
+        self._layer(node, "adaptive_avgpool", (x,), self.specs[x].out_shape, out_shape,
+                    attrs=(("output_size", tuple(out_shape[1:])),))
+
+    def _dropout_function(self, node: torch.fx.Node, name: str) -> None:
+        p = self._arg(node, 1, "p", 0.5)
+        kind = "channel" if "2d" in name else "element"
+        self._simple(node, "dropout", attrs=(("kind", kind), ("p", float(p))))
+
+    def _stochastic_depth_function(self, node: torch.fx.Node, name: str) -> None:
+        """torchvision's ``stochastic_depth``: the identity at inference."""
+        self._alias(node, self._tensor_value(node, 0))
+
+    def _layer_norm_function(self, node: torch.fx.Node, name: str) -> None:
+        x = self._tensor_arg(node, 0)
+        weight, bias = self._param_arg(node, 2, "weight"), self._param_arg(node, 3, "bias")
+        normalized = tuple(self._arg(node, 1, "normalized_shape", ()))
+        eps = float(self._arg(node, 4, "eps", 1e-5))
+        self._layernorm(node, x, normalized, eps, weight is not None, bias is not None, (weight, bias))
+
+    def _group_norm_function(self, node: torch.fx.Node, name: str) -> None:
+        x = self._tensor_arg(node, 0)
+        weight, bias = self._param_arg(node, 2, "weight"), self._param_arg(node, 3, "bias")
+        if (weight is None) != (bias is None):
+            self._unsupported(node, "group_norm with a weight but no bias (or a bias but no weight)")
+        groups, eps = int(self._arg(node, 1, "num_groups", 1)), float(self._arg(node, 4, "eps", 1e-5))
+        self._groupnorm(node, x, groups, eps, weight is not None, (weight, bias))
+
+    def _interpolate_function(self, node: torch.fx.Node, name: str) -> None:
+        """``interpolate`` / ``upsample`` (``upsample_nearest`` / ``upsample_bilinear`` fix the mode)."""
+        x = self._tensor_arg(node, 0)
+        if name in ("upsample_nearest", "upsample_bilinear"):
+            mode, corners = name.split("_")[1], (True if name == "upsample_bilinear" else None)
+        else:
+            mode, corners = self._arg(node, 3, "mode", "nearest"), self._arg(node, 4, "align_corners", None)
+        size, scale = self._arg(node, 1, "size", None), self._arg(node, 2, "scale_factor", None)
+        recompute = self._arg(node, 5, "recompute_scale_factor", None)
+        self._upsample(node, x, size, scale, mode, corners, recompute)
+
     # ----------------------------------------------------------------- handlers
     def _simple(self, node: torch.fx.Node, op: str, attrs: tuple = ()) -> None:
         x = self._tensor_arg(node, 0)
@@ -678,7 +823,7 @@ class _Tracer:
             return (("approximate", self._arg(node, 99, "approximate", "none")), ("fn", fn))
         return (("fn", fn),)
 
-    def _add(self, node: torch.fx.Node) -> None:
+    def _add(self, node: torch.fx.Node, name: str) -> None:
         args = [node.args[0] if node.args else node.kwargs.get("input"),
                 node.args[1] if len(node.args) > 1 else node.kwargs.get("other")]
         if self._resolve(node.kwargs.get("alpha", 1)) != 1:
@@ -782,7 +927,7 @@ class _Tracer:
             self._unsupported(node, f"permute{dims} of {self._kind(value)} (only to channels-last, (0, 2, 3, 1), "
                               "and back, (0, 3, 1, 2))")
 
-    def _batch_norm(self, node: torch.fx.Node) -> None:
+    def _batch_norm(self, node: torch.fx.Node, name: str) -> None:
         x = self._tensor_arg(node, 0)
         shape = self.specs[x].out_shape
         if len(shape) != 3:
@@ -846,7 +991,7 @@ class _Tracer:
         attrs += (("align_corners", None if corners is None else bool(corners)), ("mode", mode))
         self._layer(node, "upsample", (x,), in_shape, out_shape, attrs=tuple(sorted(attrs)))
 
-    def _cat(self, node: torch.fx.Node) -> None:
+    def _cat(self, node: torch.fx.Node, name: str) -> None:
         tensors = node.args[0] if node.args else node.kwargs.get("tensors")
         dim = self._arg(node, 1, "dim", 0)
         if not isinstance(tensors, (list, tuple)) or not all(self._is_tensor(t) for t in tensors):
@@ -933,7 +1078,7 @@ class _Tracer:
         self._layer(node, "slice", (x,), in_shape, self._shape(node),
                     attrs=(("start", start), ("stop", stop)))
 
-    def _getitem(self, node: torch.fx.Node) -> None:
+    def _getitem(self, node: torch.fx.Node, name: str) -> None:
         """``x[:, a:b]`` (and ``x[:, a:b, :, :]``): a channel slice."""
         x = self._tensor_arg(node, 0)
         index = self._resolve(node.args[1])
@@ -951,7 +1096,7 @@ class _Tracer:
             return
         self._unsupported(node, f"indexing with {index!r} (only channel slices x[:, a:b])")
 
-    def _mean(self, node: torch.fx.Node) -> None:
+    def _mean(self, node: torch.fx.Node, name: str) -> None:
         x = self._tensor_arg(node, 0)
         in_shape = self.specs[x].out_shape
         dims = self._arg(node, 1, "dim", None)
@@ -1128,6 +1273,16 @@ def _owner(node: torch.fx.Node) -> str:
     path, cls = list(stack.values())[-1]
     name = getattr(cls, "__name__", None) or str(cls).rsplit(".", 1)[-1].strip("'>")
     return f", in module {path!r} ({name})" if path else ""
+
+
+def _module_handler(mod: nn.Module, exact: dict[type, str],
+                    subclasses: tuple[tuple[type | tuple[type, ...], str], ...]) -> str | None:
+    """The handler's name for ``mod``: by its exact class, else by the first base class it is an
+    instance of (as an isinstance chain in that order would), else ``None``."""
+    handler = exact.get(type(mod))
+    if handler is None:
+        handler = next((h for base, h in subclasses if isinstance(mod, base)), None)
+    return handler
 
 
 def _activation_attrs(mod: nn.Module) -> tuple:
