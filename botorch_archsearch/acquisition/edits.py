@@ -142,49 +142,14 @@ def optimize_acqf_edits(
         ...                              num_candidates=2000, X_avoid=train_X)
         >>> net = build_student(result.students[0], teacher)
     """
-    where = "optimize_acqf_edits"
-    check_int("q", q, 1, where=where)
-    check_int("num_candidates", num_candidates, 1, where=where)
-    if num_candidates < q:
-        raise ArchSearchError(
-            f"optimize_acqf_edits: num_candidates must be at least q={q}, got {num_candidates!r}."
-        )
-    check_choice("method", method, EDIT_OPTIMIZATION_METHODS, where=where)
-    if not callable(acq_function):
-        raise ArchSearchError(
-            f"optimize_acqf_edits: acq_function must be callable (an AcquisitionFunction), got "
-            f"{type(acq_function).__name__}."
-        )
-    if not isinstance(space, SearchSpace):
-        raise ArchSearchError(
-            f"optimize_acqf_edits: space must be a SearchSpace, got {type(space).__name__}."
-        )
-    check_int("max_layers", max_layers, 1, where=where)
-    if max_layers < space.graph.num_layers:
-        raise ArchSearchError(
-            f"optimize_acqf_edits: max_layers must be at least the teacher's number of layers "
-            f"({space.graph.num_layers}), got {max_layers}."
-        )
-    check_int("max_edges", max_edges, 1, where=where)
-    check_int("max_batch_size", max_batch_size, 1, where=where)
-    if population_size is not None:
-        check_int("population_size", population_size, 1, where=where)
-    if num_generations is not None:
-        check_int("num_generations", num_generations, 0, where=where)
-    if num_parents is not None:
-        check_int("num_parents", num_parents, 1, where=where)
-    check_float("mutation_rate", mutation_rate, 0, 1, what="a probability", where=where)
-    check_float("crossover_prob", crossover_prob, 0, 1, what="a probability", where=where)
+    _check_budget(q, num_candidates, method)
+    _check_components(acq_function, space, max_layers, max_edges, max_batch_size)
+    _check_evolution(population_size, num_generations, num_parents, mutation_rate, crossover_prob)
     if generator is not None and not isinstance(generator, torch.Generator):
         raise ArchSearchError(
             f"optimize_acqf_edits: generator must be a torch.Generator, got {type(generator).__name__}."
         )
-    extra_candidates = list(extra_candidates)
-    for c, edit in enumerate(extra_candidates):
-        try:
-            space.check(edit)
-        except ArchSearchError as error:
-            raise ArchSearchError(f"optimize_acqf_edits: extra_candidates[{c}] does not fit the space: {error}") from None
+    extra_candidates = _checked_extra_candidates(space, extra_candidates)
     scorer = score_edits(
         acq_function, space, max_layers=max_layers, max_edges=max_edges, q=q, num_candidates=num_candidates,
         method=method, X_avoid=X_avoid, max_batch_size=max_batch_size, generator=generator,
@@ -262,18 +227,31 @@ def _evolve(
         if not parents:  # nothing scored yet (all avoided): start afresh
             children = space.sample(n, generator=generator)
         else:
-            pick = torch.randint(len(parents), (2, n), generator=generator).tolist()
-            first = [parents[i] for i in pick[0]]
-            cross = (torch.rand(n, generator=generator) < crossover_prob).nonzero().flatten().tolist()
-            if cross:
-                second = [parents[pick[1][c]] for c in cross]
-                mixed = crossover_edits(space, [first[c] for c in cross], second, generator)
-                for c, child in zip(cross, mixed):
-                    first[c] = child
-            children = mutate_edits(space, first, generator, mutation_rate)
+            children = _breed(space, parents, n, generator, mutation_rate, crossover_prob)
         scorer.score(children)
         generated += n
         generation += 1
+
+
+def _breed(
+    space: SearchSpace,
+    parents: Sequence[Edit],
+    n: int,
+    generator: torch.Generator | None,
+    mutation_rate: float,
+    crossover_prob: float,
+) -> list[Edit]:
+    """``n`` children of uniformly drawn ``parents``: each a crossover of two with
+    ``crossover_prob`` (else a copy of one), then mutated."""
+    pick = torch.randint(len(parents), (2, n), generator=generator).tolist()
+    first = [parents[i] for i in pick[0]]
+    cross = (torch.rand(n, generator=generator) < crossover_prob).nonzero().flatten().tolist()
+    if cross:
+        second = [parents[pick[1][c]] for c in cross]
+        mixed = crossover_edits(space, [first[c] for c in cross], second, generator)
+        for c, child in zip(cross, mixed):
+            first[c] = child
+    return mutate_edits(space, first, generator, mutation_rate)
 
 
 class _Scorer:
@@ -360,6 +338,74 @@ class _Scorer:
         X = encode([s.graph for s in students], self.max_layers, self.max_edges, dtype=self.dtype).to(self.device)
         values = torch.cat(self.values)[top.to(self.values[0].device)]
         return EditOptimizationResult(students, X, values, self.num_scored)
+
+
+def _check_budget(q: int, num_candidates: int, method: str) -> None:
+    """Checks ``q``, ``num_candidates`` (at least ``q``) and ``method`` of :func:`optimize_acqf_edits`."""
+    where = "optimize_acqf_edits"
+    check_int("q", q, 1, where=where)
+    check_int("num_candidates", num_candidates, 1, where=where)
+    if num_candidates < q:
+        raise ArchSearchError(
+            f"optimize_acqf_edits: num_candidates must be at least q={q}, got {num_candidates!r}."
+        )
+    check_choice("method", method, EDIT_OPTIMIZATION_METHODS, where=where)
+
+
+def _check_components(
+    acq_function: object, space: object, max_layers: int, max_edges: int, max_batch_size: int
+) -> None:
+    """Checks the acquisition function, the space and the encoding's sizes of :func:`optimize_acqf_edits`."""
+    where = "optimize_acqf_edits"
+    if not callable(acq_function):
+        raise ArchSearchError(
+            f"optimize_acqf_edits: acq_function must be callable (an AcquisitionFunction), got "
+            f"{type(acq_function).__name__}."
+        )
+    if not isinstance(space, SearchSpace):
+        raise ArchSearchError(
+            f"optimize_acqf_edits: space must be a SearchSpace, got {type(space).__name__}."
+        )
+    check_int("max_layers", max_layers, 1, where=where)
+    if max_layers < space.graph.num_layers:
+        raise ArchSearchError(
+            f"optimize_acqf_edits: max_layers must be at least the teacher's number of layers "
+            f"({space.graph.num_layers}), got {max_layers}."
+        )
+    check_int("max_edges", max_edges, 1, where=where)
+    check_int("max_batch_size", max_batch_size, 1, where=where)
+
+
+def _check_evolution(
+    population_size: int | None,
+    num_generations: int | None,
+    num_parents: int | None,
+    mutation_rate: float,
+    crossover_prob: float,
+) -> None:
+    """Checks the evolutionary method's options of :func:`optimize_acqf_edits`."""
+    where = "optimize_acqf_edits"
+    if population_size is not None:
+        check_int("population_size", population_size, 1, where=where)
+    if num_generations is not None:
+        check_int("num_generations", num_generations, 0, where=where)
+    if num_parents is not None:
+        check_int("num_parents", num_parents, 1, where=where)
+    check_float("mutation_rate", mutation_rate, 0, 1, what="a probability", where=where)
+    check_float("crossover_prob", crossover_prob, 0, 1, what="a probability", where=where)
+
+
+def _checked_extra_candidates(space: SearchSpace, extra_candidates: Sequence[Edit]) -> list[Edit]:
+    """``extra_candidates`` as a list, each checked to fit ``space``."""
+    extra_candidates = list(extra_candidates)
+    for c, edit in enumerate(extra_candidates):
+        try:
+            space.check(edit)
+        except ArchSearchError as error:
+            raise ArchSearchError(
+                f"optimize_acqf_edits: extra_candidates[{c}] does not fit the space: {error}"
+            ) from None
+    return extra_candidates
 
 
 def _encoding_dtype_device(acq_function: object) -> tuple[torch.dtype, torch.device]:

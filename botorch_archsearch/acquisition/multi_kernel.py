@@ -8,17 +8,23 @@ none was evaluated before, so one step evaluates ``K`` new architectures.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import torch
-from botorch.acquisition import ExpectedImprovement, LogExpectedImprovement
+from botorch.acquisition import AcquisitionFunction, ExpectedImprovement, LogExpectedImprovement
 from botorch.models import SingleTaskGP
 from botorch.models.utils import gpt_posterior_settings
 from torch import Tensor
 
-from botorch_archsearch.acquisition.edits import EDIT_OPTIMIZATION_METHODS, row_digests, score_edits
+from botorch_archsearch.acquisition.edits import (
+    EDIT_OPTIMIZATION_METHODS,
+    EditOptimizationResult,
+    row_digests,
+    score_edits,
+)
 from botorch_archsearch.exceptions import ArchSearchError
 from botorch_archsearch.gp.fit import FitResult, architecture_gp, fit_architecture_gp
 from botorch_archsearch.graph.arch_graph import ArchGraph
@@ -112,6 +118,48 @@ def propose_architectures(
     Returns:
         A :class:`MultiKernelProposals`; its ``K`` architectures are distinct and not in ``train_X``.
     """
+    _check_proposal(
+        train_X, num_kernels, acquisition, subset_prob, min_subset, num_workers, method, num_candidates
+    )
+    kernel_options = dict(kernel_options or {})
+    fit_options = dict(fit_options or {})
+    best_f = train_Y.max()
+    subsets, gps, candidate_seeds = _draw_kernels(
+        train_X, train_Y, num_kernels, subset_prob, min_subset, generator, models, max_layers=max_layers,
+        max_edges=max_edges, kernel_options=kernel_options,
+    )
+    step = _KernelStep(
+        space, train_X, best_f, gps, candidate_seeds, fit_options=None if models is not None else fit_options,
+        acquisition=ACQUISITIONS[acquisition], max_layers=max_layers, max_edges=max_edges,
+        num_candidates=num_candidates, method=method, extra_candidates=extra_candidates,
+        top=min(num_kernels, num_candidates),  # enough for every kernel to find one not taken before it
+    )
+    outcomes = step.run(min(num_kernels, torch.get_num_threads() if num_workers is None else num_workers))
+    students, X, values, fits = _distinct_proposals(outcomes, train_X, num_candidates)
+    return MultiKernelProposals(students, X, values, gps, fits, subsets)
+
+
+def random_subset(n: int, prob: float, minimum: int, generator: torch.Generator | None) -> Tensor:
+    """Indices of a random subset: each point kept with ``prob``, topped up to ``minimum``."""
+    order = torch.randperm(n, generator=generator)
+    keep = torch.rand(n, generator=generator) < prob
+    chosen = order[keep[order]]
+    if len(chosen) < minimum:
+        chosen = torch.cat([chosen, order[~keep[order]][: minimum - len(chosen)]])
+    return chosen.sort().values
+
+
+def _check_proposal(
+    train_X: Tensor,
+    num_kernels: int,
+    acquisition: str,
+    subset_prob: float,
+    min_subset: int,
+    num_workers: int | None,
+    method: str,
+    num_candidates: int,
+) -> None:
+    """The argument checks of :func:`propose_architectures`."""
     where = "propose_architectures"
     check_int("num_kernels", num_kernels, 1, where=where)
     check_choice("acquisition", acquisition, sorted(ACQUISITIONS), where=where)
@@ -119,15 +167,33 @@ def propose_architectures(
     check_int("min_subset", min_subset, 2, where=where)
     n = train_X.shape[0] if isinstance(train_X, Tensor) else 0
     if n < min_subset:
-        raise ArchSearchError(f"{where}: need at least min_subset={min_subset} evaluated architectures, got {n}.")
+        raise ArchSearchError(
+            f"{where}: need at least min_subset={min_subset} evaluated architectures, got {n}."
+        )
     check_int("num_workers", num_workers, 1, optional=True, where=where)
     check_choice("method", method, EDIT_OPTIMIZATION_METHODS, where=where)
     check_int("num_candidates", num_candidates, 1, where=where)
-    kernel_options = dict(kernel_options or {})
-    fit_options = dict(fit_options or {})
-    best_f = train_Y.max()
-    # Every random draw happens here, in order, so the result does not depend on num_workers.
-    given = models
+
+
+def _draw_kernels(
+    train_X: Tensor,
+    train_Y: Tensor,
+    num_kernels: int,
+    subset_prob: float,
+    min_subset: int,
+    generator: torch.Generator | None,
+    given: Callable[[int, Tensor, Tensor], SingleTaskGP] | None,
+    *,
+    max_layers: int,
+    max_edges: int,
+    kernel_options: dict[str, Any],
+) -> tuple[list[Tensor], list[SingleTaskGP], list[int]]:
+    """Each kernel's training subset, (unfitted or given) GP and candidate seed.
+
+    Every random draw of a step happens here, in order, so the result does not depend on the
+    number of workers that fit and score the kernels afterwards.
+    """
+    n = train_X.shape[0]
     subsets, models, candidate_seeds = [], [], []
     for k in range(num_kernels):
         subset = random_subset(n, subset_prob, min_subset, generator)
@@ -141,63 +207,81 @@ def propose_architectures(
                                               max_edges=max_edges, **kernel_options))
         subsets.append(subset)
         candidate_seeds.append(int(torch.randint(2**31 - 1, (1,), generator=generator)))
-    top = min(num_kernels, num_candidates)  # enough for every kernel to find one not taken before it
+    return subsets, models, candidate_seeds
 
-    def fit_and_score(k: int) -> tuple[FitResult | None, Any]:
-        fit = None if given is not None else fit_architecture_gp(models[k], **fit_options)
-        acq = ACQUISITIONS[acquisition](models[k], best_f=best_f)
+
+@dataclass
+class _KernelStep:
+    """The ``K`` kernels of one step: fits each (unless given, ``fit_options=None``) and ranks
+    its candidates; deterministic given the draws of :func:`_draw_kernels`."""
+
+    space: SearchSpace
+    train_X: Tensor
+    best_f: Tensor
+    models: list[SingleTaskGP]
+    candidate_seeds: list[int]
+    fit_options: dict[str, Any] | None
+    acquisition: type[AcquisitionFunction]
+    max_layers: int
+    max_edges: int
+    num_candidates: int
+    method: str
+    extra_candidates: Sequence[Edit]
+    top: int
+
+    def run(self, workers: int) -> list[tuple[FitResult | None, EditOptimizationResult]]:
+        """Every kernel's fit and best candidates, in kernel order; ``workers`` kernels at a time."""
+        num_kernels = len(self.models)
+        # BoTorch's posterior settings are process-wide GPyTorch flags that each call sets and restores;
+        # set once around all the kernels, concurrent calls leave them alone.
+        with gpt_posterior_settings():
+            if workers == 1:
+                return [self.fit_and_score(k) for k in range(num_kernels)]
+            with intra_op_threads(max(1, torch.get_num_threads() // workers)), \
+                    ThreadPoolExecutor(workers, thread_name_prefix="archsearch-kernel") as pool:
+                return list(pool.map(self.fit_and_score, range(num_kernels)))
+
+    def fit_and_score(self, k: int) -> tuple[FitResult | None, EditOptimizationResult]:
+        """Kernel ``k``'s fit and its (up to ``top``) best candidates not in ``train_X``."""
+        fit = None if self.fit_options is None else fit_architecture_gp(self.models[k], **self.fit_options)
+        acq = self.acquisition(self.models[k], best_f=self.best_f)
         scorer = score_edits(
-            acq, space, max_layers=max_layers, max_edges=max_edges, q=top, num_candidates=num_candidates,
-            method=method, X_avoid=train_X, max_batch_size=1024,
-            generator=torch.Generator().manual_seed(candidate_seeds[k]), population_size=None,
+            acq, self.space, max_layers=self.max_layers, max_edges=self.max_edges, q=self.top,
+            num_candidates=self.num_candidates, method=self.method, X_avoid=self.train_X, max_batch_size=1024,
+            generator=torch.Generator().manual_seed(self.candidate_seeds[k]), population_size=None,
             num_generations=None, num_parents=None, mutation_rate=0.1, crossover_prob=0.5,
-            extra_candidates=extra_candidates,
+            extra_candidates=self.extra_candidates,
         )
         if scorer.num_scored == 0:
             raise ArchSearchError(
                 f"propose_architectures: kernel {k} found no candidate that was not evaluated before among "
-                f"num_candidates={num_candidates} edits; raise num_candidates."
+                f"num_candidates={self.num_candidates} edits; raise num_candidates."
             )
-        return fit, scorer.best(min(top, scorer.num_scored), num_candidates)
+        return fit, scorer.best(min(self.top, scorer.num_scored), self.num_candidates)
 
-    workers = min(num_kernels, torch.get_num_threads() if num_workers is None else num_workers)
-    # BoTorch's posterior settings are process-wide GPyTorch flags that each call sets and restores;
-    # set once around all the kernels, concurrent calls leave them alone.
-    with gpt_posterior_settings():
-        if workers == 1:
-            outcomes = [fit_and_score(k) for k in range(num_kernels)]
-        else:
-            with intra_op_threads(max(1, torch.get_num_threads() // workers)), \
-                    ThreadPoolExecutor(workers, thread_name_prefix="archsearch-kernel") as pool:
-                outcomes = list(pool.map(fit_and_score, range(num_kernels)))
+
+def _distinct_proposals(
+    outcomes: list[tuple[FitResult | None, EditOptimizationResult]], train_X: Tensor, num_candidates: int
+) -> tuple[list[Student], Tensor, Tensor, list[FitResult | None]]:
+    """Each kernel's best candidate that no earlier kernel proposed: the students, their
+    encodings (`K x d`, as ``train_X``), their values (`K`) and the fits."""
     students: list[Student] = []
     rows, values, fits = [], [], []
     taken: set[bytes] = set()
     for k, (fit, result) in enumerate(outcomes):
-        # The kernel's best candidate that no earlier kernel of this step proposed.
         digests = row_digests(result.X)
         i = next((i for i, digest in enumerate(digests) if digest not in taken), None)
         if i is None:
             raise ArchSearchError(
-                f"propose_architectures: kernel {k} found no candidate that an earlier kernel did not propose; "
-                f"raise num_candidates (now {num_candidates})."
+                f"propose_architectures: kernel {k} found no candidate that an earlier kernel did not "
+                f"propose; raise num_candidates (now {num_candidates})."
             )
         taken.add(digests[i])
         students.append(result.students[i])
         rows.append(result.X[i : i + 1].to(train_X))
         values.append(result.values[i])
         fits.append(fit)
-    return MultiKernelProposals(students, torch.cat(rows), torch.stack(values), models, fits, subsets)
-
-
-def random_subset(n: int, prob: float, minimum: int, generator: torch.Generator | None) -> Tensor:
-    """Indices of a random subset: each point kept with ``prob``, topped up to ``minimum``."""
-    order = torch.randperm(n, generator=generator)
-    keep = torch.rand(n, generator=generator) < prob
-    chosen = order[keep[order]]
-    if len(chosen) < minimum:
-        chosen = torch.cat([chosen, order[~keep[order]][: minimum - len(chosen)]])
-    return chosen.sort().values
+    return students, torch.cat(rows), torch.stack(values), fits
 
 
 __all__ = ["ACQUISITIONS", "MultiKernelProposals", "propose_architectures"]

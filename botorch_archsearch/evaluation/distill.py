@@ -12,9 +12,10 @@ import contextlib
 import functools
 import itertools
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -114,20 +115,6 @@ def accuracy(
     return correct / max(total, 1)
 
 
-@dataclass
-class _Run:
-    """One student's training state."""
-
-    index: int
-    model: nn.Module
-    optimizer: torch.optim.Optimizer
-    result: StudentResult
-    loss_sum: float = 0.0
-    batches: int = 0
-    step_seconds: float = 0.0
-    memory_format: torch.memory_format = torch.contiguous_format
-
-
 def evaluate_students(
     teacher: nn.Module,
     students: Sequence[nn.Module],
@@ -193,133 +180,15 @@ def evaluate_students(
     Returns:
         One :class:`StudentResult` per student, in order.
     """
-    where = "evaluate_students"
-    check_int("epochs", epochs, 1, where=where)
-    check_int("batch_size", batch_size, 1, where=where)
-    check_int("max_batches", max_batches, 1, optional=True, where=where)
-    check_int("workers", workers, 1, optional=True, where=where)
-    check_float("lr", lr, 0, exclusive_minimum=True, finite=True, where=where)
-    check_float("weight_decay", weight_decay, 0, where=where)
-    check_choice("loss", loss, KD_LOSSES, where=where)
+    _check_distillation(epochs, batch_size, max_batches, workers, lr, weight_decay, loss)
     device = data.device if device is None else torch.device(device)
     data = data.to(device)
-    cuda = device.type == "cuda"
-    bf16 = use_bf16(bf16, device)
-    sizes = training_batch_sizes(len(data.train_x), batch_size, max_batches)
-    example = data.train_x[:1].to(device, torch.float32)
-    layout = functools.partial(training_memory_format, example=example, batch_sizes=sizes, bf16=bf16,
-                               channels_last=channels_last)
-    teacher_format = layout(teacher)
-    teacher = teacher.to(device, memory_format=teacher_format).eval()
-    runs = []
-    for i, student in enumerate(students):
-        result = StudentResult()
-        try:
-            memory_format = layout(student.to(device))
-            student.to(memory_format=memory_format).train()
-            optimizer = _adam(student, lr, weight_decay, device)
-        except Exception as error:  # noqa: BLE001 - one bad student must not stop the others
-            _fail(result, f"could not be moved to {device}: {_describe(error)}", device)
-            runs.append(_Run(i, student, None, result))
-            continue
-        runs.append(_Run(i, student, optimizer, result, memory_format=memory_format))
-    active = [run for run in runs if run.result.ok]
-    generator = torch.Generator().manual_seed(seed)
-    num_batches = data.num_batches("train", batch_size)
-    num_batches = num_batches if max_batches is None else min(num_batches, max_batches)
-    autocast = functools.partial(torch.autocast, device.type, dtype=torch.bfloat16, enabled=bf16)
-    display = Progress(f"distil {len(runs)} students", epochs, enabled=progress)
-    workers = (1 if cuda else torch.get_num_threads()) if workers is None else workers
-    # Each student computes on the same number of intra-op threads however many there are, so a
-    # student's result does not depend on the others (a resumed step evaluates fewer).
-    threads_each = max(1, torch.get_num_threads() // workers)
-
-    def train_step(run: _Run, xs: dict[torch.memory_format, Tensor], target: Tensor, epoch: int, b: int) -> None:
-        start = time.perf_counter()
-        try:
-            with autocast():
-                value = kd_loss(run.model(xs[run.memory_format]), target, loss, temperature)
-            if not torch.isfinite(value):
-                raise _Diverged(f"training loss became {value.item()} at epoch {epoch}, batch {b}")
-            run.optimizer.zero_grad(set_to_none=True)
-            value.backward()
-            run.optimizer.step()
-            run.loss_sum += value.item()
-            run.batches += 1
-        except Exception as error:  # noqa: BLE001 - NaN, out of memory, a broken student
-            _fail(run.result, str(error) if isinstance(error, _Diverged) else _describe(error), device)
-            run.optimizer.zero_grad(set_to_none=True)
-        run.step_seconds = time.perf_counter() - start
-        run.result.seconds += run.step_seconds
-
-    def validate(run: _Run, epoch: int) -> None:
-        start = time.perf_counter()
-        try:
-            value = accuracy(run.model, data, "val", batch_size=max(batch_size, 256), device=device)
-        except Exception as error:  # noqa: BLE001
-            _fail(run.result, f"validation failed: {_describe(error)}", device)
-            return
-        result = run.result
-        result.history.append(value)
-        result.losses.append(run.loss_sum / max(run.batches, 1))
-        if result.best_epoch == 0 or value > result.accuracy:
-            result.accuracy, result.best_epoch = value, epoch
-            result.state_dict = {k: v.detach().to("cpu", copy=True) for k, v in run.model.state_dict().items()}
-        result.seconds += time.perf_counter() - start
-
-    with contextlib.ExitStack() as stack:
-        if workers > 1:  # students in parallel threads, the CPU's threads shared between them
-            stack.enter_context(intra_op_threads(threads_each))
-            pool = stack.enter_context(
-                ThreadPoolExecutor(min(workers, max(len(runs), 1)), thread_name_prefix="archsearch-student")
-            )
-
-        def each(function, *args) -> None:
-            if workers > 1:  # longest first, so the threads finish together
-                order = sorted(active, key=lambda run: -run.step_seconds)
-                list(pool.map(lambda run: function(run, *args), order))
-            else:
-                for run in active:
-                    function(run, *args)
-
-        def teacher_forward(x: Tensor) -> Tensor:
-            with torch.no_grad(), autocast():
-                return teacher(x)
-
-        for epoch in range(1, epochs + 1):
-            for run in active:
-                run.loss_sum, run.batches = 0.0, 0
-            stream = (
-                x.contiguous(memory_format=teacher_format)
-                for x, _ in itertools.islice(
-                    data.batches("train", batch_size, shuffle=True, generator=generator), num_batches
-                )
-            )
-            upcoming = next(stream, None)
-            upcoming_target = teacher_forward(upcoming) if upcoming is not None else None
-            b = 0
-            while upcoming is not None and active:
-                b += 1
-                x, target = upcoming, upcoming_target
-                upcoming = next(stream, None)
-                # The teacher's forward on the next batch runs beside the students' steps.
-                ahead = pool.submit(teacher_forward, upcoming) if workers > 1 and upcoming is not None else None
-                xs = {f: x.contiguous(memory_format=f) for f in {run.memory_format for run in active}}
-                each(train_step, xs, target, epoch, b)
-                if ahead is not None:
-                    upcoming_target = ahead.result()
-                elif upcoming is not None:
-                    upcoming_target = teacher_forward(upcoming)
-                active = [run for run in active if run.result.ok]
-                display.batch(epoch, b, num_batches, _status(runs, active))
-            each(validate, epoch)
-            active = [run for run in active if run.result.ok]
-            display.epoch(epoch, _status(runs, active))
-    display.close()
-    for run in runs:
-        if run.result.state_dict is not None:
-            run.model.load_state_dict(run.result.state_dict)
-    return [run.result for run in runs]
+    lock_step = _LockStep(
+        teacher, students, data, device=device, lr=lr, weight_decay=weight_decay, batch_size=batch_size,
+        loss=loss, temperature=temperature, channels_last=channels_last, bf16=use_bf16(bf16, device),
+        seed=seed, max_batches=max_batches, workers=workers,
+    )
+    return lock_step.run(epochs, progress)
 
 
 def training_batch_sizes(n: int, batch_size: int, max_batches: int | None) -> tuple[int, ...]:
@@ -329,6 +198,221 @@ def training_batch_sizes(n: int, batch_size: int, max_batches: int | None) -> tu
     if rest and (max_batches is None or full < max_batches):
         sizes += (rest,)
     return sizes
+
+
+def _check_distillation(
+    epochs: int,
+    batch_size: int,
+    max_batches: int | None,
+    workers: int | None,
+    lr: float,
+    weight_decay: float,
+    loss: str,
+) -> None:
+    """The argument checks of :func:`evaluate_students`."""
+    where = "evaluate_students"
+    check_int("epochs", epochs, 1, where=where)
+    check_int("batch_size", batch_size, 1, where=where)
+    check_int("max_batches", max_batches, 1, optional=True, where=where)
+    check_int("workers", workers, 1, optional=True, where=where)
+    check_float("lr", lr, 0, exclusive_minimum=True, finite=True, where=where)
+    check_float("weight_decay", weight_decay, 0, where=where)
+    check_choice("loss", loss, KD_LOSSES, where=where)
+
+
+@dataclass
+class _Run:
+    """One student's training state."""
+
+    index: int
+    model: nn.Module
+    optimizer: torch.optim.Optimizer | None
+    result: StudentResult
+    loss_sum: float = 0.0
+    batches: int = 0
+    step_seconds: float = 0.0
+    memory_format: torch.memory_format = torch.contiguous_format
+
+
+class _LockStep:
+    """The students of one :func:`evaluate_students` call, the teacher, and their shared batches.
+
+    ``runs`` holds every student; ``active`` those still training. With ``workers > 1`` the
+    students' steps (and the teacher's forward on the next batch) run in a thread pool.
+    """
+
+    def __init__(
+        self,
+        teacher: nn.Module,
+        students: Sequence[nn.Module],
+        data: ImageDataset,
+        *,
+        device: torch.device,
+        lr: float,
+        weight_decay: float,
+        batch_size: int,
+        loss: str,
+        temperature: float,
+        channels_last: bool,
+        bf16: bool,
+        seed: int,
+        max_batches: int | None,
+        workers: int | None,
+    ) -> None:
+        """Moves the teacher and the students to ``device``, each in its memory format (arguments
+        as :func:`evaluate_students`'s, checked; ``data`` already on ``device``)."""
+        self.data, self.device, self.batch_size = data, device, batch_size
+        self.loss, self.temperature = loss, temperature
+        sizes = training_batch_sizes(len(data.train_x), batch_size, max_batches)
+        example = data.train_x[:1].to(device, torch.float32)
+        layout = functools.partial(training_memory_format, example=example, batch_sizes=sizes, bf16=bf16,
+                                   channels_last=channels_last)
+        self.teacher_format = layout(teacher)
+        self.teacher = teacher.to(device, memory_format=self.teacher_format).eval()
+        self.runs = [
+            self._prepare(i, student, layout, lr, weight_decay) for i, student in enumerate(students)
+        ]
+        self.active = [run for run in self.runs if run.result.ok]
+        self.generator = torch.Generator().manual_seed(seed)
+        num_batches = data.num_batches("train", batch_size)
+        self.num_batches = num_batches if max_batches is None else min(num_batches, max_batches)
+        self.autocast = functools.partial(torch.autocast, device.type, dtype=torch.bfloat16, enabled=bf16)
+        if workers is None:
+            workers = 1 if device.type == "cuda" else torch.get_num_threads()
+        self.workers = workers
+        self.pool: ThreadPoolExecutor | None = None
+
+    def _prepare(
+        self, index: int, student: nn.Module, layout: Callable[[nn.Module], torch.memory_format], lr: float,
+        weight_decay: float,
+    ) -> _Run:
+        """A student on the device, in its memory format, in train mode, with its optimizer."""
+        result = StudentResult()
+        try:
+            memory_format = layout(student.to(self.device))
+            student.to(memory_format=memory_format).train()
+            optimizer = _adam(student, lr, weight_decay, self.device)
+        except Exception as error:  # noqa: BLE001 - one bad student must not stop the others
+            _fail(result, f"could not be moved to {self.device}: {_describe(error)}", self.device)
+            return _Run(index, student, None, result)
+        return _Run(index, student, optimizer, result, memory_format=memory_format)
+
+    def run(self, epochs: int, progress: bool | None) -> list[StudentResult]:
+        """Train and validate for ``epochs``; load each student's best epoch; the results in order."""
+        display = Progress(f"distil {len(self.runs)} students", epochs, enabled=progress)
+        with contextlib.ExitStack() as stack:
+            if self.workers > 1:  # students in parallel threads, the CPU's threads shared between them
+                # Each student computes on the same number of intra-op threads however many there are, so a
+                # student's result does not depend on the others (a resumed step evaluates fewer).
+                stack.enter_context(intra_op_threads(max(1, torch.get_num_threads() // self.workers)))
+                self.pool = stack.enter_context(
+                    ThreadPoolExecutor(
+                        min(self.workers, max(len(self.runs), 1)), thread_name_prefix="archsearch-student"
+                    )
+                )
+            for epoch in range(1, epochs + 1):
+                self._train_epoch(epoch, display)
+                self._each(self._validate, epoch)
+                self._drop_failed()
+                display.epoch(epoch, _status(self.runs, self.active))
+        self.pool = None
+        display.close()
+        for run in self.runs:
+            if run.result.state_dict is not None:
+                run.model.load_state_dict(run.result.state_dict)
+        return [run.result for run in self.runs]
+
+    def _train_epoch(self, epoch: int, display: Progress) -> None:
+        """One pass over the training batches, every active student stepping on each."""
+        for run in self.active:
+            run.loss_sum, run.batches = 0.0, 0
+        stream = self._batches()
+        upcoming = next(stream, None)
+        upcoming_target = self._teacher_forward(upcoming) if upcoming is not None else None
+        b = 0
+        while upcoming is not None and self.active:
+            b += 1
+            x, target = upcoming, upcoming_target
+            upcoming = next(stream, None)
+            # The teacher's forward on the next batch runs beside the students' steps.
+            ahead = (
+                self.pool.submit(self._teacher_forward, upcoming)
+                if self.pool is not None and upcoming is not None else None
+            )
+            xs = {f: x.contiguous(memory_format=f) for f in {run.memory_format for run in self.active}}
+            self._each(self._train_step, xs, target, epoch, b)
+            if ahead is not None:
+                upcoming_target = ahead.result()
+            elif upcoming is not None:
+                upcoming_target = self._teacher_forward(upcoming)
+            self._drop_failed()
+            display.batch(epoch, b, self.num_batches, _status(self.runs, self.active))
+
+    def _batches(self) -> Iterator[Tensor]:
+        """The epoch's (shuffled, augmented) training images, in the teacher's memory format."""
+        batches = self.data.batches("train", self.batch_size, shuffle=True, generator=self.generator)
+        batches = itertools.islice(batches, self.num_batches)
+        return (x.contiguous(memory_format=self.teacher_format) for x, _ in batches)
+
+    def _teacher_forward(self, x: Tensor) -> Tensor:
+        """The teacher's logits on ``x`` (no gradient; bf16 autocast where enabled)."""
+        with torch.no_grad(), self.autocast():
+            return self.teacher(x)
+
+    def _each(self, function: Callable[..., None], *args: Any) -> None:
+        """``function(run, *args)`` for every active student, in the pool if there is one."""
+        if self.pool is not None:  # longest first, so the threads finish together
+            order = sorted(self.active, key=lambda run: -run.step_seconds)
+            list(self.pool.map(lambda run: function(run, *args), order))
+        else:
+            for run in self.active:
+                function(run, *args)
+
+    def _drop_failed(self) -> None:
+        """Failed students leave ``active``."""
+        self.active = [run for run in self.active if run.result.ok]
+
+    def _train_step(
+        self, run: _Run, xs: dict[torch.memory_format, Tensor], target: Tensor, epoch: int, b: int
+    ) -> None:
+        """One Adam step of ``run`` on batch ``b`` (``xs``: one copy per memory format); a failure is
+        recorded."""
+        start = time.perf_counter()
+        try:
+            with self.autocast():
+                value = kd_loss(run.model(xs[run.memory_format]), target, self.loss, self.temperature)
+            if not torch.isfinite(value):
+                raise _Diverged(f"training loss became {value.item()} at epoch {epoch}, batch {b}")
+            run.optimizer.zero_grad(set_to_none=True)
+            value.backward()
+            run.optimizer.step()
+            run.loss_sum += value.item()
+            run.batches += 1
+        except Exception as error:  # noqa: BLE001 - NaN, out of memory, a broken student
+            _fail(run.result, str(error) if isinstance(error, _Diverged) else _describe(error), self.device)
+            run.optimizer.zero_grad(set_to_none=True)
+        run.step_seconds = time.perf_counter() - start
+        run.result.seconds += run.step_seconds
+
+    def _validate(self, run: _Run, epoch: int) -> None:
+        """Record ``run``'s validation accuracy and epoch loss; keep its weights if the best so far."""
+        start = time.perf_counter()
+        try:
+            value = accuracy(
+                run.model, self.data, "val", batch_size=max(self.batch_size, 256), device=self.device
+            )
+        except Exception as error:  # noqa: BLE001
+            _fail(run.result, f"validation failed: {_describe(error)}", self.device)
+            return
+        result = run.result
+        result.history.append(value)
+        result.losses.append(run.loss_sum / max(run.batches, 1))
+        if result.best_epoch == 0 or value > result.accuracy:
+            result.accuracy, result.best_epoch = value, epoch
+            result.state_dict = {
+                k: v.detach().to("cpu", copy=True) for k, v in run.model.state_dict().items()
+            }
+        result.seconds += time.perf_counter() - start
 
 
 def _adam(model: nn.Module, lr: float, weight_decay: float, device: torch.device) -> torch.optim.Adam:
