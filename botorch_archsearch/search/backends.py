@@ -351,33 +351,48 @@ class DaskBackend:
 
         from distributed import KilledWorker
 
-        futures, results = [], []
+        payloads = []
+        for student in students:
+            net = build_student(student, self.teacher_module)
+            payloads.append((net.graph.to_dict(), net.state_dict()))
+        results: list[StudentResult | None] = [None] * len(payloads)
+        pending, resends = list(range(len(payloads))), 0
+        futures: list[Any] = []
         try:
             self._ensure_scattered()
-            for student in students:
-                net = build_student(student, self.teacher_module)
-                futures.append(self.client.submit(
-                    _evaluate_remote, self._teacher, self._data, net.graph.to_dict(), net.state_dict(), seed,
-                    self.options, self.threads, pure=False, resources=self.resources, retries=self.retries,
-                ))
-            for future in futures:
-                try:
-                    results.append(future.result())
-                except KilledWorker as error:
-                    results.append(StudentResult(
-                        status="failed",
-                        reason=f"its Dask worker died while training it, {self.retries + 1} times ({error})",
-                    ))
-                except CancelledError as error:  # the workers holding the teacher/data died too
-                    results.append(StudentResult(
-                        status="failed",
-                        reason=f"its Dask worker died while training it, and so did every copy of the teacher "
-                               f"and data it needed ({type(error).__name__}: {error})",
-                    ))
-                except (OSError, TimeoutError):
-                    raise
-                except Exception as error:  # noqa: BLE001 - the task itself failed: this student only
-                    results.append(StudentResult(status="failed", reason=f"{type(error).__name__}: {error}"))
+            while pending:
+                futures = [self.client.submit(
+                    _evaluate_remote, self._teacher, self._data, *payloads[i], seed, self.options, self.threads,
+                    pure=False, resources=self.resources, retries=self.retries,
+                ) for i in pending]
+                lost = []
+                for i, future in zip(pending, futures):
+                    try:
+                        results[i] = future.result()
+                    except KilledWorker as error:
+                        results[i] = StudentResult(
+                            status="failed",
+                            reason=f"its Dask worker died while training it, {self.retries + 1} times ({error})",
+                        )
+                    except CancelledError as error:  # the teacher or data it needed was lost with a worker
+                        lost.append(i)
+                        results[i] = StudentResult(
+                            status="failed",
+                            reason=f"its Dask worker died while training it, and so did every copy of the teacher "
+                                   f"and data it needed, {resends + 1} times ({type(error).__name__}: {error})",
+                        )
+                    except (OSError, TimeoutError):
+                        raise
+                    except Exception as error:  # noqa: BLE001 - the task itself failed: this student only
+                        results[i] = StudentResult(status="failed", reason=f"{type(error).__name__}: {error}")
+                if not lost or resends == self.retries:
+                    break
+                # the scheduler forgot the teacher or data with a dead worker: send them again, retry those
+                resends += 1
+                logger.warning("Dask backend: %d student(s) lost the teacher and data with a dead worker; sending "
+                               "them again (%d of %d)", len(lost), resends, self.retries)
+                self._ensure_scattered(force=True)
+                pending = lost
         except (OSError, TimeoutError) as error:
             raise ClusterLostError(
                 f"the Dask scheduler at {self.address} went away ({type(error).__name__}: {error}); the "
@@ -393,9 +408,10 @@ class DaskBackend:
         (:func:`~botorch_archsearch.evaluation.finetune`)."""
         return finetune(student, self.data_cpu, **options)
 
-    def _ensure_scattered(self) -> None:
-        """Send the teacher and the dataset again if every worker holding them died."""
-        if self._teacher.status != "finished" or self._data.status != "finished":
+    def _ensure_scattered(self, force: bool = False) -> None:
+        """Send the teacher and the dataset again if every worker holding them died (or if
+        ``force``: a task found them forgotten)."""
+        if force or self._teacher.status != "finished" or self._data.status != "finished":
             logger.warning("Dask backend: the workers holding the teacher and data died; sending them again")
             self._teacher = self.client.scatter(_Shipped(self.teacher_module), broadcast=True, hash=False)
             self._data = self.client.scatter(self.data_cpu, broadcast=True, hash=False)

@@ -141,6 +141,36 @@ def test_a_killed_worker_s_student_is_retried_and_nothing_is_lost(
     assert _strip(result.records) == _strip(records)
 
 
+def test_students_whose_teacher_and_data_were_forgotten_get_them_again_and_train(
+        cluster, monkeypatch, search_data, search_teacher):
+    """A task the scheduler cancels because the teacher or data it needs was forgotten with a dead
+    worker ('already forgotten', 'lost dependencies') is sent again with fresh copies of them."""
+    options = {"epochs": 1, "batch_size": 32, "max_batches": 2}
+    backend = DaskBackend(search_teacher.model, search_data, options, address=cluster.scheduler_address, retries=1)
+    space = SearchSpace(trace(search_teacher.model, torch.zeros(1, 3, 16, 16)))
+    students = [space.student(e) for e in space.sample(2, generator=torch.Generator().manual_seed(3))]
+    try:
+        expected = backend.evaluate(students, seed=0)
+        submitted, real = [], backend.client.submit
+
+        def submit(*args, **kwargs):
+            future = real(*args, **kwargs)
+            submitted.append(future)
+            if len(submitted) == 1:
+                future.cancel()  # what the scheduler does to a task whose dependency it forgot
+            return future
+
+        monkeypatch.setattr(backend.client, "submit", submit)
+        teacher_before = backend._teacher.key
+        results = backend.evaluate(students, seed=0)
+    finally:
+        backend.close()
+    assert len(submitted) == 3  # two students, the cancelled one once more
+    assert backend._teacher.key != teacher_before  # sent again
+    assert [r.status for r in results] == ["ok", "ok"], [r.reason for r in results]
+    assert [r.accuracy for r in results] == [r.accuracy for r in expected]
+
+
 def test_a_student_whose_worker_dies_past_the_retries_is_recorded_as_failed(search_data, search_teacher):
     """allowed-failures=0: the first worker death gives up on the student (recorded, not raised)."""
     with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
