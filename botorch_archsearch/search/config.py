@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
+import inspect
 import json
 import math
 import re
@@ -396,6 +397,20 @@ def config_differences(started: Any, given: Any) -> list[str]:
         ['search.steps: started with 2, given 3', 'seed: started with (missing), given 1']
     """
     return _differences(started, given, "")
+
+
+def options_for(function: Any, section: Any) -> dict[str, Any]:
+    r"""The settings of a config ``section`` that ``function`` takes as keyword arguments of the same
+    name: a section is passed through whole, and each function takes what it knows (a new setting
+    of a function is one dataclass field, with no hand-written forwarding).
+
+    Example:
+        >>> finetune(student, data, **options_for(finetune, config.final), seed=0)
+    """
+    parameters = inspect.signature(function).parameters
+    keyword = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return {f.name: getattr(section, f.name) for f in dataclasses.fields(section)
+            if f.name in parameters and parameters[f.name].kind in keyword}
 
 
 def register_configs(schema: type = CompressConfig, name: str = SCHEMA_NAME) -> None:
@@ -851,6 +866,7 @@ __all__ = [
     "check_config",
     "config_differences",
     "is_resumable",
+    "options_for",
     "read_saved_config",
     "register_configs",
     "upgrade_saved_config",

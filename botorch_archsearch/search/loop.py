@@ -26,6 +26,8 @@ from torch import nn
 from botorch_archsearch.evaluation import (
     ImageDataset,
     Teacher,
+    evaluate_students,
+    finetune,
     load_dataset,
     load_teacher,
     reward,
@@ -35,12 +37,12 @@ from botorch_archsearch.exceptions import ArchSearchError, failure_reason
 from botorch_archsearch.graph import build_student, count_flops, count_params, encode, save_student, trace
 from botorch_archsearch.models import build_teacher
 from botorch_archsearch.search.backends import DaskBackend, LocalBackend
-from botorch_archsearch.search.config import CompressConfig, check_config
+from botorch_archsearch.search.config import CompressConfig, check_config, options_for
 from botorch_archsearch.search.policies import ProposalPolicy, SearchContext, SearchHistory, make_policy
 from botorch_archsearch.search.records import EvaluationRecord, FinalRecord, Proposal, finite
 from botorch_archsearch.search.report import results_table, write_report
 from botorch_archsearch.search.store import RunStore
-from botorch_archsearch.space import Edit, SearchSpace, Student, channel_importance
+from botorch_archsearch.space import SearchSpace, Student, channel_importance
 from botorch_archsearch.utils.precision import use_bf16
 
 logger = logging.getLogger("botorch_archsearch")
@@ -254,8 +256,8 @@ class _Search:
                     if weights is not None:
                         student.load_state_dict(weights)
                     result = self.backend.finetune(
-                        student, epochs=f.epochs, lr=f.lr, step_size=f.step_size, batch_size=f.batch_size,
-                        seed=derive_seed(self.config.seed, method, record.index, "final"), max_batches=f.max_batches,
+                        student, **options_for(finetune, f), seed=derive_seed(self.config.seed, method, record.index,
+                                                                              "final"),
                         device=self.config.evaluation.device, progress=self.config.progress,
                     )
                 except (ArchSearchError, RuntimeError, ValueError, MemoryError) as error:
@@ -283,16 +285,11 @@ class _Search:
 def make_backend(config: CompressConfig, teacher: Teacher, data: ImageDataset) -> LocalBackend | DaskBackend:
     r"""The evaluation backend of ``config.evaluation`` for ``teacher`` on ``data``."""
     e = config.evaluation
-    options = {"epochs": e.epochs, "lr": e.lr, "weight_decay": e.weight_decay, "batch_size": e.batch_size,
-               "loss": e.loss, "temperature": e.temperature, "device": e.device, "max_batches": e.max_batches,
-               "bf16": e.bf16}
-    if e.backend == "dask":
-        d = e.dask
-        return DaskBackend(teacher.model, data, options, address=d.address, workers=d.workers,
-                           threads_per_worker=d.threads_per_worker, gpus_per_worker=d.gpus_per_worker,
-                           retries=d.retries, dashboard=d.dashboard)
-    return LocalBackend(teacher.model, data, {**options, "workers": e.workers, "progress": config.progress},
-                        isolation=e.isolation)
+    options = options_for(evaluate_students, e)  # epochs, lr, ..., device, bf16, workers
+    if e.backend == "dask":  # one student per task: no threads of students
+        options.pop("workers")
+        return DaskBackend(teacher.model, data, options, **options_for(DaskBackend, e.dask))
+    return LocalBackend(teacher.model, data, {**options, "progress": config.progress}, isolation=e.isolation)
 
 
 def run_methods(config: CompressConfig) -> list[str]:
@@ -319,20 +316,10 @@ def record_student(space: SearchSpace, record: EvaluationRecord) -> Student:
         ArchSearchError: If the record's edit does not give its architecture on this teacher (a
             journal of another teacher or search space).
     """
-    where = f"journal record {record.index}"
     try:
-        student = space.student(Edit.from_dict(record.edit))
-    except (ArchSearchError, KeyError, TypeError, ValueError, IndexError) as error:
-        raise ArchSearchError(
-            f"{where}: its edit does not apply to this teacher ({type(error).__name__}: {error}); the journal was "
-            "written by a search of another teacher or search space."
-        ) from None
-    if student.key() != record.key:
-        raise ArchSearchError(
-            f"{where}: its edit gives another architecture on this teacher than the one it recorded; the journal "
-            "was written by a search of another teacher or search space."
-        )
-    return student
+        return space.student_from_dict({"architecture": record.architecture, "edit": record.edit})
+    except ArchSearchError as error:
+        raise ArchSearchError(f"journal record {record.index}: {error}") from None
 
 
 def resolve_teacher(teacher: nn.Module | Teacher | None, data: ImageDataset, config: CompressConfig,

@@ -42,16 +42,17 @@ from torch import Tensor
 
 from botorch_archsearch.acquisition import propose_architectures
 from botorch_archsearch.exceptions import ArchSearchError
-from botorch_archsearch.gp import transferred_gp
+from botorch_archsearch.gp import architecture_gp, fit_architecture_gp, transferred_gp
 from botorch_archsearch.graph import encode
 from botorch_archsearch.kernels import load_kernel
+from botorch_archsearch.search.config import options_for
 from botorch_archsearch.search.records import EvaluationRecord, Proposal
 from botorch_archsearch.search.report import format_seconds
 from botorch_archsearch.search.store import RunStore, saved_kernels
 from botorch_archsearch.space import Edit, SearchSpace, Student, mutate_edits, oneshot_edit, perturb_edits
 
 if TYPE_CHECKING:
-    from botorch_archsearch.search.config import CompressConfig
+    from botorch_archsearch.search.config import CompressConfig  # noqa: F401 - for the annotations
 
 logger = logging.getLogger("botorch_archsearch")
 
@@ -297,9 +298,7 @@ class MultiKernelSearch(ProposalPolicy):
         result = propose_architectures(
             self.context.space, X, Y, max_layers=self.max_layers, num_kernels=c.num_kernels,
             subset_prob=c.subset_prob, acquisition=a.name, num_candidates=a.num_candidates, method=a.method,
-            kernel_options={"hidden_size": k.hidden_size, "num_layers": k.num_layers, "init_scale": k.init_scale},
-            fit_options={"objective": k.objective, "lr": k.lr, "weight_decay": k.weight_decay,
-                         "max_steps": k.max_steps, "tol": k.tol},
+            kernel_options=options_for(architecture_gp, k), fit_options=options_for(fit_architecture_gp, k),
             generator=generator, extra_candidates=local, models=self.models(),
         )
         self.save(step, result)

@@ -298,7 +298,8 @@ def test_a_journal_of_another_teacher_is_refused(tmp_path, small_config, search_
     record = EvaluationRecord.from_dict(read_journal(tmp_path / "journal.jsonl").records[0])
     other = get_teacher("vgg19", num_classes=4, in_channels=3, width=0.125)
     space = SearchSpace(trace(other, torch.zeros(1, 3, 32, 32)))
-    with pytest.raises(ArchSearchError, match="journal record 0: its edit"):
+    with pytest.raises(ArchSearchError, match="journal record 0: SearchSpace.student_from_dict: the edit does not "
+                                              "apply to this teacher"):
         record_student(space, record)
 
 
