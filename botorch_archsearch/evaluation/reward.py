@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 from botorch_archsearch.exceptions import ArchSearchError
+from botorch_archsearch.utils.validation import check_choice
 
 REWARD_MEASURES = ("params", "flops")
 FAILED_REWARD = 0.0
@@ -71,13 +72,9 @@ def reward(
         >>> reward(0.90, 0.95, params=1e6, teacher_params=1e7)  # C = 0.9
         0.9378947368421054
     """
-    if measure not in REWARD_MEASURES:
-        raise ArchSearchError(f"reward: measure must be one of {list(REWARD_MEASURES)}, got {measure!r}.")
+    check_choice("measure", measure, REWARD_MEASURES, where="reward")
     budget_measure = measure if budget_measure is None else budget_measure
-    if budget_measure not in REWARD_MEASURES:
-        raise ArchSearchError(
-            f"reward: budget_measure must be one of {list(REWARD_MEASURES)}, got {budget_measure!r}."
-        )
+    check_choice("budget_measure", budget_measure, REWARD_MEASURES, where="reward")
     if not (teacher_accuracy > 0 and math.isfinite(teacher_accuracy)):
         raise ArchSearchError(f"reward: teacher_accuracy must be a positive number, got {teacher_accuracy!r}.")
     if failed:

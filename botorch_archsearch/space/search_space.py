@@ -25,7 +25,7 @@ from botorch_archsearch.graph.arch_graph import LAYER_TYPES, REMOVABLE_TYPES, Ar
 from botorch_archsearch.space.channels import ChannelModel, ChannelPlan, shuffle_permutation
 from botorch_archsearch.space.edits import CHANNEL_ORDERS, Edit
 from botorch_archsearch.space.student import Student
-from botorch_archsearch.utils.validation import check_float, is_int
+from botorch_archsearch.utils.validation import check_choice, check_float, check_int
 
 REMOVAL_PROBS: tuple[float, ...] = (0.3, 0.4, 0.5, 0.6, 0.7)
 SKIP_PROBS: tuple[float, ...] = (0.003, 0.005, 0.01, 0.03, 0.05)
@@ -87,21 +87,12 @@ class SearchSpace:
         """
         if not isinstance(graph, ArchGraph):
             raise InvalidEditError(f"SearchSpace expects an ArchGraph, got {type(graph).__name__}.")
-        if not is_int(channel_multiple, 1):
-            raise InvalidEditError(
-                f"SearchSpace: channel_multiple must be an integer >= 1, got {channel_multiple!r}."
-            )
-        if not is_int(max_skips_per_layer, 0):
-            raise InvalidEditError(
-                f"SearchSpace: max_skips_per_layer must be an integer >= 0, got {max_skips_per_layer!r}."
-            )
+        check_int("channel_multiple", channel_multiple, 1, where="SearchSpace", error=InvalidEditError)
+        check_int("max_skips_per_layer", max_skips_per_layer, 0, where="SearchSpace", error=InvalidEditError)
         removal_probs = _check_probs("removal_probs", removal_probs)
         skip_probs = _check_probs("skip_probs", skip_probs)
         low, high = _check_range(shrink_range)
-        if channel_order not in CHANNEL_ORDERS:
-            raise InvalidEditError(
-                f"SearchSpace: channel_order must be one of {list(CHANNEL_ORDERS)}, got {channel_order!r}."
-            )
+        check_choice("channel_order", channel_order, CHANNEL_ORDERS, where="SearchSpace", error=InvalidEditError)
         if channel_order == "magnitude" and channel_importance is None:
             raise InvalidEditError(
                 "SearchSpace: channel_order='magnitude' needs channel_importance (from "
@@ -314,8 +305,7 @@ class SearchSpace:
         Returns:
             A list of ``n`` edits.
         """
-        if not is_int(n, 0):
-            raise InvalidEditError(f"SearchSpace.sample: n must be an integer >= 0, got {n!r}.")
+        check_int("n", n, 0, where="SearchSpace.sample", error=InvalidEditError)
         L, R, G, S = self.graph.num_layers, len(self.removable), self.num_groups, len(self.skip_candidates)
         kw = {"generator": generator}
         rm_p = torch.tensor(self.removal_probs)[torch.randint(len(self.removal_probs), (n,), **kw)]
