@@ -220,7 +220,8 @@ class _Search:
             record = EvaluationRecord(**{k: finite(v) for k, v in values.items()})
             self._keep_weights(record, result.state_dict)
             self.history.add(record, p.student)
-            self.store.append(record, self.history.best(method).reward if self.history.best(method) else 0.0)
+            best = self.history.best(method)
+            self.store.append(record, 0.0 if best is None else best.reward)
 
     def _keep_weights(self, record: EvaluationRecord, state_dict: dict | None) -> None:
         """Keep the distilled weights of the method's current top-k students (for the final
