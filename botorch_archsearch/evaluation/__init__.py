@@ -1,5 +1,12 @@
 r"""Evaluation of architectures: datasets, teachers, lock-step distillation, fine-tuning, reward."""
 
+from botorch_archsearch.evaluation.cost import (
+    TRAIN_FACTOR,
+    VD_TRAIN_FACTOR,
+    evaluation_cost,
+    images_per_epoch,
+    training_cost,
+)
 from botorch_archsearch.evaluation.data import (
     DATASET_NAMES,
     DEBIAN_FASHION_MNIST,
@@ -33,15 +40,19 @@ __all__ = [
     "Progress",
     "REWARD_MEASURES",
     "StudentResult",
+    "TRAIN_FACTOR",
     "Teacher",
     "TrainResult",
+    "VD_TRAIN_FACTOR",
     "accuracy",
     "augment_batch",
     "compression",
     "dataset_fingerprint",
     "default_cache_dir",
     "evaluate_students",
+    "evaluation_cost",
     "finetune",
+    "images_per_epoch",
     "kd_loss",
     "load_dataset",
     "load_teacher",
@@ -49,4 +60,5 @@ __all__ = [
     "synthetic_dataset",
     "train_classifier",
     "trained_teacher",
+    "training_cost",
 ]

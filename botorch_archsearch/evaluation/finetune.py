@@ -4,10 +4,11 @@ with cross-entropy and SGD, report test accuracy."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from botorch_archsearch.evaluation.data import ImageDataset
 from botorch_archsearch.evaluation.distill import accuracy
@@ -53,6 +54,9 @@ def train_classifier(
     validate_every: int = 1,
     progress: bool | None = None,
     label: str = "train",
+    penalty: Callable[[nn.Module, int], Tensor] | None = None,
+    after_step: Callable[[nn.Module, float], None] | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
 ) -> TrainResult:
     r"""Train ``model`` in place with cross-entropy and SGD (momentum, weight decay) on the
     dataset's ``train`` split (augmented as the dataset says).
@@ -74,6 +78,12 @@ def train_classifier(
         validate_every: Validate every this many epochs (and after the last).
         progress: Show progress (``None``: only on a terminal).
         label: Prefix of the progress lines.
+        penalty: A regulariser added to the loss: ``penalty(model, step)`` (``step`` counts
+            the optimizer steps from 0), e.g. a group lasso or a KL term.
+        after_step: Called after every optimizer step as ``after_step(model, lr)`` with the
+            step's learning rate (e.g. a proximal step).
+        optimizer: The optimizer (default: SGD with ``lr``, ``momentum``, ``weight_decay``); the
+            schedule scales its groups' learning rates.
 
     Returns:
         A :class:`TrainResult`; the model keeps its final weights.
@@ -88,7 +98,8 @@ def train_classifier(
     device = data.device if device is None else torch.device(device)
     data = data.to(device)
     model.to(device).train()
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+    if optimizer is None:
+        optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
     if schedule == "step":
         scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size or max(1, epochs // 3), gamma=gamma)
     else:
@@ -98,17 +109,23 @@ def train_classifier(
     num_batches = num_batches if max_batches is None else min(num_batches, max_batches)
     display = Progress(label, epochs, enabled=progress)
     result = TrainResult(0.0, 0.0)
+    steps = 0
     for epoch in range(1, epochs + 1):
         total, count = 0.0, 0
         for b, (x, y) in enumerate(data.batches("train", batch_size, shuffle=True, generator=generator), 1):
             if b > num_batches:
                 break
             loss = nn.functional.cross_entropy(model(x), y)
+            if penalty is not None:
+                loss = loss + penalty(model, steps)
             if not torch.isfinite(loss):
                 raise ArchSearchError(f"{label}: the training loss became {loss.item()} at epoch {epoch}, batch {b}.")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if after_step is not None:
+                after_step(model, optimizer.param_groups[0]["lr"])
+            steps += 1
             total, count = total + loss.item(), count + 1
             display.batch(epoch, b, num_batches, f"loss {total / count:.4f}")
         scheduler.step()

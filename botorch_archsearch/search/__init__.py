@@ -9,6 +9,7 @@ from botorch_archsearch.search.config import (
     EvaluationConfig,
     FinalConfig,
     KernelConfig,
+    MethodsConfig,
     RewardConfig,
     SearchConfig,
     SearchSettings,
@@ -49,8 +50,10 @@ from botorch_archsearch.search.policies import (
     register_policy,
 )
 from botorch_archsearch.search.records import JOURNAL_FORMAT, EvaluationRecord, FinalRecord, Proposal
-from botorch_archsearch.search.store import RunStore
+from botorch_archsearch.search.store import RunStore, WeightSource
 from botorch_archsearch.search.reevaluate import RunEvaluator
+
+import botorch_archsearch.field  # noqa: E402, F401 - registers the field's methods as search methods
 
 __all__ = [
     "AcquisitionConfig",
@@ -68,6 +71,7 @@ __all__ = [
     "KernelConfig",
     "KernelTransfer",
     "MagnitudePruning",
+    "MethodsConfig",
     "MultiKernelSearch",
     "OneShot",
     "POLICIES",
@@ -89,6 +93,7 @@ __all__ = [
     "SearchSettings",
     "TeacherConfig",
     "UniformPruning",
+    "WeightSource",
     "check_config",
     "check_teacher_input",
     "compress",

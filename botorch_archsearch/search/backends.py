@@ -84,8 +84,9 @@ class LocalBackend:
 
     def evaluate(self, students: Sequence[Student | ArchGraph], seed: int) -> list[StudentResult]:
         r"""Distil ``students`` (weights inherited from the teacher through each
-        :class:`~botorch_archsearch.space.Student`; an :class:`ArchGraph` is the teacher's own)."""
-        students = [build_student(s, self.teacher) for s in students]
+        :class:`~botorch_archsearch.space.Student`; an :class:`ArchGraph` is the teacher's own; a
+        built ``StudentNet`` keeps its weights, e.g. from a method's weight source)."""
+        students = [_built(s, self.teacher) for s in students]
         if self.isolation == "none":
             return evaluate_students(self.teacher, students, self.data, seed=seed, **self.options)
         try:
@@ -251,6 +252,12 @@ class _Collect(logging.Handler):
         return lines
 
 
+def _built(student: Student | ArchGraph | StudentNet, teacher: nn.Module) -> StudentNet:
+    """The network of a student: built with the teacher's weights, or as given (a network built
+    from another weight source)."""
+    return student if isinstance(student, StudentNet) else build_student(student, teacher)
+
+
 def _died(death: _WorkerDied) -> StudentResult:
     return StudentResult(status="failed", reason=f"its training process died ({death})")
 
@@ -340,8 +347,9 @@ class DaskBackend:
 
         Args:
             students: The students (:class:`~botorch_archsearch.space.Student`, or the teacher's
-                own :class:`ArchGraph`); their weights are inherited from the teacher here and
-                sent, with their architecture, with the task.
+                own :class:`ArchGraph`; their weights are inherited from the teacher here), or
+                built ``StudentNet`` networks (their own weights); each is sent, architecture and
+                weights, with its task.
             seed: The batch-order seed (the same for all, as in lock-step).
 
         Raises:
@@ -353,7 +361,7 @@ class DaskBackend:
 
         payloads = []
         for student in students:
-            net = build_student(student, self.teacher_module)
+            net = _built(student, self.teacher_module)
             payloads.append((net.graph.to_dict(), net.state_dict()))
         results: list[StudentResult | None] = [None] * len(payloads)
         pending, resends = list(range(len(payloads))), 0

@@ -307,6 +307,51 @@ class FinalConfig:
 
 
 @dataclass
+class MethodsConfig:
+    r"""The field's methods (``../shared/FIELD.md``, README "The field's methods"): their settings.
+
+    The regularised methods (``group_lasso``, ``variational_dropout``, ``morphnet``) train a copy
+    of the teacher for ``epochs`` on the task loss plus their regulariser, then keep channels to
+    each target; their students inherit the regularised weights (a weight source of the run).
+
+    Args:
+        epochs: Epochs of regularised training of the teacher copy (the authors: 100-200; scaled
+            down for a CPU budget).
+        lr: Learning rate of the regularised training's weights (SGD with momentum 0.9 for Group
+            Lasso and MorphNet, Adam for Variational Dropout).
+        batch_size: Images per batch of the regularised training.
+        max_batches: Stop each epoch of the regularised training after this many batches.
+        group_lasso_strength: ``lambda`` of ``lambda * sum_g sqrt(|g|) ||theta_g||_2`` (per
+            channel, the coupled output weights of every layer of its group).
+        vd_log_sigma2_lr: Adam learning rate of Variational Dropout's ``log_sigma2``.
+        vd_threshold: Weights with ``log_alpha`` at or above it are dropped (Molchanov et al.: 3).
+        morphnet_strength: The FLOP regulariser's strength; ``None``: 1 / the teacher's regulariser
+            value at the start (as the authors suggest).
+        morphnet_threshold: A channel is alive while its ``|gamma|`` is above this.
+        n2n_removal_share: N2N: the share of its evaluations spent in the layer-removal stage (the
+            rest in the shrinkage stage).
+        n2n_rollouts: N2N: children per policy update (REINFORCE with a moving-average baseline).
+        evolution_offspring: Evolutionary synthesis: offspring per generation.
+        evolution_shrink: Evolutionary synthesis: the expected fraction of the parent's FLOPs (or
+            params) each generation keeps.
+    """
+
+    epochs: int = 2
+    lr: float = 0.01
+    batch_size: int = 128
+    max_batches: int | None = None
+    group_lasso_strength: float = 5e-4
+    vd_log_sigma2_lr: float = 0.01
+    vd_threshold: float = 3.0
+    morphnet_strength: float | None = field(default=None, metadata={"null": "1 / the regulariser's initial value"})
+    morphnet_threshold: float = 0.01
+    n2n_removal_share: float = 0.5
+    n2n_rollouts: int = 5
+    evolution_offspring: int = 4
+    evolution_shrink: float = 0.7
+
+
+@dataclass
 class CompressConfig:
     r"""Everything a compression search needs; the schema of the Hydra app's config.
 
@@ -326,6 +371,7 @@ class CompressConfig:
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     reward: RewardConfig = field(default_factory=RewardConfig)
     final: FinalConfig = field(default_factory=FinalConfig)
+    methods: MethodsConfig = field(default_factory=MethodsConfig)
     seed: int = 0
     progress: bool | None = field(default=None, metadata={"null": "progress bars only on a terminal"})
 
@@ -440,7 +486,8 @@ def upgrade_saved_config(saved: dict[str, Any]) -> dict[str, Any]:
     - ``search.channel_order`` ``"even"``, ``search.baselines`` ``[]``, ``search.targets``
       ``None``, ``search.magnitude_scope`` ``"group"``, ``search.init`` ``"random"``,
       ``search.local_fraction`` 0, ``search.local_edits`` ``"mutate"`` (the first local edits),
-      ``search.shrink_spread`` ``None``.
+      ``search.shrink_spread`` ``None``;
+    - ``methods`` (the field's methods, which such runs could not use): the defaults.
 
     Args:
         saved: The nested dict read from ``config.json``.
@@ -471,6 +518,8 @@ def upgrade_saved_config(saved: dict[str, Any]) -> dict[str, Any]:
                            ("magnitude_scope", "group"), ("init", "random"), ("local_fraction", 0.0),
                            ("local_edits", "mutate"), ("shrink_spread", None)):
             search.setdefault(key, value)
+    if "methods" not in upgraded:  # no field methods then: their settings change nothing
+        upgraded["methods"] = dataclasses.asdict(MethodsConfig())
     return upgraded
 
 
@@ -615,6 +664,20 @@ def check_config(config: CompressConfig) -> None:
     check_int("final.step_size", final.step_size, 1)
     check_int("final.batch_size", final.batch_size, 1)
     _optional(check_int, "final.max_batches", final.max_batches, 1)
+    m = config.methods
+    check_int("methods.epochs", m.epochs, 1)
+    check_float("methods.lr", m.lr, 0, exclusive_minimum=True)
+    check_int("methods.batch_size", m.batch_size, 1)
+    _optional(check_int, "methods.max_batches", m.max_batches, 1)
+    check_float("methods.group_lasso_strength", m.group_lasso_strength, 0)
+    check_float("methods.vd_log_sigma2_lr", m.vd_log_sigma2_lr, 0, exclusive_minimum=True)
+    check_float("methods.vd_threshold", m.vd_threshold, -8, 8)
+    _optional(check_float, "methods.morphnet_strength", m.morphnet_strength, 0, exclusive_minimum=True)
+    check_float("methods.morphnet_threshold", m.morphnet_threshold, 0, exclusive_minimum=True)
+    check_float("methods.n2n_removal_share", m.n2n_removal_share, 0, 1)
+    check_int("methods.n2n_rollouts", m.n2n_rollouts, 1)
+    check_int("methods.evolution_offspring", m.evolution_offspring, 1)
+    check_float("methods.evolution_shrink", m.evolution_shrink, 0, 1, exclusive_minimum=True, exclusive_maximum=True)
     check_int("seed", config.seed, 0)
 
 
@@ -855,6 +918,7 @@ __all__ = [
     "ISOLATIONS",
     "KernelConfig",
     "LOCAL_EDITS",
+    "MethodsConfig",
     "RESUMABLE_KEYS",
     "RewardConfig",
     "SCHEMA_NAME",

@@ -27,7 +27,9 @@ from botorch_archsearch.evaluation import (
     ImageDataset,
     Teacher,
     evaluate_students,
+    evaluation_cost,
     finetune,
+    images_per_epoch,
     load_dataset,
     load_teacher,
     reward,
@@ -139,12 +141,12 @@ def _compress(teacher: nn.Module | Teacher | None, data: ImageDataset | None, co
         bf16 = use_bf16(config.evaluation.bf16, device)
         logger.info("distillation on %s in %s", device, "bf16 autocast" if bf16 else "float32")
     store.check_teacher(teacher_info)
+    context = SearchContext(space, config, teacher_info, store, teacher.model, data)
     history = SearchHistory()
     for record in store.open_journal():
-        history.add(record, record_student(space, record))
+        history.add(record, record_student(context.space_for(record.source), record))
     if history.records:
         logger.info("resuming: %d architectures already evaluated in %s", len(history), store.run_dir)
-    context = SearchContext(space, config, teacher_info, store)
     methods = run_methods(config)
     policies = [make_policy(method, context) for method in methods]  # a bad setting fails before any training
     search = _Search(context, history, teacher, make_backend(config, teacher, data))
@@ -187,23 +189,28 @@ class _Search:
                 continue
             step_start = time.perf_counter()
             proposals = policy.propose(history, step, _generator(self.config.seed, method, step))
-            done_keys = {(r.key, json.dumps(r.edit, sort_keys=True)) for r in done}
+            done_keys = {(r.key, json.dumps(r.edit, sort_keys=True), r.source) for r in done}
             todo = [p for p in proposals
-                    if (p.student.key(), json.dumps(p.student.edit.to_dict(), sort_keys=True)) not in done_keys]
-            self.evaluate(todo, method, step)
+                    if (p.student.key(), json.dumps(p.student.edit.to_dict(), sort_keys=True), p.source)
+                    not in done_keys]
+            self.evaluate(todo, method, step, time.perf_counter() - step_start)
             logger.info("%s", policy.describe_step(history, step, num_steps, len(todo),
                                                    time.perf_counter() - step_start))
 
-    def evaluate(self, proposals: list[Proposal], method: str, step: int) -> None:
-        """Evaluate ``proposals`` together and record each (weights kept before the record)."""
+    def evaluate(self, proposals: list[Proposal], method: str, step: int, propose_seconds: float = 0.0) -> None:
+        """Evaluate ``proposals`` together and record each (weights kept before the record); the
+        first record also accounts for the ``propose_seconds`` the step's proposals took."""
         if not proposals:
             return
-        teacher, r = self.context.teacher, self.config.reward
-        results = self.backend.evaluate([p.student for p in proposals],
-                                        derive_seed(self.config.seed, method, step, "evaluate"))
-        for p, result in zip(proposals, results):
+        teacher, r, e, data = self.context.teacher, self.config.reward, self.config.evaluation, self.context.data
+        students = [p.student if p.source is None else build_student(p.student, self.context.source_model(p.source))
+                    for p in proposals]
+        results = self.backend.evaluate(students, derive_seed(self.config.seed, method, step, "evaluate"))
+        train_images = images_per_epoch(len(data.train_y), e.batch_size, e.max_batches)
+        for i, (p, result) in enumerate(zip(proposals, results)):
             graph = p.student.graph
             params, flops = count_params(graph), count_flops(graph)
+            overhead_seconds = p.overhead_seconds + (propose_seconds if i == 0 else 0.0)
             f = reward(
                 result.accuracy if result.ok else 0.0, self.teacher.val_accuracy, params, teacher["params"],
                 flops=flops, teacher_flops=teacher["flops"], measure=r.measure, budget=r.budget,
@@ -214,7 +221,9 @@ class _Search:
                 "params": params, "flops": flops, "accuracy": result.accuracy, "best_epoch": result.best_epoch,
                 "reward": f, "acquisition": p.acquisition, "seconds": result.seconds, "status": result.status,
                 "reason": result.reason, "history": result.history, "architecture": graph.to_dict(),
-                "edit": p.student.edit.to_dict(), "target": p.target,
+                "edit": p.student.edit.to_dict(), "target": p.target, "source": p.source,
+                "cost": evaluation_cost(flops, teacher["flops"], train_images, len(data.val_y), e.epochs),
+                "overhead_cost": p.overhead_cost or None, "overhead_seconds": overhead_seconds or None,
                 "encoding": encode([graph], self.context.max_layers, dtype=torch.float64)[0].to(torch.int64).tolist(),
             }
             record = EvaluationRecord(**{k: finite(v) for k, v in values.items()})
@@ -252,7 +261,8 @@ class _Search:
                          "flops": record.flops, "search_accuracy": record.accuracy, "reward": record.reward}
                 start = time.perf_counter()
                 try:
-                    student = build_student(self.history.students[record.index], self.teacher.model)
+                    student = build_student(self.history.students[record.index],
+                                            self.context.source_model(record.source))
                     weights = self.store.weights(record.index)
                     if weights is not None:
                         student.load_state_dict(weights)

@@ -30,15 +30,16 @@ The methods here: random search (``random``), ESNAC's multiple kernels (``esnac`
 
 from __future__ import annotations
 
+import copy
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from botorch_archsearch.acquisition import propose_architectures
 from botorch_archsearch.exceptions import ArchSearchError
@@ -48,10 +49,11 @@ from botorch_archsearch.kernels import load_kernel
 from botorch_archsearch.search.config import options_for
 from botorch_archsearch.search.records import EvaluationRecord, Proposal
 from botorch_archsearch.search.report import format_seconds
-from botorch_archsearch.search.store import RunStore, saved_kernels
+from botorch_archsearch.search.store import RunStore, WeightSource, saved_kernels
 from botorch_archsearch.space import Edit, SearchSpace, Student, mutate_edits, oneshot_edit, perturb_edits
 
 if TYPE_CHECKING:
+    from botorch_archsearch.evaluation import ImageDataset  # noqa: F401 - for the annotations
     from botorch_archsearch.search.config import CompressConfig  # noqa: F401 - for the annotations
 
 logger = logging.getLogger("botorch_archsearch")
@@ -83,13 +85,52 @@ class SearchContext:
         space: The search space of the teacher.
         config: The search's settings.
         teacher: The teacher's name, ``params``, ``flops`` and accuracy (``teacher.json``).
-        store: Where the run keeps what it computes (a policy may save its models there).
+        store: Where the run keeps what it computes (a policy may save its models and weight
+            sources there).
+        model: The teacher network (for methods that train a copy of it).
+        data: The search's dataset (for methods that train).
     """
 
     space: SearchSpace
     config: CompressConfig
     teacher: dict[str, Any]
     store: RunStore
+    model: nn.Module | None = None
+    data: ImageDataset | None = None
+    _cache: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def space_for(self, source: str | None) -> SearchSpace:
+        r"""The search space whose students inherit from weight source ``source`` (``None``: the
+        teacher's :attr:`space`): the same edits, channels ranked by the source's importance.
+
+        Raises:
+            ArchSearchError: If the run has no such source.
+        """
+        if source is None:
+            return self.space
+        key = ("space", source)
+        if key not in self._cache:
+            self._cache[key] = self.space.with_importance(self._source(source).importance)
+        return self._cache[key]
+
+    def source_model(self, source: str | None) -> nn.Module:
+        r"""The network students of ``source`` inherit from (``None``: the teacher)."""
+        if source is None:
+            return self.model
+        key = ("model", source)
+        if key not in self._cache:
+            model = copy.deepcopy(self.model).cpu()
+            model.load_state_dict(self._source(source).state_dict)
+            self._cache[key] = model
+        return self._cache[key]
+
+    def _source(self, name: str) -> WeightSource:
+        source = self.store.source(name)
+        if source is None:
+            raise ArchSearchError(
+                f"weight source {name!r} is not in this run (no sources/{name}.pt); the run directory is incomplete."
+            )
+        return source
 
     @property
     def max_layers(self) -> int:

@@ -25,9 +25,11 @@ from botorch_archsearch.utils.validation import is_int
 if TYPE_CHECKING:
     from botorch_archsearch.space import Student
 
-JOURNAL_FORMAT = 2
+JOURNAL_FORMAT = 3
 r"""The format of the records written by this version. 1: records of searches before the format
-was recorded (no ``format`` key); 2: the same keys, with ``format``."""
+was recorded (no ``format`` key); 2: the same keys, with ``format``; 3: adds the optional
+``source`` (where a student's weights came from, when not from the teacher), ``cost`` and the
+``overhead_cost`` / ``overhead_seconds`` of the method's own work (compute accounting)."""
 
 STATUSES = ("ok", "failed")
 r"""The ``status`` of a record."""
@@ -42,12 +44,20 @@ class Proposal:
         kernel: The kernel that proposed it (``None`` where no kernel did).
         acquisition: The acquisition value it was proposed with (``None`` without one).
         target: The relative size a one-shot method aimed at (``None`` otherwise).
+        source: The weight source the student inherits from (a name the policy saved with
+            :meth:`~botorch_archsearch.search.store.RunStore.save_source`; ``None``: the teacher).
+        overhead_cost: MAC-images the method spent on this proposal besides its evaluation (e.g.
+            the regularised training of the teacher copy it inherits from), counted once.
+        overhead_seconds: Wall-clock seconds of that work.
     """
 
     student: Student
     kernel: int | None = None
     acquisition: float | None = None
     target: float | None = None
+    source: str | None = None
+    overhead_cost: float = 0.0
+    overhead_seconds: float = 0.0
 
 
 class _Record:
@@ -115,10 +125,19 @@ class EvaluationRecord(_Record):
         encoding: Its encoding (:func:`~botorch_archsearch.graph.encode`) with the run's
             ``max_layers``.
         target: The relative size a one-shot method aimed at (left out when ``None``).
+        source: Where its weights came from when not from the teacher: a weight source saved in
+            the run (``sources/<source>.pt``; left out when ``None``).
+        cost: MAC-images of its evaluation (:func:`~botorch_archsearch.evaluation.evaluation_cost`:
+            3x the student's MACs per training image, 1x the teacher's, 1x the student's per
+            validation image).
+        overhead_cost: MAC-images of the method's work besides evaluations that this record
+            accounts for (regularised training of a weight source; left out when ``None``).
+        overhead_seconds: Wall-clock seconds the method spent besides evaluations before this
+            record (proposing the step, training a weight source; left out when ``None``).
         format: The journal format it was written in.
     """
 
-    _OPTIONAL: ClassVar[tuple[str, ...]] = ("target",)
+    _OPTIONAL: ClassVar[tuple[str, ...]] = ("target", "source", "cost", "overhead_cost", "overhead_seconds")
 
     index: int
     method: str
@@ -139,7 +158,21 @@ class EvaluationRecord(_Record):
     edit: dict[str, Any] | None = None
     encoding: list[int] | None = None
     target: float | None = None
+    source: str | None = None
+    cost: float | None = None
+    overhead_cost: float | None = None
+    overhead_seconds: float | None = None
     format: int = JOURNAL_FORMAT
+
+    @property
+    def total_cost(self) -> float:
+        r"""MAC-images this record accounts for: its evaluation and its overhead."""
+        return (self.cost or 0.0) + (self.overhead_cost or 0.0)
+
+    @property
+    def total_seconds(self) -> float:
+        r"""Wall-clock seconds this record accounts for: its evaluation and its overhead."""
+        return (self.seconds or 0.0) + (self.overhead_seconds or 0.0)
 
     @property
     def ok(self) -> bool:

@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 
 from botorch_archsearch.exceptions import ArchSearchError
@@ -48,6 +51,26 @@ RUN_NAME = "run.json"
 TEACHER_NAME = "teacher.json"
 WEIGHTS_DIR = "weights"
 KERNELS_DIR = "kernels"
+SOURCES_DIR = "sources"
+
+
+@dataclass(frozen=True, eq=False)
+class WeightSource:
+    r"""Weights a method's students inherit instead of the teacher's: a trained copy of the
+    teacher (same architecture), with the channel importance the method ranks channels by.
+
+    Args:
+        name: Its name in the run (``sources/<name>.pt``; a journal record's ``source``).
+        state_dict: The teacher-architecture weights.
+        importance: Per channel group (the order of an edit's ``shrink_ratios``), the method's
+            importance of each channel.
+        info: What made it: the method, its settings, ``cost`` (MAC-images) and ``seconds``.
+    """
+
+    name: str
+    state_dict: dict[str, torch.Tensor]
+    importance: tuple[np.ndarray, ...]
+    info: dict[str, Any] = field(default_factory=dict)
 
 
 class RunStore:
@@ -70,6 +93,7 @@ class RunStore:
         self._journal: Journal | None = None
         self._tensorboard: TensorBoardLogger | None = None
         self._weights: dict[int, dict] = {}  # in memory, without a run directory
+        self._sources: dict[str, WeightSource] = {}  # read or saved in this run
         if self.run_dir is None:
             if resume:
                 raise ArchSearchError("compress: resume=True needs the run_dir to resume.")
@@ -224,6 +248,38 @@ class RunStore:
         path = self.run_dir / WEIGHTS_DIR / f"{index}.pt"
         return torch.load(path, map_location="cpu", weights_only=True) if path.exists() else None
 
+    def save_source(self, source: WeightSource) -> None:
+        r"""Keep a weight source for the run's students (``sources/<name>.pt``, written before
+        any record refers to it).
+
+        Raises:
+            ArchSearchError: If its name is not a plain name (letters, digits, ``-``, ``_``, ``.``).
+        """
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", source.name):
+            raise ArchSearchError(f"RunStore.save_source: {source.name!r} is not a plain name (letters, digits, -, _, .).")
+        self._sources[source.name] = source
+        if self.run_dir is None:
+            return
+        path = self.run_dir / SOURCES_DIR / f"{source.name}.pt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".pt.partial")
+        torch.save({"state_dict": source.state_dict, "info": source.info,
+                    "importance": [torch.as_tensor(v, dtype=torch.float64) for v in source.importance]}, partial)
+        partial.replace(path)  # a source file is whole or absent
+
+    def source(self, name: str) -> WeightSource | None:
+        r"""The weight source ``name`` of this run (``None`` if it was never saved)."""
+        if name in self._sources or self.run_dir is None:
+            return self._sources.get(name)
+        path = self.run_dir / SOURCES_DIR / f"{name}.pt"
+        if not path.exists():
+            return None
+        values = torch.load(path, map_location="cpu", weights_only=True)
+        source = WeightSource(name, values["state_dict"], tuple(v.numpy() for v in values["importance"]),
+                              values.get("info", {}))
+        self._sources[name] = source
+        return source
+
     def save_kernels(self, method: str, step: int, models: list[Any], metadata: list[dict[str, Any]]) -> None:
         r"""Save the fitted kernels of a step as ``kernels/<method>-stepNNN/kernelK.pt``."""
         if self.run_dir is None:
@@ -263,4 +319,4 @@ def _write_json(path: Path, values: dict[str, Any]) -> None:
     path.write_text(json.dumps(values, indent=2, sort_keys=True))
 
 
-__all__ = ["FINAL_NAME", "RUN_NAME", "RunStore", "TEACHER_NAME", "saved_kernels"]
+__all__ = ["FINAL_NAME", "RUN_NAME", "RunStore", "SOURCES_DIR", "TEACHER_NAME", "WeightSource", "saved_kernels"]

@@ -16,6 +16,7 @@ student is at most the target, so one channel less shrinkage would exceed it.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 
@@ -95,10 +96,70 @@ def oneshot_edit(
     return space.uniform_edit(float(ratios[hi]), order)
 
 
-def _global_edit(space: SearchSpace, count, limit: float, target: float, measure: str) -> Edit:
+def importance_edit(
+    space: SearchSpace,
+    importance: tuple[np.ndarray, ...] | list[np.ndarray],
+    target: float,
+    measure: str = "flops",
+    per_cost: bool = True,
+) -> Edit:
+    r"""The largest student within ``target`` that keeps the channels of highest ``importance``,
+    by one threshold for all groups: the pruning rule of the regularised methods (Group Lasso,
+    Variational Dropout; FIELD.md "dropping the smallest norm per FLOP until the target is met").
+
+    Each channel's score is its importance divided, where ``per_cost``, by what one channel of its
+    group costs (the teacher's ``measure`` saved per channel when the group is halved alone); every
+    group keeps its channels scoring at or above the threshold, at least one block, and the
+    threshold is the smallest whose student is within the target. No layer is removed.
+
+    Args:
+        space: The teacher's search space; build the student from
+            ``space.with_importance(importance)`` so that it keeps exactly these channels.
+        importance: Per channel group, one value >= 0 per channel (raw: not normalised per group).
+        target: The relative size in ``(0, 1]``.
+        measure: ``"params"`` or ``"flops"``.
+        per_cost: Divide by each group's cost per channel (``False``: compare raw importances).
+
+    Returns:
+        The edit (channel order ``"magnitude"``).
+
+    Raises:
+        ArchSearchError: If the importance does not fit the space, or the target cannot be reached
+            even with one block per group.
+    """
+    where = "importance_edit"
+    check_choice("measure", measure, SIZE_MEASURES, where=where)
+    check_float("target", target, 0, 1, exclusive_minimum=True, what="a fraction of the teacher's size", where=where)
+    channels = space.channels
+    roots = channels.group_roots
+    values = [np.asarray(v, dtype=np.float64) for v in importance]
+    if len(values) != len(roots) or any(v.shape != (channels.size[r],) for v, r in zip(values, roots)):
+        raise ArchSearchError(
+            f"importance_edit: importance must hold one value per channel of each of the {len(roots)} channel groups "
+            f"(sizes {[channels.size[r] for r in roots][:8]}...), got {len(values)} arrays."
+        )
+    count = count_params if measure == "params" else count_flops
+    full = count(space.graph)
+    if per_cost:
+        scores = []
+        for g, (v, r) in enumerate(zip(values, roots)):
+            size = channels.size[r]
+            ratios = [0.0] * len(roots)
+            ratios[g] = 0.5
+            half = Edit((False,) * space.graph.num_layers, tuple(ratios), (), "even")
+            kept = channels.keep_count(0.5, size, channels.blocks[r])
+            saved = (full - count(space.apply(half))) / max(size - kept, 1)
+            scores.append(v / max(saved, 1e-12))
+        values = scores
+    edit = _global_edit(space, count, target * full, target, measure, values, order="even")  # counts only
+    return replace(edit, channel_order="magnitude")
+
+
+def _global_edit(space: SearchSpace, count, limit: float, target: float, measure: str,
+                 importance: list[np.ndarray] | None = None, order: str = "magnitude") -> Edit:
     """One importance threshold for every group (each group keeps its channels at or above it,
     at least one block)."""
-    importance = space.channels.importance
+    importance = space.channels.importance if importance is None else importance
     blocks = [space.channels.blocks[r] for r in space.channels.group_roots]
     thresholds = np.unique(np.concatenate(importance))
 
@@ -107,7 +168,7 @@ def _global_edit(space: SearchSpace, count, limit: float, target: float, measure
         for values, b in zip(importance, blocks):
             keep = max(int((values >= t).sum()), b)
             ratios.append(1.0 - keep / len(values))
-        return Edit((False,) * space.graph.num_layers, tuple(ratios), (), "magnitude")
+        return Edit((False,) * space.graph.num_layers, tuple(ratios), (), order)
 
     top = edit(math.inf)
     if count(space.apply(top)) > limit:
@@ -132,4 +193,4 @@ def _unreachable(method: str, target: float, measure: str, smallest: float) -> N
     )
 
 
-__all__ = ["MAGNITUDE_SCOPES", "ONESHOT_METHODS", "oneshot_edit"]
+__all__ = ["MAGNITUDE_SCOPES", "ONESHOT_METHODS", "importance_edit", "oneshot_edit"]

@@ -157,6 +157,21 @@ class SearchSpace:
         """Whether this space knows the teacher's channel importance (for ``"magnitude"`` edits)."""
         return self.channels.importance is not None
 
+    def with_importance(self, channel_importance: Sequence[np.ndarray]) -> SearchSpace:
+        r"""This space with another channel importance and channel order ``"magnitude"``: its
+        edits keep the channels most important by ``channel_importance`` (e.g. the importance a
+        pruning method computed on its own weights).
+
+        Args:
+            channel_importance: Per channel group, the importance of each channel.
+
+        Returns:
+            A new search space of the same teacher graph and settings.
+        """
+        options = {**self.options, "channel_order": "magnitude"}
+        options["shrink_range"] = tuple(options["shrink_range"])
+        return SearchSpace(self.graph, channel_importance=channel_importance, **options)
+
     def identity_edit(self) -> Edit:
         """The edit that changes nothing (it gives back the teacher)."""
         return Edit((False,) * self.graph.num_layers, (0.0,) * self.num_groups, (), self.channel_order)
