@@ -323,6 +323,8 @@ class MethodsConfig:
         max_batches: Stop each epoch of the regularised training after this many batches.
         group_lasso_strength: ``lambda`` of ``lambda * sum_g sqrt(|g|) ||theta_g||_2`` (per
             channel, the coupled output weights of every layer of its group).
+        vd_lr: Adam learning rate of Variational Dropout's weights (the authors: 1e-5 over 200
+            epochs).
         vd_log_sigma2_lr: Adam learning rate of Variational Dropout's ``log_sigma2``.
         vd_threshold: Weights with ``log_alpha`` at or above it are dropped (Molchanov et al.: 3).
         morphnet_strength: The FLOP regulariser's strength; ``None``: 1 / the teacher's regulariser
@@ -341,6 +343,7 @@ class MethodsConfig:
     batch_size: int = 128
     max_batches: int | None = None
     group_lasso_strength: float = 5e-4
+    vd_lr: float = 1e-4
     vd_log_sigma2_lr: float = 0.01
     vd_threshold: float = 3.0
     morphnet_strength: float | None = field(default=None, metadata={"null": "1 / the regulariser's initial value"})
@@ -670,6 +673,7 @@ def check_config(config: CompressConfig) -> None:
     check_int("methods.batch_size", m.batch_size, 1)
     _optional(check_int, "methods.max_batches", m.max_batches, 1)
     check_float("methods.group_lasso_strength", m.group_lasso_strength, 0)
+    check_float("methods.vd_lr", m.vd_lr, 0, exclusive_minimum=True)
     check_float("methods.vd_log_sigma2_lr", m.vd_log_sigma2_lr, 0, exclusive_minimum=True)
     check_float("methods.vd_threshold", m.vd_threshold, -8, 8)
     _optional(check_float, "methods.morphnet_strength", m.morphnet_strength, 0, exclusive_minimum=True)
