@@ -37,7 +37,8 @@ RUNS: dict[str, list[str]] = {
     "both_synthetic": ["search=both", "dataset=synthetic", "seed=1", "search.steps=3"],
 }
 FILES = ("config.json", "journal.jsonl", "final.jsonl", "teacher.json")
-TIMING = ("seconds", "search_seconds", "elapsed", "time")  # keys whose values are wall-clock times
+TIMING = ("seconds", "search_seconds", "elapsed", "time", "overhead_seconds")  # wall-clock times
+ADDED = ("cost", "methods")  # added after the golden runs were recorded (issue 17): new fields, not changed results
 SCHEMA = ("format",)  # the journal format version of a record (issue 16): how it is written, not a result
 
 
@@ -54,7 +55,7 @@ def _run(name: str, run_dir: Path) -> None:
 def _strip(value: object) -> object:
     """``value`` without timing fields, recursively."""
     if isinstance(value, dict):
-        return {k: _strip(v) for k, v in value.items() if k not in TIMING}
+        return {k: _strip(v) for k, v in value.items() if k not in TIMING and k not in ADDED}
     if isinstance(value, list):
         return [_strip(v) for v in value]
     return value

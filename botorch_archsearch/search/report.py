@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from botorch_archsearch.exceptions import ArchSearchError
+from botorch_archsearch.utils.validation import check_choice
 
 REPORT_NAME = "report.md"
 r"""File name of the report in a run directory."""
@@ -39,8 +40,8 @@ _OTHER_COLORS = ("tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", 
 _HISTOGRAM_BINS = 20
 
 
-def pareto_front(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    r"""The non-dominated successful records: accuracy against number of parameters.
+def pareto_front(records: Iterable[dict[str, Any]], measure: str = "params") -> list[dict[str, Any]]:
+    r"""The non-dominated successful records: accuracy against number of parameters (or FLOPs).
 
     A record is dominated if another has fewer-or-equal parameters and higher-or-equal accuracy,
     and is strictly better in one of them. Records that did not succeed (``status != "ok"``) or
@@ -49,20 +50,23 @@ def pareto_front(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
     Args:
         records: Journal records.
+        measure: ``"params"`` or ``"flops"`` (records without a finite value are left out).
 
     Returns:
-        The non-dominated records (the same dict objects), sorted by parameters, then index.
+        The non-dominated records (the same dict objects), sorted by the measure, then index.
     """
+    check_choice("measure", measure, ("params", "flops"), where="pareto_front")
     candidates = sorted(
-        (r for r in records if _is_ok(r)), key=lambda r: (r["params"], -r["accuracy"], _index(r))
+        (r for r in records if _is_ok(r) and _finite(r.get(measure))),
+        key=lambda r: (r[measure], -r["accuracy"], _index(r)),
     )
     front: list[dict[str, Any]] = []
     best_fewer = -math.inf  # best accuracy among records with strictly fewer parameters
     start = 0
     while start < len(candidates):
-        params = candidates[start]["params"]
+        params = candidates[start][measure]
         stop = start
-        while stop < len(candidates) and candidates[stop]["params"] == params:
+        while stop < len(candidates) and candidates[stop][measure] == params:
             stop += 1
         group = candidates[start:stop]
         top = group[0]["accuracy"]  # sorted by decreasing accuracy within a parameter count
@@ -160,41 +164,44 @@ def plot_reward_histogram(records: Sequence[dict[str, Any]], path: str | Path) -
     return _save(fig, path)
 
 
-def plot_pareto(records: Sequence[dict[str, Any]], teacher: dict[str, Any], path: str | Path) -> Path:
-    r"""Plot accuracy against number of parameters (log scale): every successful record of each
-    method, each method's Pareto front (the best accuracy reached with at most that many
-    parameters) as a step line, and the teacher as a star.
+def plot_pareto(records: Sequence[dict[str, Any]], teacher: dict[str, Any], path: str | Path,
+                measure: str = "params") -> Path:
+    r"""Plot accuracy against number of parameters or FLOPs (log scale): every successful record
+    of each method, each method's Pareto front (the best accuracy reached with at most that
+    size) as a step line, and the teacher as a star.
 
     Args:
         records: Journal records (failed ones are left out).
-        teacher: The teacher's summary, with ``params`` and ``val_accuracy``.
+        teacher: The teacher's summary, with ``params`` (or ``flops``) and ``val_accuracy``.
         path: The PNG file to write (its folder is created).
+        measure: ``"params"`` or ``"flops"`` (multiply-accumulates per image).
 
     Returns:
         ``path`` as a :class:`~pathlib.Path`.
     """
     _check_records(records)
     _check_teacher(teacher)
+    check_choice("measure", measure, ("params", "flops"), where="plot_pareto")
     fig, ax = _new_figure()
-    by_method = _by_method([r for r in records if _is_ok(r) and r["params"] > 0])
+    by_method = _by_method([r for r in records if _is_ok(r) and _finite(r.get(measure)) and r[measure] > 0])
     for method, rows in by_method.items():
         color = _method_color(method, list(by_method))
         ax.scatter(
-            [r["params"] for r in rows],
+            [r[measure] for r in rows],
             [100 * r["accuracy"] for r in rows],
             s=12,
             alpha=0.5,
             color=color,
             label=method,
         )
-        front = pareto_front(rows)
-        x = [r["params"] for r in front] + [max(r["params"] for r in rows)]
+        front = pareto_front(rows, measure)
+        x = [r[measure] for r in front] + [max(r[measure] for r in rows)]
         y = [100 * r["accuracy"] for r in front] + [100 * front[-1]["accuracy"]]
         ax.step(x, y, where="post", color=color, linewidth=2, label=f"{method} Pareto front")
     accuracy = teacher.get("val_accuracy")
-    if _finite(accuracy):
+    if _finite(accuracy) and _finite(teacher.get(measure)):
         ax.scatter(
-            [teacher["params"]],
+            [teacher[measure]],
             [100 * accuracy],
             marker="*",
             s=250,
@@ -207,7 +214,7 @@ def plot_pareto(records: Sequence[dict[str, Any]], teacher: dict[str, Any], path
         _no_data(ax, "no successful evaluation")
     if ax.get_legend_handles_labels()[0]:  # a log axis without positive data only warns
         ax.set_xscale("log")
-    ax.set_xlabel("number of parameters")
+    ax.set_xlabel("number of parameters" if measure == "params" else "FLOPs (multiply-accumulates per image)")
     ax.set_ylabel("validation accuracy (%)")
     ax.set_title("Accuracy against size")
     ax.grid(True, which="both", alpha=0.3)
@@ -273,10 +280,16 @@ def write_report(
             "Validation accuracy against number of parameters of the successful evaluations, each "
             "method's Pareto front (step line) and the teacher (star).",
         ),
+        (
+            plot_pareto(records, teacher, plots / "pareto_flops.png", measure="flops"),
+            "The same against FLOPs (multiply-accumulates per image): every method side by side.",
+        ),
     ]
 
     lines = [f"# {_md(title)}", ""]
     lines += results_table(records, teacher, final)
+    lines += ["", "## Cost", ""]
+    lines += cost_table(records, teacher)
     if final:
         lines += ["", "## Fully trained students", ""]
         lines += _final_table(final, teacher["params"], _method_names(records, final))
@@ -571,6 +584,49 @@ def results_table(
     return lines
 
 
+def cost_table(records: Sequence[dict[str, Any]], teacher: dict[str, Any]) -> list[str]:
+    r"""Each method's result next to what it cost (Markdown lines), to compare methods at equal
+    compute: its best architecture by ``f(x)`` (accuracy, FLOPs), the MAC-images of all its
+    evaluations plus its own work (:mod:`~botorch_archsearch.evaluation.cost`: regularised training
+    of the teacher for the field's regularised methods), and the wall time of both.
+
+    Args:
+        records: Journal records (records written before costs were recorded count as ``-``).
+        teacher: The teacher's ``flops``.
+
+    Returns:
+        The lines.
+    """
+    header = ["Method", "f(x)", "Accuracy", "#FLOPs", "FLOPs ratio", "Cost (MAC-images)", "of which overhead",
+              "Wall time"]
+    lines = [_row(header), _row(["---"] + ["---:"] * (len(header) - 1))]
+    for method, rows in _by_method(records).items():
+        ok = [r for r in rows if _is_ok(r)]
+        costs = [r.get("cost") for r in rows]
+        overhead = sum(float(r["overhead_cost"]) for r in rows if _finite(r.get("overhead_cost")))
+        known = all(_finite(c) for c in costs)
+        total = sum(float(c) for c in costs) + overhead if known else None
+        seconds = sum(float(r[k]) for r in rows for k in ("seconds", "overhead_seconds") if _finite(r.get(k)))
+        best = max(ok, key=lambda r: (_reward(r), -_index(r))) if ok else None
+        flops = None if best is None else best.get("flops")
+        lines.append(_row([
+            _md(method),
+            "-" if best is None else f"{_reward(best):.4f}",
+            "-" if best is None else _percent(best["accuracy"]),
+            format_params(flops) if _finite(flops) else "-",
+            format_ratio(teacher["flops"], flops) if _finite(flops) and _finite(teacher.get("flops")) else "-",
+            f"{total:.3g}" if total is not None else "-",
+            f"{overhead:.3g}" if total is not None else "-",
+            format_seconds(seconds),
+        ]))
+    lines += ["", "Cost: multiply-accumulates times images of every evaluation (3x the student's and 1x the "
+              "teacher's MACs per training image, 1x the student's per validation image) and of the method's own "
+              "work (regularised training: 3x, variational dropout 6x the teacher's MACs per image); the final "
+              "training is the same for every method and not counted. Wall time: evaluations and the method's own "
+              "work (proposing, regularised training)."]
+    return lines
+
+
 def _final_table(final: list[dict[str, Any]], teacher_params: float, order: list[str]) -> list[str]:
     header = ["Method", "Rank", "#Params", "Ratio", "Acc. (search)", "Test accuracy", "f(x)", "Time", "Path"]
     lines = [_row(header), _row(["---"] + ["---:"] * 7 + ["---"])]
@@ -622,6 +678,7 @@ __all__ = [
     "REPORT_NAME",
     "TENSORBOARD_DIR",
     "TensorBoardLogger",
+    "cost_table",
     "format_params",
     "format_ratio",
     "format_seconds",

@@ -22,7 +22,7 @@ from botorch_archsearch.search.report import (
 )
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-PLOT_NAMES = ("rewards.png", "reward_histogram.png", "pareto.png")
+PLOT_NAMES = ("rewards.png", "reward_histogram.png", "pareto.png", "pareto_flops.png")
 TEACHER = {
     "name": "resnet18",
     "params": 11_000_000,
@@ -152,7 +152,8 @@ def test_write_report_table_plots_and_failures(tmp_path):
     assert "Acc. (search)" not in text
 
     rows = _table_rows(text)
-    methods = [line.split(" | ")[0].strip("| ") for line in text.splitlines() if line.startswith("| ")]
+    methods = [line.split(" | ")[0].strip("| ") for line in text.split("\n\n", 2)[1].splitlines()
+               if line.startswith("| ")]
     assert methods == ["Method", "---", "Teacher (resnet18)", "random", "esnac"]
     teacher_row = ["Teacher (resnet18)", "94.50%", "11.00M", "1.0x", "-", "-", "-", "-"]
     assert rows["Teacher (resnet18)"] == teacher_row
@@ -308,3 +309,23 @@ def test_tensorboard_logger_rejects_record_without_index(tmp_path):
     with TensorBoardLogger(tmp_path / "tb") as logger:
         with pytest.raises(ArchSearchError, match="index"):
             logger.log_record({"method": "esnac", "reward": 0.5}, best_reward=0.5)
+
+
+def test_cost_table_sums_each_method_s_evaluations_and_overhead():
+    from botorch_archsearch.search.report import cost_table
+
+    records = [
+        {**_record(0, "group_lasso", 500_000, 0.90, 0.7, seconds=10.0), "flops": 100_000_000, "cost": 2e12,
+         "overhead_cost": 5e13, "overhead_seconds": 120.0},
+        {**_record(1, "group_lasso", 300_000, 0.80, 0.6, seconds=20.0), "flops": 60_000_000, "cost": 1e12},
+        {**_record(2, "esnac", 400_000, 0.85, 0.75, seconds=30.0), "flops": 80_000_000, "cost": 3e12,
+         "overhead_seconds": 5.0},
+        {**_record(3, "old", 400_000, 0.85, 0.5, seconds=30.0), "flops": 80_000_000},  # written before costs
+    ]
+    lines = cost_table(records, TEACHER)
+    rows = {line.strip("|").split(" | ")[0].strip(): [c.strip() for c in line.strip("|").split(" | ")]
+            for line in lines if line.startswith("|")}
+    # group_lasso: 2e12 + 1e12 + 5e13 = 5.3e13, of which 5e13 overhead; 10 + 20 + 120 s; best f(x) is index 0
+    assert rows["group_lasso"] == ["group_lasso", "0.7000", "90.00%", "100.00M", "5.5x", "5.3e+13", "5e+13", "0:02:30"]
+    assert rows["esnac"] == ["esnac", "0.7500", "85.00%", "80.00M", "6.9x", "3e+12", "0", "0:00:35"]
+    assert rows["old"][5:7] == ["-", "-"]
