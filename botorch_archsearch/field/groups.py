@@ -136,4 +136,62 @@ def group_sizes(slices: list[list[ChannelSlice]], side: str = "output") -> list[
     return sizes
 
 
-__all__ = ["ChannelSlice", "NORM_TYPES", "channel_slices", "group_norms", "group_sizes"]
+def safe_group_norms(slices: list[list[ChannelSlice]], side: str = "output") -> list[Tensor]:
+    r"""Per channel group, the L2 norm of each channel's weights on ``side``, as :func:`group_norms`
+    gives it, but with a zero gradient (a valid subgradient) at a channel whose weights are all
+    zero, where the square root's gradient is infinite: for a regulariser in the loss of a network
+    whose channels may already be exactly zero (e.g. after a proximal step).
+
+    Args:
+        slices: From :func:`channel_slices`.
+        side: ``"output"``, ``"input"`` or ``"both"``.
+
+    Returns:
+        Per group, a tensor of one norm per channel (zeros for a group without such weights).
+    """
+    out = []
+    for group in slices:
+        total = None
+        for s in group:
+            if side != "both" and s.side != side:
+                continue
+            sq = s.per_channel(s.tensor.pow(2))
+            total = sq if total is None else total + sq
+        if total is None:
+            out.append(torch.zeros(next((s.tensor.shape[s.dim] for s in group), 0)))
+            continue
+        positive = total > 0
+        out.append(torch.where(positive, torch.where(positive, total, torch.ones_like(total)).sqrt(),
+                               torch.zeros_like(total)))
+    return out
+
+
+def zero_channels(slices: list[list[ChannelSlice]], side: str = "output") -> list[Tensor]:
+    r"""Per channel group, which channels have every weight on ``side`` exactly zero (a channel
+    whose output weights are all zero is zero wherever it goes: removing it changes nothing).
+
+    Args:
+        slices: From :func:`channel_slices`.
+        side: ``"output"``, ``"input"`` or ``"both"``.
+
+    Returns:
+        Per group, a boolean tensor with one entry per channel (all ``False`` for a group without
+        such weights).
+    """
+    out = []
+    with torch.no_grad():
+        for group, norms in zip(slices, group_norms(slices, side)):
+            has_weights = any(side == "both" or s.side == side for s in group)
+            out.append(norms == 0 if has_weights else torch.zeros_like(norms, dtype=torch.bool))
+    return out
+
+
+__all__ = [
+    "ChannelSlice",
+    "NORM_TYPES",
+    "channel_slices",
+    "group_norms",
+    "group_sizes",
+    "safe_group_norms",
+    "zero_channels",
+]
