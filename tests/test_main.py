@@ -342,3 +342,50 @@ def test_a_teacher_that_cannot_be_built_is_one_line_and_exit_2(
     assert out.stderr.startswith(f"botorch-archsearch: error: {message.format(cwd=tmp_path)}"), out.stderr
     assert not (tmp_path / "run" / "journal.jsonl").exists()
     assert not list((tmp_path / "cache").rglob("state_dict.pt"))  # refused before the teacher was trained
+
+
+def _teacher_flops(dataset: str) -> int:
+    """The default teacher's MACs per image on ``dataset`` (its size is known before training)."""
+    import torch
+
+    from botorch_archsearch.evaluation import load_dataset
+    from botorch_archsearch.graph import count_flops, trace
+    from botorch_archsearch.models import build_teacher
+
+    data = load_dataset(dataset)
+    model = build_teacher("resnet18", num_classes=data.num_classes, in_channels=data.in_channels, width=0.125)
+    return count_flops(trace(model.eval(), torch.zeros(1, data.in_channels, data.image_size, data.image_size)))
+
+
+@pytest.mark.parametrize("method, baselines, target", [
+    ("n2n", "[group_lasso,variational_dropout,morphnet]", 0.5),
+    ("evolutionary_synthesis", "[]", 1 / 3),
+])
+def test_the_field_s_methods_run_from_the_cli_and_meet_a_flops_target(tmp_path, app, tiny_cli_args, method,
+                                                                      baselines, target):
+    # n2n: its second step's children are drawn as its first step's (every child of the first is over the
+    # budget: no update), and one is within 1/2; evolutionary synthesis keeps about 0.4-0.5 of the parent per generation
+    flops = _teacher_flops("digits")
+    out = app([*tiny_cli_args, "dataset=digits", f"search.method={method}", f"search.baselines={baselines}",
+               "search.steps=2", "search.num_kernels=2", "methods.n2n_rollouts=2", "methods.evolution_offspring=3",
+               "methods.evolution_shrink=0.4", "methods.epochs=1", "methods.max_batches=2", "reward.measure=flops",
+               "reward.budget_measure=flops", f"reward.budget={int(target * flops)}", f"search.targets=[{target}]",
+               "hydra.run.dir=run"], timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    run = tmp_path / "run"
+    records = _records(run)
+    teacher = json.loads((run / "teacher.json").read_text())
+    assert teacher["flops"] == flops
+    methods = [method, *baselines.strip("[]").split(",")] if baselines != "[]" else [method]
+    assert list(dict.fromkeys(r["method"] for r in records)) == methods
+    for m in methods:
+        mine = [r for r in records if r["method"] == m and r["status"] == "ok"]
+        best = max(mine, key=lambda r: r["reward"])
+        assert best["flops"] <= target * flops and best["reward"] > 0, (m, best["flops"], flops)
+        assert all(r["cost"] > 0 for r in mine)
+        if m in ("group_lasso", "variational_dropout", "morphnet"):  # students with their own weights
+            assert all(r["source"] == m for r in mine) and (run / "sources" / f"{m}.pt").is_file()
+            assert mine[0]["overhead_cost"] > 0
+    report = (run / "report.md").read_text()
+    assert "## Cost" in report and all(f"| {m} |" in report for m in methods)
+    assert (run / "plots" / "pareto_flops.png").is_file()

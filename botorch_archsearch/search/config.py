@@ -119,9 +119,13 @@ class SearchConfig:
 
     Args:
         method: ``"esnac"`` (Algorithm 1), ``"random"`` (random search, same evaluator and
-            budget), ``"both"`` (random search, then ESNAC, in one run), or a one-shot baseline
+            budget), ``"both"`` (random search, then ESNAC, in one run), a one-shot baseline
             alone: ``"uniform"`` or ``"magnitude"`` (one evaluation per target, see
-            :func:`~botorch_archsearch.space.oneshot_edit`).
+            :func:`~botorch_archsearch.space.oneshot_edit`), one of the field's methods
+            (:mod:`botorch_archsearch.field`): the searches ``"n2n"`` and
+            ``"evolutionary_synthesis"``, the regularised ``"group_lasso"``,
+            ``"variational_dropout"`` and ``"morphnet"`` (one evaluation per target), or any
+            registered :class:`~botorch_archsearch.search.ProposalPolicy`.
         steps: ``T``, search steps (paper: 20).
         num_kernels: ``K``, kernels per step = architectures evaluated per step (paper: 8).
             Random search evaluates ``T * K`` architectures, ``K`` at a time.
@@ -137,8 +141,9 @@ class SearchConfig:
         channel_order: Which channels a shrunk group keeps, in every student of every method:
             ``"even"`` (evenly spread, the reference) or ``"magnitude"`` (the teacher's most
             important by group magnitude; ``uniform`` students always keep evenly spread ones).
-        baselines: One-shot baselines (``"uniform"``, ``"magnitude"``) evaluated after the search,
-            one evaluation per target, recorded as methods of their own.
+        baselines: Methods of one student per target (``"uniform"``, ``"magnitude"``,
+            ``"group_lasso"``, ``"variational_dropout"``, ``"morphnet"``) evaluated after the
+            search, recorded as methods of their own.
         targets: The one-shot students' sizes, as fractions of the teacher's (in
             ``reward.budget_measure``, else ``reward.measure``). ``None``: the size of the best
             student of each search method of the run (the one-shots at equal compression), else
