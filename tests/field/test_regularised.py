@@ -104,3 +104,22 @@ def test_an_unreachable_target_is_refused_before_any_training(plain_policy, smal
     with pytest.raises(ArchSearchError, match="plain_test: it cannot reach a target of 1e-06"):
         compress(search_teacher, search_data, config)
     assert "calls" not in TRAINED
+
+
+@pytest.mark.slow
+def test_the_dask_backend_evaluates_students_of_a_weight_source_as_the_local_backend(
+        tmp_path, plain_policy, small_config, search_data, search_teacher):
+    import dataclasses
+
+    from botorch_archsearch.search.config import DaskConfig
+
+    config = small_config(method="plain_test", targets=[0.5])
+    config.methods.epochs = 1
+    local = compress(search_teacher, search_data, config, run_dir=tmp_path / "local")
+    evaluation = dataclasses.replace(config.evaluation, backend="dask", dask=DaskConfig(workers=1))
+    remote = compress(search_teacher, search_data, dataclasses.replace(config, evaluation=evaluation),
+                      run_dir=tmp_path / "dask")
+    timing = ("seconds", "overhead_seconds")
+    strip = [{k: v for k, v in r.to_dict().items() if k not in timing} for r in local.records]
+    assert [{k: v for k, v in r.to_dict().items() if k not in timing} for r in remote.records] == strip
+    assert remote.records[0].source == "plain_test" and remote.records[0].accuracy == local.records[0].accuracy
