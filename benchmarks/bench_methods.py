@@ -1,0 +1,348 @@
+r"""The field in one harness: every compression method at FLOPs targets of the same teacher, at
+comparable compute, the best student of each fully trained and tested (issue 17).
+
+Methods: ESNAC, random search, N2N and evolutionary synthesis (searches of the same number of
+evaluations), Group Lasso, Variational Dropout and MorphNet (regularised training of the teacher),
+the one-shot ``uniform`` and ``magnitude`` students, and Torch-Pruning's magnitude pruner (the
+peer, ``torch_pruning``). Every method but the peer runs through the app (``python -m
+botorch_archsearch +experiment=field_methods search.method=<method> ...``) with the same evaluator,
+reward (FLOPs, with the target as a hard budget), journal and final training; the peer's student is
+distilled by the same evaluator and trained by the same final training in this script.
+
+Sub-commands:
+
+``run``: one cell per (teacher, target, method, seed) in ``<out>/<teacher>/<target>/<method>/seed-<s>``;
+a finished cell is skipped, an interrupted one resumed, so the benchmark survives being stopped.
+``--jobs 2`` runs two cells at a time, one thread each.
+
+``report``: per teacher, a table shaped like the survey's Table 1 (per method and target: FLOPs,
+parameters and test accuracy of the fully trained best student, mean +- std over seeds; cost in
+MAC-images and wall time), ESNAC's paired differences to every method (mean and 95% t-interval over
+seeds) and, with ``--figures``, the Pareto plot of test accuracy against FLOPs of every method.
+
+Usage::
+
+    B=".venv/bin/python benchmarks/bench_methods.py"
+    $B run --teacher resnet18 --targets 1/3 --seeds 0 1 2 --jobs 2
+    $B run --teacher vgg19 --targets 1/3 --seeds 0 1 2 --jobs 2
+    $B run --teacher resnet18 --targets 1/2 1/5 1/10 --seeds 0 1 2 --jobs 2
+    $B report benchmarks/runs/methods --figures benchmarks/figures/methods
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+SEARCHES = ("esnac", "random", "n2n", "evolutionary_synthesis")
+ONE_PER_TARGET = ("group_lasso", "variational_dropout", "morphnet", "uniform", "magnitude")
+PEER = "torch_pruning"
+METHODS = SEARCHES + ONE_PER_TARGET + (PEER,)
+TEACHERS = {  # the app's teacher preset and the image size the network needs
+    "resnet18": ("tiny_resnet18", 28),
+    "vgg19": ("tiny_vgg19", 32),
+    "mobilenetv2": ("tiny_mobilenetv2", 32),
+}
+
+
+def target_label(target: Fraction) -> str:
+    return f"{target.numerator}-{target.denominator}"
+
+
+def teacher_flops(teacher: str) -> int:
+    """MACs per image of the (untrained) teacher network: the size is known before training."""
+    import torch
+
+    from botorch_archsearch.graph import count_flops, trace
+    from botorch_archsearch.models import build_teacher
+
+    _, size = TEACHERS[teacher]
+    model = build_teacher(teacher, num_classes=10, in_channels=1, width=0.125).eval()
+    return count_flops(trace(model, torch.zeros(1, 1, size, size)))
+
+
+def overrides(teacher: str, target: Fraction, method: str, seed: int) -> list[str]:
+    preset, size = TEACHERS[teacher]
+    budget = math.floor(float(target) * teacher_flops(teacher))
+    values = ["+experiment=field_methods", f"teacher={preset}", f"dataset.image_size={size}",
+              f"reward.budget={budget}", f"seed={seed}", "progress=false"]
+    if method != PEER:
+        values.append(f"search.method={method}")
+    if method in ONE_PER_TARGET or method == PEER:
+        values.append(f"search.targets=[{float(target)!r}]")
+    return values
+
+
+# --------------------------------------------------------------------------------------------
+# run
+
+
+def run_cell(cell: Path, teacher: str, target: Fraction, method: str, seed: int, threads: int) -> str:
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    start = time.perf_counter()
+    if method == PEER:
+        if (cell / "result.json").exists():
+            return f"{cell}: done"
+        command = [sys.executable, __file__, "peer", str(cell), teacher, str(target), str(seed)]
+    else:
+        if (cell / "report.md").exists():
+            return f"{cell}: done"
+        command = [sys.executable, "-m", "botorch_archsearch"]
+        if (cell / "config.json").exists():
+            command += [f"resume={cell.resolve()}", f"hydra.run.dir={(cell / 'resume-logs').resolve()}"]
+        else:
+            command += [*overrides(teacher, target, method, seed), f"hydra.run.dir={cell.resolve()}"]
+    cell.mkdir(parents=True, exist_ok=True)
+    print(f"{cell}: {' '.join(command[1:])}", flush=True)
+    with open(cell / "bench.log", "a") as log:
+        result = subprocess.run(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    status = "ok" if result.returncode == 0 else f"FAILED (exit code {result.returncode}, see {cell / 'bench.log'})"
+    return f"{cell}: {status} in {time.perf_counter() - start:.0f} s"
+
+
+def run(args: argparse.Namespace) -> None:
+    out = Path(args.out)
+    methods = METHODS if args.methods == ["all"] else args.methods
+    unknown = sorted(set(methods) - set(METHODS))
+    if unknown:
+        raise SystemExit(f"unknown methods {unknown}; choose from {list(METHODS)}")
+    cells = [(out / args.teacher / target_label(t) / m / f"seed-{s}", args.teacher, t, m, s)
+             for s in args.seeds for t in args.targets for m in methods]
+    threads = max(1, (os.cpu_count() or 2) // args.jobs)
+    with ThreadPoolExecutor(args.jobs) as pool:
+        for line in pool.map(lambda c: run_cell(*c, threads), cells):
+            print(line, flush=True)
+
+
+def peer(args: argparse.Namespace) -> None:
+    """One Torch-Pruning cell: the pruned teacher distilled and fully trained as the app's students."""
+    import torch
+
+    from botorch_archsearch.__main__ import AppConfig  # noqa: F401 - registers the app's schema
+    from botorch_archsearch.evaluation import (
+        evaluate_students,
+        evaluation_cost,
+        finetune,
+        images_per_epoch,
+        load_dataset,
+    )
+    from botorch_archsearch.field.peers import torch_pruning_student
+    from botorch_archsearch.search import CompressConfig
+    from botorch_archsearch.search.config import options_for, register_configs
+    from botorch_archsearch.search.loop import derive_seed, resolve_teacher
+
+    cell, target, seed = Path(args.cell), Fraction(args.target), int(args.seed)
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=overrides(args.teacher, target, PEER, seed))
+    values = OmegaConf.to_container(cfg, resolve=True)
+    values.pop("resume", None)
+    values.pop("hydra", None)
+    config = CompressConfig.from_dict(values)
+    d = config.dataset
+    data = load_dataset(d.name, d.root, download=d.download, val_size=d.val_size, seed=d.split_seed,
+                        image_size=d.image_size)
+    teacher = resolve_teacher(None, data, config, torch.device("cpu"))
+    example = torch.zeros(1, data.in_channels, data.image_size, data.image_size)
+    start = time.perf_counter()
+    student, info = torch_pruning_student(teacher.model, example, float(target), measure="flops")
+    prune_seconds = time.perf_counter() - start
+    e = config.evaluation
+    [result] = evaluate_students(teacher.model, [student], data, **options_for(evaluate_students, e),
+                                 seed=derive_seed(seed, PEER, 1, "evaluate"))
+    train = images_per_epoch(len(data.train_y), e.batch_size, e.max_batches)
+    from botorch_archsearch.graph import count_flops, trace
+
+    full = count_flops(trace(teacher.model, example))
+    final = finetune(student, data, **options_for(finetune, config.final), seed=derive_seed(seed, PEER, 0, "final"),
+                     progress=False)
+    record = {
+        "method": PEER, "seed": seed, "target": float(target), "flops": info["flops"], "params": info["params"],
+        "teacher_flops": full, "teacher_params": None, "accuracy": result.accuracy, "status": result.status,
+        "cost": evaluation_cost(info["flops"], full, train, len(data.val_y), e.epochs),
+        "seconds": (result.seconds or 0.0) + prune_seconds, "test_accuracy": final.test_accuracy,
+        "val_accuracy": final.val_accuracy, "final_seconds": final.seconds, "teacher_val_accuracy": teacher.val_accuracy,
+        "teacher_test_accuracy": teacher.test_accuracy, "pruning": info,
+    }
+    cell.mkdir(parents=True, exist_ok=True)
+    (cell / "result.json").write_text(json.dumps(record, indent=2))
+
+
+# --------------------------------------------------------------------------------------------
+# report
+
+
+def read_cell(cell: Path, method: str) -> dict | None:
+    """The cell's best student (fully trained) and its method's cost, or ``None`` if unfinished."""
+    if method == PEER:
+        path = cell / "result.json"
+        return json.loads(path.read_text()) if path.exists() else None
+    if not (cell / "report.md").exists():
+        return None
+    from botorch_archsearch.search.journal import read_journal
+
+    records = [r for r in read_journal(cell / "journal.jsonl").records if r["method"] == method]
+    final = [f for f in read_journal(cell / "final.jsonl").records if f["method"] == method and f.get("rank") == 1]
+    teacher = json.loads((cell / "teacher.json").read_text())
+    if not final:
+        return None
+    best = next(r for r in records if r["index"] == final[0]["index"])
+    return {
+        "method": method, "flops": best["flops"], "params": best["params"], "accuracy": best["accuracy"],
+        "test_accuracy": final[0].get("test_accuracy"), "teacher_flops": teacher["flops"],
+        "teacher_params": teacher["params"], "teacher_val_accuracy": teacher["val_accuracy"],
+        "teacher_test_accuracy": teacher.get("test_accuracy"), "evaluations": len(records),
+        "cost": sum((r.get("cost") or 0.0) + (r.get("overhead_cost") or 0.0) for r in records),
+        "seconds": sum((r.get("seconds") or 0.0) + (r.get("overhead_seconds") or 0.0) for r in records),
+        "final_seconds": final[0].get("seconds"),
+    }
+
+
+def t_interval(d: np.ndarray) -> tuple[float, float]:
+    from scipy.stats import t
+
+    if len(d) < 2:
+        return (math.nan, math.nan)
+    half = t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d))
+    return float(d.mean() - half), float(d.mean() + half)
+
+
+def report(args: argparse.Namespace) -> None:
+    out = Path(args.out)
+    for teacher_dir in sorted(p for p in out.iterdir() if p.is_dir()):
+        cells: dict[tuple[str, str], dict[int, dict]] = {}
+        for target_dir in sorted(p for p in teacher_dir.iterdir() if p.is_dir()):
+            for method in METHODS:
+                for cell in sorted((target_dir / method).glob("seed-*")):
+                    row = read_cell(cell, method)
+                    if row is not None:
+                        cells.setdefault((target_dir.name, method), {})[int(cell.name.split("-")[1])] = row
+        if not cells:
+            continue
+        any_row = next(iter(next(iter(cells.values())).values()))
+        targets = sorted({t for t, _ in cells}, key=lambda t: -float(Fraction(t.replace("-", "/"))))
+        print(f"## {teacher_dir.name}: teacher {any_row['teacher_flops'] / 1e6:.2f} MFLOPs (MACs), test accuracy "
+              f"{100 * (any_row['teacher_test_accuracy'] or math.nan):.2f}% (validation "
+              f"{100 * any_row['teacher_val_accuracy']:.2f}%)\n")
+        for target in targets:
+            print(f"### target {target.replace('-', '/')} of the teacher's FLOPs\n")
+            print("| method | seeds | MFLOPs | params | test accuracy (%) | within target | cost (MAC-images) "
+                  "| search wall time |")
+            print("|---|---|---|---|---|---|---|---|")
+            limit = float(Fraction(target.replace("-", "/"))) * any_row["teacher_flops"]
+            for method in METHODS:
+                rows = cells.get((target, method))
+                if not rows:
+                    continue
+                values = list(rows.values())
+                acc = np.array([100 * (r["test_accuracy"] or 0.0) for r in values])
+                flops = np.array([r["flops"] for r in values]) / 1e6
+                params = np.array([r["params"] for r in values])
+                cost = np.array([r["cost"] for r in values])
+                seconds = np.array([r["seconds"] for r in values])
+                within = sum(r["flops"] <= limit for r in values)
+                print(f"| {method} | {len(values)} | {flops.mean():.3f} | {params.mean():,.0f} | "
+                      f"{acc.mean():.2f} +- {acc.std(ddof=1) if len(acc) > 1 else 0:.2f} | {within}/{len(values)} | "
+                      f"{cost.mean():.3g} | {seconds.mean() / 60:.1f} min |")
+            print()
+            reference = cells.get((target, "esnac"))
+            if reference:
+                print("ESNAC minus each method, test accuracy (percentage points), paired by seed:\n")
+                print("| method | seeds | mean difference | 95% t-interval | ESNAC better on |")
+                print("|---|---|---|---|---|")
+                for method in METHODS:
+                    rows = cells.get((target, method))
+                    if method == "esnac" or not rows:
+                        continue
+                    seeds = sorted(set(rows) & set(reference))
+                    if not seeds:
+                        continue
+                    d = np.array([100 * ((reference[s]["test_accuracy"] or 0) - (rows[s]["test_accuracy"] or 0))
+                                  for s in seeds])
+                    lo, hi = t_interval(d)
+                    print(f"| {method} | {len(seeds)} | {d.mean():+.2f} | [{lo:+.2f}, {hi:+.2f}] | "
+                          f"{int((d > 0).sum())} of {len(d)} |")
+                print()
+        if args.figures:
+            pareto_figure(cells, any_row, Path(args.figures) / f"pareto_{teacher_dir.name}.png", teacher_dir.name)
+
+
+def pareto_figure(cells: dict, teacher: dict, path: Path, name: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    cmap = plt.get_cmap("tab10")
+    for i, method in enumerate(METHODS):
+        xs, ys, es = [], [], []
+        for (target, m), rows in sorted(cells.items()):
+            if m != method:
+                continue
+            values = list(rows.values())
+            xs.append(np.mean([r["flops"] for r in values]) / 1e6)
+            acc = np.array([100 * (r["test_accuracy"] or 0.0) for r in values])
+            ys.append(acc.mean())
+            es.append(acc.std(ddof=1) if len(acc) > 1 else 0.0)
+        if xs:
+            order = np.argsort(xs)
+            ax.errorbar(np.array(xs)[order], np.array(ys)[order], yerr=np.array(es)[order], marker="os^vD<>ph*"[i],
+                        color=cmap(i), capsize=3, label=method, linestyle="-" if len(xs) > 1 else "none")
+    if teacher.get("teacher_test_accuracy"):
+        ax.scatter([teacher["teacher_flops"] / 1e6], [100 * teacher["teacher_test_accuracy"]], marker="*", s=250,
+                   color="gold", edgecolor="black", zorder=5, label="teacher")
+    ax.set_xscale("log")
+    ax.set_xlabel("MFLOPs (multiply-accumulates per image)")
+    ax.set_ylabel("test accuracy after final training (%)")
+    ax.set_title(f"Fashion-MNIST, tiny {name}: every method (mean +- std over seeds)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize="small")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    print(f"figure: {path}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("run", help="run (or resume) the cells")
+    p.add_argument("--teacher", choices=sorted(TEACHERS), default="resnet18")
+    p.add_argument("--targets", nargs="+", type=Fraction, default=[Fraction(1, 3)])
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--methods", nargs="+", default=["all"])
+    p.add_argument("--jobs", type=int, default=1)
+    p.add_argument("--out", default=str(ROOT / "benchmarks" / "runs" / "methods"))
+    p.set_defaults(func=run)
+    p = sub.add_parser("peer", help="one Torch-Pruning cell (used by run)")
+    p.add_argument("cell")
+    p.add_argument("teacher", choices=sorted(TEACHERS))
+    p.add_argument("target")
+    p.add_argument("seed")
+    p.set_defaults(func=peer)
+    p = sub.add_parser("report", help="tables (and figures) of the cells")
+    p.add_argument("out", nargs="?", default=str(ROOT / "benchmarks" / "runs" / "methods"))
+    p.add_argument("--figures", default=None)
+    p.set_defaults(func=report)
+    args = parser.parse_args(argv)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+r"""Tests of benchmarks/bench_methods.py: the cells' overrides and the report's table and paired
+differences, on hand-made cells."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_methods", ROOT / "benchmarks" / "bench_methods.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _cell(folder: Path, method: str, flops: int, test_accuracy: float, cost: float, teacher_flops: int = 900) -> None:
+    folder.mkdir(parents=True)
+    records = [
+        {"index": 0, "method": method, "step": 1, "key": "a", "architecture": {}, "status": "ok", "reward": 0.5,
+         "params": 10, "accuracy": 0.8, "seconds": 30.0, "flops": flops, "cost": cost, "overhead_cost": cost,
+         "overhead_seconds": 30.0},
+        {"index": 1, "method": method, "step": 2, "key": "b", "architecture": {}, "status": "ok", "reward": 0.1,
+         "params": 20, "accuracy": 0.7, "seconds": 60.0, "flops": 2 * flops, "cost": cost},
+    ]
+    (folder / "journal.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    final = {"method": method, "index": 0, "rank": 1, "params": 10, "flops": flops, "test_accuracy": test_accuracy}
+    (folder / "final.jsonl").write_text(json.dumps(final) + "\n")
+    (folder / "teacher.json").write_text(json.dumps({"name": "resnet18", "params": 100, "flops": teacher_flops,
+                                                     "val_accuracy": 0.9, "test_accuracy": 0.91}))
+    (folder / "report.md").write_text("# done\n")
+
+
+def test_the_report_gives_each_method_s_mean_and_esnac_s_paired_differences(tmp_path, bench, capsys):
+    base = tmp_path / "resnet18" / "1-3"
+    for seed, (esnac, magnitude) in enumerate([(0.90, 0.85), (0.88, 0.87), (0.86, 0.80)]):
+        _cell(base / "esnac" / f"seed-{seed}", "esnac", 290, esnac, 1e9)
+        _cell(base / "magnitude" / f"seed-{seed}", "magnitude", 300, magnitude, 2e9)
+    peer = base / "torch_pruning" / "seed-0"
+    peer.mkdir(parents=True)
+    (peer / "result.json").write_text(json.dumps({"method": "torch_pruning", "flops": 310, "params": 9,
+                                                  "test_accuracy": 0.5, "cost": 5.0, "seconds": 60.0,
+                                                  "teacher_flops": 900, "teacher_val_accuracy": 0.9,
+                                                  "teacher_test_accuracy": 0.91}))
+    bench.main(["report", str(tmp_path), "--figures", str(tmp_path / "figures")])
+    out = capsys.readouterr().out
+    # esnac: test accuracy 88.00 +- 2.00; cost (1e9 + 1e9 + 1e9 overhead) = 3e9; wall 30 + 30 + 60 s = 2 min
+    assert "| esnac | 3 | 0.000 | 10 | 88.00 +- 2.00 | 3/3 | 3e+09 | 2.0 min |" in out
+    # magnitude at 300 FLOPs is exactly 1/3 of 900 (within); torch_pruning's 310 is not
+    assert "| magnitude | 3 | 0.000 | 10 | 84.00 +- 3.61 | 3/3 | 6e+09 | 2.0 min |" in out
+    assert "| torch_pruning | 1 | 0.000 | 9 | 50.00 +- 0.00 | 0/1 |" in out
+    # differences 5, 1, 6 points: mean 4, t-interval 4 +- 4.303 * 2.6458 / sqrt(3)
+    assert "| magnitude | 3 | +4.00 | [-2.57, +10.57] | 3 of 3 |" in out
+    assert "| torch_pruning | 1 | +40.00 | [+nan, +nan] | 1 of 1 |" in out
+    assert (tmp_path / "figures" / "pareto_resnet18.png").is_file()
+
+
+def test_cells_get_the_method_the_target_and_an_absolute_flops_budget(bench):
+    values = bench.overrides("resnet18", Fraction(1, 3), "group_lasso", 2)
+    flops = bench.teacher_flops("resnet18")
+    assert f"reward.budget={flops // 3}" in values and "search.method=group_lasso" in values
+    assert "seed=2" in values and any(v.startswith("search.targets=[0.333") for v in values)
+    assert not any(v.startswith("search.targets") for v in bench.overrides("resnet18", Fraction(1, 3), "esnac", 0))
+    assert "dataset.image_size=32" in bench.overrides("vgg19", Fraction(1, 2), "esnac", 0)
