@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from botorch_archsearch.search.records import TIMING_KEYS
+
 # Every test here starts the app in a subprocess (seconds to a minute each).
 pytestmark = pytest.mark.slow
 
@@ -32,7 +34,7 @@ def _records(run: Path) -> list[dict]:
 
 
 def _strip(records):
-    return [{k: v for k, v in r.items() if k != "seconds"} for r in records]
+    return [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in records]
 
 
 def test_the_default_job_puts_the_one_shot_baselines_next_to_esnac(tmp_path, app, tiny_default_cli_args):

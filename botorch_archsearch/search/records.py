@@ -31,6 +31,9 @@ was recorded (no ``format`` key); 2: the same keys, with ``format``; 3: adds the
 ``source`` (where a student's weights came from, when not from the teacher), ``cost`` and the
 ``overhead_cost`` / ``overhead_seconds`` of the method's own work (compute accounting)."""
 
+TIMING_KEYS = ("seconds", "overhead_seconds")
+r"""The keys of a record that hold wall-clock times (which differ between identical runs)."""
+
 STATUSES = ("ok", "failed")
 r"""The ``status`` of a record."""
 
@@ -222,4 +225,4 @@ def finite(value: Any) -> Any:
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
-__all__ = ["EvaluationRecord", "FinalRecord", "JOURNAL_FORMAT", "Proposal", "STATUSES", "finite"]
+__all__ = ["EvaluationRecord", "FinalRecord", "JOURNAL_FORMAT", "Proposal", "STATUSES", "TIMING_KEYS", "finite"]

@@ -20,6 +20,7 @@ from botorch_archsearch.graph import trace
 from botorch_archsearch.search import EvaluationConfig, compress, read_journal
 from botorch_archsearch.search.backends import ClusterLostError, DaskBackend, LocalBackend
 from botorch_archsearch.search.config import DaskConfig
+from botorch_archsearch.search.records import TIMING_KEYS
 from botorch_archsearch.space import SearchSpace
 
 # Every test starts a Dask cluster or the local backend's worker process.
@@ -44,7 +45,7 @@ def no_process_left_behind():
 
 def _strip(records):
     """Records (typed, or journal lines) as JSON values without their wall-clock times."""
-    return [{k: v for k, v in (r if isinstance(r, dict) else r.to_dict()).items() if k != "seconds"}
+    return [{k: v for k, v in (r if isinstance(r, dict) else r.to_dict()).items() if k not in TIMING_KEYS}
             for r in records]
 
 

@@ -15,6 +15,7 @@ from botorch_archsearch.graph import count_params, load_student, trace
 from botorch_archsearch.kernels import load_kernel
 from botorch_archsearch.models import get_teacher
 from botorch_archsearch.search import CompressConfig, EvaluationRecord, TeacherConfig, compress, read_journal
+from botorch_archsearch.search.records import TIMING_KEYS
 from botorch_archsearch.space import SearchSpace
 
 
@@ -138,7 +139,7 @@ def test_resume_refuses_an_edited_config_or_another_teacher_naming_what_differs(
 
 def _strip(records) -> list[dict]:
     """The records' values but their wall-clock times."""
-    return [{k: v for k, v in r.to_dict().items() if k != "seconds"} for r in records]
+    return [{k: v for k, v in r.to_dict().items() if k not in TIMING_KEYS} for r in records]
 
 
 def _traced_params(teacher) -> int:
