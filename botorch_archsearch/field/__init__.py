@@ -12,16 +12,25 @@ evaluator, reward, journal, report and final training as ESNAC.
 Importing :mod:`botorch_archsearch.search` registers them (``search.method=<name>``).
 """
 
+from botorch_archsearch.field.evolution import (
+    EvolutionarySynthesis,
+    Synthesis,
+    expected_size,
+    synthesis_probabilities,
+)
+from botorch_archsearch.field.group_lasso import (
+    GroupLasso,
+    group_lasso_penalty,
+    group_lasso_prox,
+    train_group_lasso,
+)
 from botorch_archsearch.field.groups import (
     ChannelSlice,
     channel_slices,
     group_norms,
     group_sizes,
-    safe_group_norms,
     zero_channels,
 )
-from botorch_archsearch.field.regularised import RegularisedPruning
-from botorch_archsearch.field.group_lasso import GroupLasso, group_lasso_penalty, group_lasso_prox, train_group_lasso
 from botorch_archsearch.field.morphnet import (
     LayerCost,
     MorphNet,
@@ -31,15 +40,6 @@ from botorch_archsearch.field.morphnet import (
     morphnet_edit,
     morphnet_gammas,
     train_morphnet,
-)
-from botorch_archsearch.field.variational_dropout import (
-    VariationalDropout,
-    add_variational_dropout,
-    channel_density,
-    density_importance,
-    kl_approximation,
-    kl_weight,
-    remove_variational_dropout,
 )
 from botorch_archsearch.field.n2n import (
     N2N,
@@ -53,13 +53,17 @@ from botorch_archsearch.field.n2n import (
     layer_descriptors,
     reinforce_loss,
 )
-from botorch_archsearch.field.evolution import (
-    EvolutionarySynthesis,
-    Synthesis,
-    expected_size,
-    synthesis_probabilities,
-)
 from botorch_archsearch.field.peers import torch_pruning_student
+from botorch_archsearch.field.regularised import RegularisedPruning
+from botorch_archsearch.field.variational_dropout import (
+    VariationalDropout,
+    add_variational_dropout,
+    channel_density,
+    density_importance,
+    kl_approximation,
+    kl_weight,
+    remove_variational_dropout,
+)
 
 __all__ = [
     "ChannelSlice",
@@ -97,7 +101,6 @@ __all__ = [
     "morphnet_gammas",
     "reinforce_loss",
     "remove_variational_dropout",
-    "safe_group_norms",
     "synthesis_probabilities",
     "torch_pruning_student",
     "train_group_lasso",

@@ -30,9 +30,15 @@ from torch import Tensor
 from botorch_archsearch.evaluation import reward
 from botorch_archsearch.exceptions import ArchSearchError
 from botorch_archsearch.graph import count_flops, count_params
-from botorch_archsearch.search.policies import ProposalPolicy, SearchContext, SearchHistory, register_policy
+from botorch_archsearch.search.policies import (
+    ProposalPolicy,
+    SearchContext,
+    SearchHistory,
+    distinct_students,
+    register_policy,
+)
 from botorch_archsearch.search.records import EvaluationRecord, Proposal
-from botorch_archsearch.space import Edit, SearchSpace, Student
+from botorch_archsearch.space import Edit
 
 logger = logging.getLogger("botorch_archsearch")
 
@@ -306,27 +312,9 @@ class EvolutionarySynthesis(ProposalPolicy):
         synthesis = self.synthesis(parent)
         k = self.per_step
         seen = {r.key for r in history.of(self.name, before=step)}
-        students = _distinct(self.context.space, lambda: self.offspring(synthesis, k, generator), k, seen)
+        students = distinct_students(self.context.space, lambda: self.offspring(synthesis, k, generator), k, seen,
+                                     tries=OFFSPRING_DRAWS)
         return [Proposal(s) for s in students]
-
-
-def _distinct(space: SearchSpace, draw, k: int, seen: set[str]) -> list[Student]:
-    """Up to ``k`` students of distinct architectures from batches of edits ``draw()`` (at most
-    :data:`OFFSPRING_DRAWS`), new ones (keys not in ``seen``) first, then earlier ones, in the order drawn."""
-    new: list[Student] = []
-    old: list[Student] = []
-    keys: set[str] = set()
-    for _ in range(OFFSPRING_DRAWS):
-        for edit in draw():
-            student = space.student(edit)
-            key = student.key()
-            if key in keys:
-                continue
-            keys.add(key)
-            (old if key in seen else new).append(student)
-            if len(new) == k:
-                return new
-    return new + old[:k - len(new)]
 
 
 __all__ = [

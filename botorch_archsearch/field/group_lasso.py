@@ -32,7 +32,6 @@ from botorch_archsearch.field.groups import (
     channel_slices,
     group_norms,
     group_sizes,
-    safe_group_norms,
     zero_channels,
 )
 from botorch_archsearch.field.regularised import RegularisedPruning
@@ -63,7 +62,7 @@ def group_lasso_penalty(slices: list[list[ChannelSlice]], strength: float = 1.0)
     strength = check_float("strength", strength, 0, finite=True, where="group_lasso_penalty")
     sizes = group_sizes(slices, "output")
     total = None
-    for norms, size in zip(safe_group_norms(slices, "output"), sizes):
+    for norms, size in zip(group_norms(slices, "output"), sizes):
         if size == 0:
             continue
         term = math.sqrt(size) * norms.sum()

@@ -102,45 +102,10 @@ def channel_slices(graph: ArchGraph, model: nn.Module, inputs: bool = False) -> 
 
 
 def group_norms(slices: list[list[ChannelSlice]], side: str = "output") -> list[Tensor]:
-    r"""Per channel group, the L2 norm of each channel's weights on ``side`` (differentiable).
-
-    Args:
-        slices: From :func:`channel_slices`.
-        side: ``"output"``, ``"input"`` or ``"both"``.
-
-    Returns:
-        Per group, a tensor of one norm per channel (zeros for a group without such weights).
-    """
-    out = []
-    for group in slices:
-        total = None
-        for s in group:
-            if side != "both" and s.side != side:
-                continue
-            sq = s.per_channel(s.tensor.pow(2))
-            total = sq if total is None else total + sq
-        size = next((s.tensor.shape[s.dim] for s in group), 0)
-        out.append(torch.zeros(size) if total is None else total.clamp_min(0).sqrt())
-    return out
-
-
-def group_sizes(slices: list[list[ChannelSlice]], side: str = "output") -> list[int]:
-    r"""Per channel group, how many weights one channel has on ``side`` (``|g|`` of the group lasso)."""
-    sizes = []
-    for group in slices:
-        n = 0
-        for s in group:
-            if side == "both" or s.side == side:
-                n += s.tensor.numel() // s.tensor.shape[s.dim]
-        sizes.append(n)
-    return sizes
-
-
-def safe_group_norms(slices: list[list[ChannelSlice]], side: str = "output") -> list[Tensor]:
-    r"""Per channel group, the L2 norm of each channel's weights on ``side``, as :func:`group_norms`
-    gives it, but with a zero gradient (a valid subgradient) at a channel whose weights are all
-    zero, where the square root's gradient is infinite: for a regulariser in the loss of a network
-    whose channels may already be exactly zero (e.g. after a proximal step).
+    r"""Per channel group, the L2 norm of each channel's weights on ``side`` (differentiable, with a
+    zero gradient, a valid subgradient, at a channel whose weights are all zero, where the square
+    root's gradient is infinite: a regulariser in the loss stays finite after a proximal step
+    zeroed channels).
 
     Args:
         slices: From :func:`channel_slices`.
@@ -164,6 +129,18 @@ def safe_group_norms(slices: list[list[ChannelSlice]], side: str = "output") -> 
         out.append(torch.where(positive, torch.where(positive, total, torch.ones_like(total)).sqrt(),
                                torch.zeros_like(total)))
     return out
+
+
+def group_sizes(slices: list[list[ChannelSlice]], side: str = "output") -> list[int]:
+    r"""Per channel group, how many weights one channel has on ``side`` (``|g|`` of the group lasso)."""
+    sizes = []
+    for group in slices:
+        n = 0
+        for s in group:
+            if side == "both" or s.side == side:
+                n += s.tensor.numel() // s.tensor.shape[s.dim]
+        sizes.append(n)
+    return sizes
 
 
 def zero_channels(slices: list[list[ChannelSlice]], side: str = "output") -> list[Tensor]:
@@ -192,6 +169,5 @@ __all__ = [
     "channel_slices",
     "group_norms",
     "group_sizes",
-    "safe_group_norms",
     "zero_channels",
 ]

@@ -36,7 +36,7 @@ from torch import Tensor, nn
 from botorch_archsearch.evaluation import ImageDataset, train_classifier
 from botorch_archsearch.exceptions import ArchSearchError
 from botorch_archsearch.field.group_lasso import MOMENTUM
-from botorch_archsearch.field.groups import NORM_TYPES, ChannelSlice, channel_slices, safe_group_norms
+from botorch_archsearch.field.groups import NORM_TYPES, ChannelSlice, channel_slices, group_norms
 from botorch_archsearch.field.regularised import RegularisedPruning
 from botorch_archsearch.graph.arch_graph import ArchGraph
 from botorch_archsearch.graph.counting import count_flops, count_params
@@ -133,7 +133,7 @@ def morphnet_gammas(slices: list[list[ChannelSlice]]) -> list[Tensor]:
             out.append(torch.stack([s.per_channel(s.tensor.abs()) for s in scales]).amax(0))
             continue
         if fallback is None:
-            fallback = safe_group_norms([[s for s in other if s.op in ("conv", "linear")] for other in slices])
+            fallback = group_norms([[s for s in other if s.op in ("conv", "linear")] for other in slices])
         out.append(fallback[g])
     return out
 

@@ -33,9 +33,15 @@ from torch import Tensor, nn
 
 from botorch_archsearch.exceptions import ArchSearchError
 from botorch_archsearch.graph.arch_graph import LAYER_TYPES, ArchGraph
-from botorch_archsearch.search.policies import ProposalPolicy, SearchContext, SearchHistory, register_policy
+from botorch_archsearch.search.policies import (
+    ProposalPolicy,
+    SearchContext,
+    SearchHistory,
+    distinct_students,
+    register_policy,
+)
 from botorch_archsearch.search.records import EvaluationRecord, Proposal
-from botorch_archsearch.space import Edit, SearchSpace, Student
+from botorch_archsearch.space import Edit, SearchSpace
 
 logger = logging.getLogger("botorch_archsearch")
 
@@ -427,7 +433,8 @@ class N2N(ProposalPolicy):
 
             def edit(a: Tensor) -> Edit:
                 return self.shrinkage_edit(mask, a)
-        students = _distinct(space, lambda: [edit(a) for a in policy.sample(k, generator)], k, seen)
+        students = distinct_students(space, lambda: [edit(a) for a in policy.sample(k, generator)], k, seen,
+                                     tries=ROLLOUT_DRAWS)
         return [Proposal(s) for s in students]
 
     def removal_edit(self, a: Tensor) -> Edit:
@@ -590,26 +597,6 @@ def _initialise(module: nn.Module, generator: torch.Generator | None) -> None:
                 continue
             for p in sub.parameters(recurse=False):
                 p.copy_((torch.rand(p.shape, generator=generator, dtype=p.dtype) * 2 - 1) * bound)
-
-
-def _distinct(space: SearchSpace, draw: Any, k: int, seen: set[str]) -> list[Student]:
-    """Up to ``k`` students of distinct architectures from batches of edits ``draw()`` (at most
-    :data:`ROLLOUT_DRAWS`), new ones (keys not in ``seen``) first, then, where too few are new, the
-    earlier ones drawn, in the order drawn."""
-    new: list[Student] = []
-    old: list[Student] = []
-    keys: set[str] = set()
-    for _ in range(ROLLOUT_DRAWS):
-        for edit in draw():
-            student = space.student(edit)
-            key = student.key()
-            if key in keys:
-                continue
-            keys.add(key)
-            (old if key in seen else new).append(student)
-            if len(new) == k:
-                return new
-    return new + old[:k - len(new)]
 
 
 def _edit_of(record: EvaluationRecord) -> dict[str, Any]:

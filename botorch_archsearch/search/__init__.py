@@ -2,6 +2,7 @@ r"""The compression search: the search methods as proposal policies (ESNAC's Alg
 search, kernel transfer, one-shot baselines), the run store and its journal, the report."""
 
 from botorch_archsearch.search.config import (
+    RESUMABLE_KEYS,
     SEARCH_METHODS,
     AcquisitionConfig,
     CompressConfig,
@@ -13,7 +14,6 @@ from botorch_archsearch.search.config import (
     RewardConfig,
     SearchConfig,
     SearchSettings,
-    RESUMABLE_KEYS,
     TeacherConfig,
     check_config,
     config_differences,
@@ -45,14 +45,16 @@ from botorch_archsearch.search.policies import (
     SearchContext,
     SearchHistory,
     UniformPruning,
+    distinct_students,
     make_policy,
     random_students,
     register_policy,
 )
 from botorch_archsearch.search.records import JOURNAL_FORMAT, EvaluationRecord, FinalRecord, Proposal
-from botorch_archsearch.search.store import RunStore, WeightSource
 from botorch_archsearch.search.reevaluate import RunEvaluator
+from botorch_archsearch.search.store import RunStore, WeightSource
 
+# isort: split
 import botorch_archsearch.field  # noqa: E402, F401 - registers the field's methods as search methods
 
 __all__ = [
@@ -98,6 +100,7 @@ __all__ = [
     "check_teacher_input",
     "compress",
     "config_differences",
+    "distinct_students",
     "is_resumable",
     "make_policy",
     "random_students",

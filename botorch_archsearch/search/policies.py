@@ -292,6 +292,38 @@ def random_students(context: SearchContext, history: SearchHistory, method: str,
     )
 
 
+def distinct_students(space: SearchSpace, draw: Callable[[], list[Edit]], k: int, seen: set[str],
+                      tries: int = 20) -> list[Student]:
+    r"""Up to ``k`` students of distinct architectures from batches of edits ``draw()`` (at most
+    ``tries`` batches): new ones (keys not in ``seen``) first, then, where too few are new, the
+    earlier ones drawn, in the order drawn.
+
+    Args:
+        space: The search space the edits are of.
+        draw: Returns the next batch of edits (from the policy's generator).
+        k: How many students.
+        seen: Keys to avoid where possible (e.g. the method's earlier students).
+        tries: Batches drawn at most.
+
+    Returns:
+        The students (fewer than ``k`` if the draws hold fewer distinct architectures).
+    """
+    new: list[Student] = []
+    old: list[Student] = []
+    keys: set[str] = set()
+    for _ in range(tries):
+        for edit in draw():
+            student = space.student(edit)
+            key = student.key()
+            if key in keys:
+                continue
+            keys.add(key)
+            (old if key in seen else new).append(student)
+            if len(new) == k:
+                return new
+    return new + old[:k - len(new)]
+
+
 @register_policy
 class RandomSearch(ProposalPolicy):
     r"""Random search: ``search.num_kernels`` random students per step (paper section 4.1)."""
@@ -512,6 +544,7 @@ __all__ = [
     "SearchContext",
     "SearchHistory",
     "UniformPruning",
+    "distinct_students",
     "make_policy",
     "random_students",
     "register_policy",

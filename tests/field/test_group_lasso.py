@@ -18,7 +18,7 @@ from botorch_archsearch.field.group_lasso import (
     group_lasso_prox,
     train_group_lasso,
 )
-from botorch_archsearch.field.groups import channel_slices, group_sizes, safe_group_norms, zero_channels
+from botorch_archsearch.field.groups import channel_slices, group_norms, group_sizes, zero_channels
 from botorch_archsearch.graph import build_student, trace
 from botorch_archsearch.search import POLICIES, compress, read_journal
 from botorch_archsearch.space import SearchSpace
@@ -144,7 +144,7 @@ def test_the_penalty_s_gradient_at_a_zero_channel_is_zero():
     # d/dw of sqrt(4) * ||theta_0|| = 2 * w / ||theta_0|| = 2 * 2.4 / 4 = 1.2 for channel 0; 0 for channel 1
     torch.testing.assert_close(net[0].weight.grad.view(-1), torch.tensor([1.2, 0.0], dtype=torch.float64))
     torch.testing.assert_close(net[1].weight.grad, torch.tensor([2 * 3.2 / 4, 0.0], dtype=torch.float64))
-    norms = safe_group_norms(slices)[0]
+    norms = group_norms(slices)[0]
     torch.testing.assert_close(norms, torch.tensor([4.0, 0.0], dtype=torch.float64))
 
 
@@ -192,7 +192,7 @@ def test_group_lasso_end_to_end(tmp_path, small_config, search_data, search_teac
     regularised = copy.deepcopy(model)
     regularised.load_state_dict(source["state_dict"])
     importance = tuple(v.numpy() for v in source["importance"])
-    norms = safe_group_norms(channel_slices(graph, regularised))
+    norms = group_norms(channel_slices(graph, regularised))
     for v, n in zip(importance, norms):
         np.testing.assert_allclose(v, n.detach().double().numpy(), rtol=1e-5, atol=1e-8)
     # the student inherits the regularised weights, and keeps each group's largest-norm channels
