@@ -77,9 +77,11 @@ class RegularisedPruning(OneShot):
         fresh = trained_now or not any(r.source == source.name for r in history.records)
         edit = self.prune(source, targets[step - 1])
         student = self.context.space_for(source.name).student(edit)
+        # its cost is counted once, in the first record of the source; its time too, where the
+        # step's proposal time (which the search adds) does not hold it: a source of a resumed run
         return [Proposal(student, target=targets[step - 1], source=source.name,
                          overhead_cost=float(source.info.get("cost", 0.0)) if fresh else 0.0,
-                         overhead_seconds=float(source.info.get("seconds", 0.0)) if fresh else 0.0)]
+                         overhead_seconds=float(source.info.get("seconds", 0.0)) if fresh and not trained_now else 0.0)]
 
     def check_targets(self, targets: list[float]) -> None:
         r"""Refuse a target the teacher's channel groups cannot reach (before any training)."""

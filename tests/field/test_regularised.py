@@ -57,7 +57,8 @@ def test_students_inherit_the_method_s_weights_and_the_run_keeps_them(tmp_path, 
     images = 1 * images_per_epoch(len(search_data.train_y), 128, None)
     assert info["cost"] == pytest.approx(training_cost(result.teacher["flops"], images))
     assert records[0].overhead_cost == pytest.approx(info["cost"]) and records[1].overhead_cost is None
-    assert records[0].overhead_seconds >= info["seconds"]
+    # its time is in the step's proposal time, once: more than the training, less than twice it
+    assert info["seconds"] <= records[0].overhead_seconds < 2 * info["seconds"] + 1.0
     # every record's evaluation cost, by hand
     e = config.evaluation
     for r in records:
