@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,11 +25,11 @@ import torch
 
 from botorch_archsearch.evaluation import load_dataset, reward
 from botorch_archsearch.exceptions import ArchSearchError
-from botorch_archsearch.graph import count_flops, count_params, trace
+from botorch_archsearch.graph import build_student, count_flops, count_params, trace
 from botorch_archsearch.search.config import CompressConfig, check_config, read_saved_config, upgrade_saved_config
 from botorch_archsearch.search.journal import JOURNAL_NAME, RECORD_KEYS, read_journal
 from botorch_archsearch.search.loop import derive_seed, make_backend, resolve_teacher, space_options
-from botorch_archsearch.search.store import TEACHER_NAME
+from botorch_archsearch.search.store import TEACHER_NAME, RunStore
 from botorch_archsearch.space import Edit, SearchSpace, channel_importance
 
 
@@ -73,16 +74,36 @@ class RunEvaluator:
         """The run's journal records."""
         return read_journal(self.run_dir / JOURNAL_NAME, required=RECORD_KEYS).records
 
-    def evaluate(self, edits: Sequence[Edit], seed: int) -> list[dict[str, Any]]:
+    def evaluate(self, edits: Sequence[Edit], seed: int, source: str | None = None) -> list[dict[str, Any]]:
         r"""Distil the students of ``edits`` together with evaluation seed ``seed`` (hashed with
         the run's seed, so it differs from every evaluation seed of the search).
+
+        Args:
+            edits: Edits of the run's teacher.
+            seed: The evaluation seed.
+            source: The run's weight source the students inherit from (a journal record's
+                ``source``: the regularised teacher of a field method); ``None``: the teacher.
 
         Returns:
             Per edit: ``accuracy``, ``reward`` (as the search computes it), ``params``, ``flops``,
             ``status`` and ``reason``.
+
+        Raises:
+            ArchSearchError: If the run has no such weight source.
         """
-        students = [self.space.student(edit) for edit in edits]
-        results = self.backend.evaluate(students, derive_seed(self.config.seed, "reevaluate", int(seed)))
+        if source is None:
+            students = [self.space.student(edit) for edit in edits]
+            nets: list[Any] = students
+        else:
+            weights = RunStore(self.run_dir, resume=True).source(source)  # reads the file, takes no lock
+            if weights is None:
+                raise ArchSearchError(f"RunEvaluator: {str(self.run_dir)!r} has no weight source {source!r}.")
+            model = copy.deepcopy(self.teacher.model).cpu()
+            model.load_state_dict(weights.state_dict)
+            space = self.space.with_importance(weights.importance)
+            students = [space.student(edit) for edit in edits]
+            nets = [build_student(student, model) for student in students]
+        results = self.backend.evaluate(nets, derive_seed(self.config.seed, "reevaluate", int(seed)))
         r, out = self.config.reward, []
         for student, result in zip(students, results):
             params, flops = count_params(student.graph), count_flops(student.graph)

@@ -66,3 +66,48 @@ def test_a_run_whose_teacher_changed_is_refused(tmp_path, monkeypatch):
         RunEvaluator(tmp_path / "run")
     with pytest.raises(ArchSearchError, match="is not a run directory"):
         RunEvaluator(tmp_path / "nothing")
+
+
+def test_students_of_a_weight_source_are_evaluated_again_with_its_weights(tmp_path, monkeypatch):
+    import copy
+    import dataclasses
+
+    import torch
+
+    from botorch_archsearch.graph import build_student
+    from botorch_archsearch.search import MethodsConfig
+
+    monkeypatch.setenv("BOTORCH_ARCHSEARCH_CACHE", str(tmp_path / "cache"))
+    config = _config()
+    config = dataclasses.replace(
+        config, search=dataclasses.replace(config.search, method="group_lasso", baselines=[], targets=[0.5]),
+        methods=MethodsConfig(epochs=1, max_batches=2, group_lasso_strength=2.0, lr=0.05))
+    compress(config=config, run_dir=tmp_path / "run")
+    with RunEvaluator(tmp_path / "run") as run:
+        [record] = run.records()
+        assert record["source"] == "group_lasso"
+        edit = Edit.from_dict(record["edit"])
+        shipped = []
+        evaluate = run.backend.evaluate
+        def capture(nets, seed):  # the weights each network starts its distillation with
+            built = [net if isinstance(net, torch.nn.Module) else build_student(net, run.teacher.model) for net in nets]
+            shipped.append([{k: v.clone() for k, v in net.state_dict().items()} for net in built])
+            return evaluate(nets, seed)
+
+        monkeypatch.setattr(run.backend, "evaluate", capture)
+        [mine] = run.evaluate([edit], 0, source="group_lasso")
+        run.evaluate([edit], 0)
+        with pytest.raises(ArchSearchError, match="has no weight source 'nothing'"):
+            run.evaluate([edit], 0, source="nothing")
+        # the network evaluated is the student built from the run's source: its weights, its channels
+        saved = torch.load(tmp_path / "run" / "sources" / "group_lasso.pt", weights_only=True)
+        model = run.teacher.model
+        source_model = copy.deepcopy(model)
+        source_model.load_state_dict(saved["state_dict"])
+        space = run.space.with_importance(tuple(v.numpy() for v in saved["importance"]))
+        expected = build_student(space.student(edit), source_model).state_dict()
+        got = shipped[0][0]
+        assert got.keys() == expected.keys() and all(torch.equal(got[k], expected[k]) for k in got)
+        teachers = shipped[1][0]  # without the source: the teacher's weights
+        assert any(not torch.equal(teachers[k], got[k]) for k in got if teachers[k].shape == got[k].shape)
+    assert mine["params"] == record["params"] and mine["flops"] == record["flops"] and mine["status"] == "ok"
