@@ -40,11 +40,18 @@ from botorch_archsearch.graph import build_student, count_flops, count_params, e
 from botorch_archsearch.models import build_teacher
 from botorch_archsearch.search.backends import DaskBackend, LocalBackend
 from botorch_archsearch.search.config import CompressConfig, check_config, options_for
-from botorch_archsearch.search.policies import ProposalPolicy, SearchContext, SearchHistory, make_policy
+from botorch_archsearch.search.policies import (
+    POLICIES,
+    OneShot,
+    ProposalPolicy,
+    SearchContext,
+    SearchHistory,
+    make_policy,
+)
 from botorch_archsearch.search.records import EvaluationRecord, FinalRecord, Proposal, finite
 from botorch_archsearch.search.report import results_table, write_report
 from botorch_archsearch.search.store import RunStore
-from botorch_archsearch.space import SearchSpace, Student, channel_importance
+from botorch_archsearch.space import Edit, SearchSpace, Student, channel_importance, oneshot_edit
 from botorch_archsearch.utils.precision import use_bf16
 
 logger = logging.getLogger("botorch_archsearch")
@@ -125,6 +132,7 @@ def _compress(teacher: nn.Module | Teacher | None, data: ImageDataset | None, co
     example = torch.zeros(1, data.in_channels, data.image_size, data.image_size, device=device)
     graph = trace(teacher.model, example)
     space = SearchSpace(graph, channel_importance=channel_importance(graph, teacher.model), **space_options(config))
+    check_targets(space, config)
     teacher_info = {
         "name": teacher.name or type(teacher.model).__name__,
         "params": count_params(graph),
@@ -350,14 +358,58 @@ def resolve_teacher(teacher: nn.Module | Teacher | None, data: ImageDataset, con
             "module": f"teacher.module={name!r}"}[t.kind]
     fresh = build_teacher(name, kind=t.kind, num_classes=data.num_classes, in_channels=data.in_channels, width=t.width)
     check_teacher_input(fresh, data, name=what)
-    if t.kind != "zoo" and not t.checkpoint:  # a network that cannot be searched is refused before it is trained
-        trace(fresh.eval(), torch.zeros(1, data.in_channels, data.image_size, data.image_size))
+    if not t.checkpoint:  # a network that cannot be searched, or a target it cannot meet, before it is trained
+        graph = trace(fresh.eval(), torch.zeros(1, data.in_channels, data.image_size, data.image_size))
+        check_targets(SearchSpace(graph), config)
     if t.checkpoint:
         return load_teacher(t.checkpoint, data, name=name, kind=t.kind, width=t.width, device=device)
     return trained_teacher(
         name, data, kind=t.kind, width=t.width, epochs=t.epochs, lr=t.lr, batch_size=t.batch_size, seed=t.seed,
         cache_dir=t.cache_dir, device=device, max_batches=t.max_batches, progress=config.progress,
     )
+
+
+def check_targets(space: SearchSpace, config: CompressConfig) -> None:
+    r"""Refuse a size target that no student of the search's methods can meet, before any training:
+    a ``search.targets`` entry of a method of one student per target (even one channel block per
+    group exceeds it) or a ``reward.budget`` that the smallest student of the search space (every
+    group at one block, every removable layer removed where removal is on) exceeds.
+
+    Args:
+        space: A search space of the teacher (its sizes are known before training).
+        config: The search's settings.
+
+    Raises:
+        ArchSearchError: Naming the target, the method(s) and the smallest size reachable.
+    """
+    r, s = config.reward, config.search
+    measure = r.budget_measure or r.measure
+    count = count_flops if measure == "flops" else count_params
+    full = count(space.graph)
+    per_target = [m for m in run_methods(config) if m in POLICIES and issubclass(POLICIES[m], OneShot)]
+    if per_target and s.targets is not None:
+        for target in s.targets:
+            try:
+                oneshot_edit(space, "uniform", float(target), measure=measure)
+            except ArchSearchError as error:
+                raise ArchSearchError(f"search.targets ({', '.join(per_target)}): {error}") from None
+    if r.budget is None:
+        return
+    ratio = 1.0 - 1e-9
+    sizes = [count(space.apply(space.uniform_edit(ratio)))]
+    if s.removal and space.removable:
+        removable = set(space.removable)
+        edit = Edit(tuple(j in removable for j in range(space.graph.num_layers)), (ratio,) * space.num_groups)
+        try:
+            sizes.append(count(space.apply(edit)))
+        except ArchSearchError:  # removing every removable layer at once is not an edit of this teacher
+            pass
+    smallest = min(sizes)
+    if smallest > r.budget:
+        raise ArchSearchError(
+            f"reward.budget={r.budget:.6g} {measure} cannot be met: the smallest student of this teacher has "
+            f"{smallest:,} {measure} ({smallest / full:.4g} of the teacher's {full:,}). Give a larger budget."
+        )
 
 
 def check_teacher_input(model: nn.Module, data: ImageDataset, name: str = "teacher") -> None:
@@ -416,6 +468,7 @@ def _generator(seed: int, *tags: Any) -> torch.Generator:
 
 __all__ = [
     "SearchResult",
+    "check_targets",
     "check_teacher_input",
     "compress",
     "derive_seed",

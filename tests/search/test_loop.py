@@ -432,3 +432,21 @@ def test_local_edits_of_the_best_students_join_the_candidates(
     seen.clear()
     compress(search_teacher, search_data, small_config(steps=3))
     assert seen == [[], []]
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"reward": {"budget": 10.0, "budget_measure": "flops"}},
+     r"reward.budget=10 flops cannot be met: the smallest student of this teacher has [\d,]+ flops"),
+    ({"search": {"method": "magnitude", "targets": [1e-6]}},
+     r"search.targets \(magnitude\): one-shot 'uniform' cannot reach a target of 1e-06"),
+])
+def test_a_target_no_student_can_meet_is_refused_before_the_teacher_is_trained(tmp_path, monkeypatch, changes,
+                                                                                 message):
+    monkeypatch.setenv("BOTORCH_ARCHSEARCH_CACHE", str(tmp_path / "cache"))
+    values = {"teacher": {"name": "resnet18", "width": 0.125, "epochs": 1, "max_batches": 2},
+              "dataset": {"name": "synthetic"}, "progress": False}
+    for section, entries in changes.items():
+        values.setdefault(section, {}).update(entries)
+    with pytest.raises(ArchSearchError, match=message):
+        compress(config=CompressConfig.from_dict(values))
+    assert not any((tmp_path / "cache").rglob("*.pt"))  # no teacher was trained
