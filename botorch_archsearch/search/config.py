@@ -591,7 +591,7 @@ def check_config(config: CompressConfig) -> None:
     check_int("dataset.split_seed", dataset.split_seed, 0)
     from botorch_archsearch.search.policies import POLICIES, OneShot  # the registered methods (imports config)
 
-    check_choice("search.method", search.method, [*SEARCH_METHODS, *(m for m in POLICIES if m not in SEARCH_METHODS)])
+    check_choice("search.method", search.method, [*SEARCH_METHODS, *sorted(m for m in POLICIES if m not in SEARCH_METHODS)])
     check_int("search.steps", search.steps, 1)
     check_int("search.num_kernels", search.num_kernels, 1)
     check_float("search.subset_prob", search.subset_prob, 0, 1, exclusive_minimum=True)

@@ -51,7 +51,7 @@ from botorch_archsearch.search.policies import (
 from botorch_archsearch.search.records import EvaluationRecord, FinalRecord, Proposal, finite
 from botorch_archsearch.search.report import results_table, write_report
 from botorch_archsearch.search.store import RunStore
-from botorch_archsearch.space import Edit, SearchSpace, Student, channel_importance, oneshot_edit
+from botorch_archsearch.space import Edit, SearchSpace, Student, channel_importance
 from botorch_archsearch.utils.precision import use_bf16
 
 logger = logging.getLogger("botorch_archsearch")
@@ -387,16 +387,17 @@ def check_targets(space: SearchSpace, config: CompressConfig) -> None:
     count = count_flops if measure == "flops" else count_params
     full = count(space.graph)
     per_target = [m for m in run_methods(config) if m in POLICIES and issubclass(POLICIES[m], OneShot)]
+    ratio = 1.0 - 1e-9
+    sizes = [count(space.apply(space.uniform_edit(ratio)))]  # every group at one channel block
     if per_target and s.targets is not None:
         for target in s.targets:
-            try:
-                oneshot_edit(space, "uniform", float(target), measure=measure)
-            except ArchSearchError as error:
-                raise ArchSearchError(f"search.targets ({', '.join(per_target)}): {error}") from None
+            if sizes[0] > float(target) * full:
+                raise ArchSearchError(
+                    f"search.targets: {', '.join(per_target)} cannot reach a target of {float(target):.4g} of the "
+                    f"teacher's {measure}: the smallest student keeps {sizes[0] / full:.4g}. Give a larger target."
+                )
     if r.budget is None:
         return
-    ratio = 1.0 - 1e-9
-    sizes = [count(space.apply(space.uniform_edit(ratio)))]
     if s.removal and space.removable:
         removable = set(space.removable)
         edit = Edit(tuple(j in removable for j in range(space.graph.num_layers)), (ratio,) * space.num_groups)

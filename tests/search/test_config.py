@@ -38,7 +38,7 @@ def test_defaults_are_valid():
         (dict(search__shrink_range=[0.2, 1.3]), r"search.shrink_range must be a number in \[0, 1\], got 1.3"),
         (dict(search__shrink_range=[0.8, 0.2]), "low <= high"),
         (dict(search__removal_probs=[-0.1]), "search.removal_probs"),
-        (dict(search__method="grid"), "search.method must be one of ['esnac', 'random', 'both', 'uniform', 'magnitude', 'group_lasso'"),
+        (dict(search__method="grid"), "search.method must be one of ['esnac', 'random', 'both', 'uniform', 'magnitude', 'evolutionary_synthesis'"),
         (dict(search__channel_order="random"), "search.channel_order must be one of ['even', 'magnitude']"),
         (dict(search__baselines=["esnac"]), "search.baselines must be a list of distinct one-shot methods"),
         (dict(search__baselines=["uniform", "uniform"]), "search.baselines must be a list of distinct"),

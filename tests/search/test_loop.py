@@ -438,7 +438,7 @@ def test_local_edits_of_the_best_students_join_the_candidates(
     ({"reward": {"budget": 10.0, "budget_measure": "flops"}},
      r"reward.budget=10 flops cannot be met: the smallest student of this teacher has [\d,]+ flops"),
     ({"search": {"method": "magnitude", "targets": [1e-6]}},
-     r"search.targets \(magnitude\): one-shot 'uniform' cannot reach a target of 1e-06"),
+     r"search.targets: magnitude cannot reach a target of 1e-06 of the teacher's params: the smallest student"),
 ])
 def test_a_target_no_student_can_meet_is_refused_before_the_teacher_is_trained(tmp_path, monkeypatch, changes,
                                                                                  message):
