@@ -83,9 +83,9 @@ def torch_pruning_student(
     )
     for step in range(1, steps + 1):
         pruner.step()
-        size = count(trace(student, example))
+        graph = trace(student, example)
+        size = count(graph)
         if size <= target * full:
-            graph = trace(student, example)
             return student, {"flops": count_flops(graph), "params": count_params(graph), "step": step,
                              "ratio": max_ratio * step / steps, "global_pruning": global_pruning}
     raise ArchSearchError(
