@@ -7,12 +7,22 @@ from botorch_archsearch.acquisition.edits import (
     optimize_acqf_edits,
 )
 from botorch_archsearch.acquisition.multi_kernel import ACQUISITIONS, MultiKernelProposals, propose_architectures
+from botorch_archsearch.acquisition.objective import (
+    KERNEL_TARGETS,
+    CompressionFactor,
+    KnownFactorTransform,
+    reward_factor,
+)
 
 __all__ = [
     "ACQUISITIONS",
+    "CompressionFactor",
     "EDIT_OPTIMIZATION_METHODS",
     "EditOptimizationResult",
+    "KERNEL_TARGETS",
+    "KnownFactorTransform",
     "MultiKernelProposals",
     "optimize_acqf_edits",
     "propose_architectures",
+    "reward_factor",
 ]

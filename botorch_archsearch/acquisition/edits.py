@@ -77,6 +77,7 @@ def optimize_acqf_edits(
     mutation_rate: float = 0.1,
     crossover_prob: float = 0.5,
     extra_candidates: Sequence[Edit] = (),
+    on_encoded: Callable[[Sequence[ArchGraph], Tensor], None] | None = None,
 ) -> EditOptimizationResult:
     r"""Maximise an acquisition function over students made by edits of the teacher.
 
@@ -126,6 +127,10 @@ def optimize_acqf_edits(
         extra_candidates: Edits scored in addition to the generated ones and counted in the
             budget (``num_candidates - len(extra_candidates)`` are generated; evolutionary: they
             join the initial population), e.g. local edits of the best students so far.
+        on_encoded: Called as ``on_encoded(graphs, X)`` with each batch of candidates and their
+            encodings (`n x d`) before the acquisition scores them, e.g.
+            :meth:`~botorch_archsearch.acquisition.CompressionFactor.add` for an acquisition
+            that needs each candidate's known factor (``kernel.target=accuracy``).
 
     Returns:
         An :class:`EditOptimizationResult` with the ``q`` best ``students``, best first (their
@@ -155,6 +160,7 @@ def optimize_acqf_edits(
         method=method, X_avoid=X_avoid, max_batch_size=max_batch_size, generator=generator,
         population_size=population_size, num_generations=num_generations, num_parents=num_parents,
         mutation_rate=mutation_rate, crossover_prob=crossover_prob, extra_candidates=extra_candidates,
+        on_encoded=on_encoded,
     )
     return scorer.best(q, num_candidates)
 
@@ -177,6 +183,7 @@ def score_edits(
     mutation_rate: float,
     crossover_prob: float,
     extra_candidates: Sequence[Edit] = (),
+    on_encoded: Callable[[Sequence[ArchGraph], Tensor], None] | None = None,
 ) -> _Scorer:
     """Generate and score the candidates of :func:`optimize_acqf_edits` (arguments checked); the
     scorer ranks every distinct candidate scored."""
@@ -184,7 +191,7 @@ def score_edits(
     dtype, device = _encoding_dtype_device(acq_function)
     scorer = _Scorer(
         acq_function, space, max_layers, max_edges, dtype, device,
-        _avoid_digests(X_avoid, d), max_batch_size,
+        _avoid_digests(X_avoid, d), max_batch_size, on_encoded,
     )
     extra = list(extra_candidates)[:num_candidates]
     if extra:
@@ -268,8 +275,9 @@ class _Scorer:
         device: torch.device,
         avoid: set[bytes],
         max_batch_size: int,
+        on_encoded: Callable[[Sequence[ArchGraph], Tensor], None] | None = None,
     ) -> None:
-        self.acq_function, self.space = acq_function, space
+        self.acq_function, self.space, self.on_encoded = acq_function, space, on_encoded
         self.max_layers, self.max_edges, self.dtype, self.device = max_layers, max_edges, dtype, device
         self.max_batch_size = max_batch_size
         self.seen_keys: set[str] = set()
@@ -303,6 +311,8 @@ class _Scorer:
             if not keep:
                 continue
             X = X[keep].to(self.device)
+            if self.on_encoded is not None:
+                self.on_encoded([graphs[i] for i in keep], X)
             with torch.no_grad():
                 values = self.acq_function(X.unsqueeze(-2))
             if not isinstance(values, Tensor) or values.numel() != len(keep):

@@ -25,6 +25,7 @@ from botorch_archsearch.acquisition.edits import (
     row_digests,
     score_edits,
 )
+from botorch_archsearch.acquisition.objective import CompressionFactor, KnownFactorTransform
 from botorch_archsearch.exceptions import ArchSearchError
 from botorch_archsearch.gp.fit import FitResult, architecture_gp, fit_architecture_gp
 from botorch_archsearch.graph.arch_graph import ArchGraph
@@ -82,6 +83,9 @@ def propose_architectures(
     num_workers: int | None = None,
     extra_candidates: Sequence[Edit] = (),
     models: Callable[[int, Tensor, Tensor], SingleTaskGP] | None = None,
+    known_factor: CompressionFactor | None = None,
+    best_f: float | Tensor | None = None,
+    initial_kernels: Sequence[dict | None] | None = None,
 ) -> MultiKernelProposals:
     r"""Propose ``num_kernels`` distinct new architectures (one step of ESNAC's Algorithm 1).
 
@@ -114,6 +118,17 @@ def propose_architectures(
             on its subset ``X``, ``Y`` of the evaluated architectures, used as it is, without
             fitting (kernel transfer: :func:`~botorch_archsearch.gp.transferred_gp`). Its ``fits``
             are ``None``.
+        known_factor: Model only what is unknown (``kernel.target=accuracy``): ``train_Y`` holds
+            ``g``, the accuracy ratio, and the objective is ``f = c(x) g(x)`` with ``c`` known for
+            every candidate (a :class:`~botorch_archsearch.acquisition.CompressionFactor`, filled as
+            candidates are encoded). Each kernel's acquisition scores ``f`` through
+            :class:`~botorch_archsearch.acquisition.KnownFactorTransform`.
+        best_f: The best objective value so far, on the scale of ``f`` (default: ``train_Y.max()``;
+            required with ``known_factor``).
+        initial_kernels: Warm start: kernel ``k`` starts its fit from the state dict
+            ``initial_kernels[k]`` of an :class:`~botorch_archsearch.kernels.ArchitectureKernel`
+            (e.g. kernel ``k`` of the previous step; ``None`` entries start from scratch). The
+            random draws are those of a cold start.
 
     Returns:
         A :class:`MultiKernelProposals`; its ``K`` architectures are distinct and not in ``train_X``.
@@ -123,16 +138,24 @@ def propose_architectures(
     )
     kernel_options = dict(kernel_options or {})
     fit_options = dict(fit_options or {})
-    best_f = train_Y.max()
+    if known_factor is not None and best_f is None:
+        raise ArchSearchError("propose_architectures: pass best_f (the best reward so far) with known_factor.")
+    best_f = train_Y.max() if best_f is None else torch.as_tensor(best_f, dtype=train_Y.dtype)
+    if initial_kernels is not None and (models is not None or len(initial_kernels) != num_kernels):
+        raise ArchSearchError(
+            f"propose_architectures: initial_kernels needs one entry (a state dict or None) per kernel "
+            f"({num_kernels}) and no given models."
+        )
     subsets, gps, candidate_seeds = _draw_kernels(
         train_X, train_Y, num_kernels, subset_prob, min_subset, generator, models, max_layers=max_layers,
-        max_edges=max_edges, kernel_options=kernel_options,
+        max_edges=max_edges, kernel_options=kernel_options, initial_kernels=initial_kernels,
     )
     step = _KernelStep(
         space, train_X, best_f, gps, candidate_seeds, fit_options=None if models is not None else fit_options,
         acquisition=ACQUISITIONS[acquisition], max_layers=max_layers, max_edges=max_edges,
         num_candidates=num_candidates, method=method, extra_candidates=extra_candidates,
         top=min(num_kernels, num_candidates),  # enough for every kernel to find one not taken before it
+        known_factor=known_factor,
     )
     outcomes = step.run(min(num_kernels, torch.get_num_threads() if num_workers is None else num_workers))
     students, X, values, fits = _distinct_proposals(outcomes, train_X, num_candidates)
@@ -187,6 +210,7 @@ def _draw_kernels(
     max_layers: int,
     max_edges: int,
     kernel_options: dict[str, Any],
+    initial_kernels: Sequence[dict | None] | None = None,
 ) -> tuple[list[Tensor], list[SingleTaskGP], list[int]]:
     """Each kernel's training subset, (unfitted or given) GP and candidate seed.
 
@@ -203,11 +227,25 @@ def _draw_kernels(
             seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
             with torch.random.fork_rng():
                 torch.manual_seed(seed)  # the kernel's initial weights
-                models.append(architecture_gp(train_X[subset], train_Y[subset], max_layers=max_layers,
-                                              max_edges=max_edges, **kernel_options))
+                model = architecture_gp(train_X[subset], train_Y[subset], max_layers=max_layers,
+                                        max_edges=max_edges, **kernel_options)
+                if initial_kernels is not None and initial_kernels[k] is not None:
+                    _load_kernel_state(model, initial_kernels[k], k)
+                models.append(model)
         subsets.append(subset)
         candidate_seeds.append(int(torch.randint(2**31 - 1, (1,), generator=generator)))
     return subsets, models, candidate_seeds
+
+
+def _load_kernel_state(model: SingleTaskGP, state: dict, k: int) -> None:
+    """Start kernel ``k``'s fit from a saved state (warm start)."""
+    try:
+        model.covar_module.load_state_dict(state)
+    except RuntimeError as e:
+        raise ArchSearchError(
+            f"propose_architectures: initial_kernels[{k}] does not fit this step's kernel (another kernel.hidden_size "
+            f"or kernel.num_layers?): {e}"
+        ) from e
 
 
 @dataclass
@@ -228,6 +266,7 @@ class _KernelStep:
     method: str
     extra_candidates: Sequence[Edit]
     top: int
+    known_factor: CompressionFactor | None = None
 
     def run(self, workers: int) -> list[tuple[FitResult | None, EditOptimizationResult]]:
         """Every kernel's fit and best candidates, in kernel order; ``workers`` kernels at a time."""
@@ -244,13 +283,18 @@ class _KernelStep:
     def fit_and_score(self, k: int) -> tuple[FitResult | None, EditOptimizationResult]:
         """Kernel ``k``'s fit and its (up to ``top``) best candidates not in ``train_X``."""
         fit = None if self.fit_options is None else fit_architecture_gp(self.models[k], **self.fit_options)
-        acq = self.acquisition(self.models[k], best_f=self.best_f)
+        if self.known_factor is None:
+            acq, on_encoded = self.acquisition(self.models[k], best_f=self.best_f), None
+        else:
+            acq = self.acquisition(self.models[k], best_f=self.best_f,
+                                   posterior_transform=KnownFactorTransform(self.known_factor))
+            on_encoded = self.known_factor.add
         scorer = score_edits(
             acq, self.space, max_layers=self.max_layers, max_edges=self.max_edges, q=self.top,
             num_candidates=self.num_candidates, method=self.method, X_avoid=self.train_X, max_batch_size=1024,
             generator=torch.Generator().manual_seed(self.candidate_seeds[k]), population_size=None,
             num_generations=None, num_parents=None, mutation_rate=0.1, crossover_prob=0.5,
-            extra_candidates=self.extra_candidates,
+            extra_candidates=self.extra_candidates, on_encoded=on_encoded,
         )
         if scorer.num_scored == 0:
             raise ArchSearchError(

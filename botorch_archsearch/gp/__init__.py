@@ -2,6 +2,7 @@ r"""The GP over architectures and the fitting of its learned kernel."""
 
 from botorch_archsearch.gp.fit import (
     OBJECTIVES,
+    WIDTH_INITS,
     FitResult,
     MovingAverageStoppingCriterion,
     architecture_gp,
@@ -16,6 +17,7 @@ __all__ = [
     "FitResult",
     "MovingAverageStoppingCriterion",
     "OBJECTIVES",
+    "WIDTH_INITS",
     "architecture_gp",
     "fit_architecture_gp",
     "loo_objective",

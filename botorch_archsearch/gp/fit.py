@@ -36,6 +36,10 @@ from botorch_archsearch.kernels import ArchitectureKernel, BiLSTMEmbedding, load
 from botorch_archsearch.utils.validation import check_choice, check_float, check_int
 
 OBJECTIVES = ("loo", "exact")
+WIDTH_INITS = ("median", "paper")
+r"""Where a fresh kernel's RBF width starts: ``"paper"``, 1 on the unit-vector embeddings (the
+reference); ``"median"``, the median distance between the fresh embeddings of the training
+architectures (:meth:`~botorch_archsearch.kernels.ArchitectureKernel.scale_to`)."""
 
 
 class FitResult(NamedTuple):
@@ -67,6 +71,7 @@ def architecture_gp(
     sigma: float | None = None,
     noise_lower_bound: float = 1e-4,
     init_scale: float = 1.0,
+    width_init: str = "paper",
 ) -> ArchitectureGP:
     r"""A GP over encoded architectures with the learned architecture kernel: an
     :class:`~botorch_archsearch.gp.ArchitectureGP` (a ``SingleTaskGP``).
@@ -84,17 +89,24 @@ def architecture_gp(
         noise_lower_bound: Lower bound of the Gaussian noise variance (on standardised rewards).
         init_scale: Scale of the default kernel's initial projection weights (see
             :class:`~botorch_archsearch.kernels.BiLSTMEmbedding`).
+        width_init: Where the default kernel's RBF width starts relative to the fresh embeddings
+            (:data:`WIDTH_INITS`): ``"paper"`` (width 1) or ``"median"`` (the embeddings are
+            scaled by their median pairwise distance on ``train_X``, so the kernel's values spread
+            over (0, 1) from the first fitting step).
 
     Returns:
         The model, with a ``Standardize`` outcome transform and a Gaussian likelihood.
     """
     _check_data(train_X, train_Y)
+    check_choice("width_init", width_init, WIDTH_INITS, where="architecture_gp")
     if covar_module is None:
         if max_layers is None:
             raise ArchSearchError("architecture_gp: pass max_layers (or a covar_module).")
         embedding = BiLSTMEmbedding(max_layers, max_edges, hidden_size=hidden_size, num_layers=num_layers,
                                     init_scale=init_scale)
         covar_module = ArchitectureKernel(embedding, sigma=sigma)
+        if width_init == "median":
+            covar_module.scale_to(train_X)
     likelihood = GaussianLikelihood(noise_constraint=GreaterThan(noise_lower_bound))
     # Encodings are integers, not unit-cube points: BoTorch's scaling check does not apply.
     with botorch_settings.validate_input_scaling(False):
@@ -288,6 +300,7 @@ __all__ = [
     "FitResult",
     "MovingAverageStoppingCriterion",
     "OBJECTIVES",
+    "WIDTH_INITS",
     "architecture_gp",
     "fit_architecture_gp",
     "loo_objective",

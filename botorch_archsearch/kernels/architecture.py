@@ -4,6 +4,7 @@ r"""The learned architecture kernel of ESNAC (paper section 3.1):
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -36,6 +37,7 @@ class ArchitectureKernel(Kernel):
         embedding: torch.nn.Module,
         base_kernel: Kernel | None = None,
         sigma: float | None = None,
+        embedding_scale: float = 1.0,
         **kwargs: Any,
     ) -> None:
         r"""Create the kernel.
@@ -48,6 +50,9 @@ class ArchitectureKernel(Kernel):
                 in [0, 4].
             sigma: If given, the RBF lengthscale is fixed to this value (not learned); only with
                 the default base kernel.
+            embedding_scale: The embeddings are divided by this before the base kernel (a
+                buffer, saved with the kernel); :meth:`scale_to` sets it to the median distance
+                between the fresh embeddings, so that an RBF width of 1 starts where the data is.
             **kwargs: Passed to ``gpytorch.kernels.Kernel`` (e.g. ``batch_shape``).
         """
         super().__init__(**kwargs)
@@ -65,6 +70,33 @@ class ArchitectureKernel(Kernel):
             if sigma is not None:
                 base_kernel.raw_lengthscale.requires_grad_(False)
         self.base_kernel = base_kernel
+        if not (embedding_scale > 0 and math.isfinite(embedding_scale)):
+            raise ArchSearchError(
+                f"ArchitectureKernel: embedding_scale must be a positive number, got {embedding_scale!r}."
+            )
+        self.register_buffer("embedding_scale", torch.tensor(float(embedding_scale)))
+
+    def embed(self, X: Tensor) -> Tensor:
+        r"""The embeddings the base kernel compares: ``embedding(X) / embedding_scale``."""
+        return self.embedding(X) / self.embedding_scale
+
+    @torch.no_grad()
+    def scale_to(self, X: Tensor) -> float:
+        r"""Set :attr:`embedding_scale` to the median distance between the embeddings of the
+        distinct architectures in ``X`` (`n x d`), so that the base kernel's distances start
+        around 1 whatever the embedding's initial spread (1 if they are all alike).
+
+        Returns:
+            The scale set.
+        """
+        H = self.embedding(torch.unique(X, dim=0))
+        d = torch.cdist(H, H)
+        distances = d[torch.triu(torch.ones_like(d, dtype=torch.bool), 1)]
+        scale = torch.quantile(distances, 0.5).item() if distances.numel() else 0.0
+        if not (scale > 0 and math.isfinite(scale)):
+            scale = 1.0
+        self.embedding_scale.fill_(scale)
+        return scale
 
     def __call__(
         self, x1: Tensor, x2: Tensor | None = None, diag: bool = False, last_dim_is_batch: bool = False, **params: Any
@@ -79,8 +111,8 @@ class ArchitectureKernel(Kernel):
         """
         if last_dim_is_batch:
             raise ArchSearchError("ArchitectureKernel: last_dim_is_batch is not supported (encodings are not additive).")
-        h1 = self.embedding(x1)
-        h2 = None if x2 is None or _same(x1, x2) else self.embedding(x2)
+        h1 = self.embed(x1)
+        h2 = None if x2 is None or _same(x1, x2) else self.embed(x2)
         return self.base_kernel(h1, h2, diag=diag, **params)
 
     def forward(self, x1: Tensor, x2: Tensor, diag: bool = False, **params: Any) -> Tensor:
@@ -94,8 +126,8 @@ class ArchitectureKernel(Kernel):
         Returns:
             A `batch_shape x n x m` kernel matrix (`batch_shape x n` if ``diag``).
         """
-        h1 = self.embedding(x1)
-        h2 = h1 if _same(x1, x2) else self.embedding(x2)
+        h1 = self.embed(x1)
+        h2 = h1 if _same(x1, x2) else self.embed(x2)
         return self.base_kernel.forward(h1, h2, diag=diag, **params)
 
 

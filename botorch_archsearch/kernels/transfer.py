@@ -96,8 +96,11 @@ def load_kernel(path: str | Path) -> SavedKernel:
         )
     if record["base_kernel"] != "RBFKernel":
         raise ArchSearchError(f"load_kernel: only RBF base kernels can be loaded, {path} has {record['base_kernel']}.")
-    kernel = ArchitectureKernel(BiLSTMEmbedding(**record["embedding_config"]))
-    kernel.load_state_dict(record["state_dict"])
+    state = dict(record["state_dict"])
+    dtype = next((v.dtype for v in state.values() if v.is_floating_point()), torch.float32)
+    state.setdefault("embedding_scale", torch.tensor(1.0, dtype=dtype))  # saved before the scale existed
+    kernel = ArchitectureKernel(BiLSTMEmbedding(**record["embedding_config"])).to(dtype)  # as fitted, exactly
+    kernel.load_state_dict(state)
     return SavedKernel(kernel, record["noise"], record["metadata"])
 
 

@@ -29,11 +29,12 @@ import torch
 
 from botorch_archsearch.acquisition.edits import EDIT_OPTIMIZATION_METHODS
 from botorch_archsearch.acquisition.multi_kernel import ACQUISITIONS
+from botorch_archsearch.acquisition.objective import KERNEL_TARGETS
 from botorch_archsearch.evaluation.data import DATASET_NAMES
 from botorch_archsearch.evaluation.distill import KD_LOSSES
 from botorch_archsearch.evaluation.reward import REWARD_MEASURES
 from botorch_archsearch.exceptions import ArchSearchError
-from botorch_archsearch.gp.fit import OBJECTIVES
+from botorch_archsearch.gp.fit import OBJECTIVES, WIDTH_INITS
 from botorch_archsearch.models import TEACHER_KINDS, TEACHER_NAMES, load_function, torchvision_model_names
 from botorch_archsearch.space import CHANNEL_ORDERS, MAGNITUDE_SCOPES
 from botorch_archsearch.utils.validation import check_choice, check_float, check_int
@@ -201,6 +202,14 @@ class KernelConfig:
         max_steps: At most this many Adam steps.
         tol: Moving-average stopping tolerance.
         transfer_from: A run directory whose saved kernels score the candidates (no training).
+        target: What the GP models: ``"reward"`` (the paper: the reward ``f`` itself) or
+            ``"accuracy"`` (the accuracy ratio ``A / A_teacher``; the acquisition scores ``f`` with
+            each candidate's exactly known size factor ``C (2 - C)``, 0 above ``reward.budget``).
+        width_init: Where a fresh kernel's RBF width starts: ``"paper"`` (1, the reference) or
+            ``"median"`` (the median distance between the fresh embeddings of its training
+            architectures).
+        warm_start: Start each step's kernel ``k`` from the fitted kernel ``k`` of the method's
+            previous step (saved in the run directory) instead of from scratch (the paper).
     """
 
     hidden_size: int = 64
@@ -212,6 +221,9 @@ class KernelConfig:
     max_steps: int = 100
     tol: float = 1e-3
     transfer_from: str | None = None
+    target: str = "reward"
+    width_init: str = "paper"
+    warm_start: bool = False
 
 
 @dataclass
@@ -493,7 +505,8 @@ def upgrade_saved_config(saved: dict[str, Any]) -> dict[str, Any]:
     - ``teacher.kind`` ``"zoo"`` and ``teacher.module`` ``None`` (teachers were zoo networks);
     - ``evaluation.bf16`` (bf16 autocast was then only on CUDA): ``None`` (automatic) on a CUDA
       device, ``False`` on a CPU;
-    - ``kernel.init_scale``: 1.0;
+    - ``kernel.init_scale``: 1.0; ``kernel.target`` ``"reward"``, ``kernel.width_init``
+      ``"paper"``, ``kernel.warm_start`` false (the paper's kernel);
     - ``search.channel_order`` ``"even"``, ``search.baselines`` ``[]``, ``search.targets``
       ``None``, ``search.magnitude_scope`` ``"group"``, ``search.init`` ``"random"``,
       ``search.local_fraction`` 0, ``search.local_edits`` ``"mutate"`` (the first local edits),
@@ -522,7 +535,9 @@ def upgrade_saved_config(saved: dict[str, Any]) -> dict[str, Any]:
         evaluation["bf16"] = None if device.startswith("cuda") else False
     kernel = upgraded.setdefault("kernel", {})
     if isinstance(kernel, dict):
-        kernel.setdefault("init_scale", 1.0)
+        for key, value in (("init_scale", 1.0), ("target", "reward"), ("width_init", "paper"),
+                           ("warm_start", False)):
+            kernel.setdefault(key, value)
     search = upgraded.setdefault("search", {})
     if isinstance(search, dict):
         for key, value in (("channel_order", "even"), ("baselines", []), ("targets", None),
@@ -641,6 +656,13 @@ def check_config(config: CompressConfig) -> None:
     check_float("kernel.weight_decay", kernel.weight_decay, 0)
     check_int("kernel.max_steps", kernel.max_steps, 1)
     check_float("kernel.tol", kernel.tol, 0)
+    check_choice("kernel.target", kernel.target, KERNEL_TARGETS)
+    check_choice("kernel.width_init", kernel.width_init, WIDTH_INITS)
+    if kernel.warm_start and kernel.transfer_from is not None:
+        raise ArchSearchError(
+            "kernel.warm_start starts fitted kernels from the previous step's; kernel.transfer_from uses saved "
+            "kernels without fitting. Choose one."
+        )
     if kernel.transfer_from is not None and not (Path(kernel.transfer_from) / "kernels").is_dir():
         raise ArchSearchError(
             "kernel.transfer_from must be the run directory of an ESNAC search (holding kernels/), got "

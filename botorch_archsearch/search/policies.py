@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from botorch_archsearch.acquisition import propose_architectures
+from botorch_archsearch.acquisition import CompressionFactor, propose_architectures, reward_factor
 from botorch_archsearch.exceptions import ArchSearchError
 from botorch_archsearch.gp import architecture_gp, fit_architecture_gp, transferred_gp
 from botorch_archsearch.graph import encode
@@ -365,18 +365,37 @@ class MultiKernelSearch(ProposalPolicy):
                                                          generator)]
         earlier = history.of(self.name, before=step)  # a resumed step's own records are left out
         X = encode([history.students[r.index].graph for r in earlier], self.max_layers, dtype=torch.float64)
-        Y = torch.tensor([[r.reward] for r in earlier], dtype=torch.float64)
         local = self._local_edits(history, step, generator)
         k, a = self.context.config.kernel, self.context.config.acquisition
+        Y, known = self.targets(earlier)
         result = propose_architectures(
             self.context.space, X, Y, max_layers=self.max_layers, num_kernels=c.num_kernels,
             subset_prob=c.subset_prob, acquisition=a.name, num_candidates=a.num_candidates, method=a.method,
             kernel_options=options_for(architecture_gp, k), fit_options=options_for(fit_architecture_gp, k),
-            generator=generator, extra_candidates=local, models=self.models(),
+            generator=generator, extra_candidates=local, models=self.models(), known_factor=known,
+            best_f=max(r.reward for r in earlier), initial_kernels=self.initial_kernels(step),
         )
         self.save(step, result)
         return [Proposal(s, kernel=i, acquisition=float(v)) for i, (s, v) in enumerate(zip(result.students,
                                                                                              result.values))]
+
+    def targets(self, earlier: list[EvaluationRecord]) -> tuple[Tensor, CompressionFactor | None]:
+        r"""What the GPs model (`n x 1`) and the known factor of the reward (``kernel.target``):
+        the rewards and ``None``, or the accuracy ratios ``A / A_teacher`` (0 for a student that
+        failed) and the candidates' factor ``C (2 - C)`` (0 above the budget)."""
+        if self.context.config.kernel.target == "reward":
+            return torch.tensor([[r.reward] for r in earlier], dtype=torch.float64), None
+        teacher, r = self.context.teacher, self.context.config.reward
+        ratios = [[(rec.accuracy or 0.0) / teacher["val_accuracy"] if rec.status == "ok" else 0.0] for rec in earlier]
+        factor = reward_factor(teacher, measure=r.measure, budget=r.budget, budget_measure=r.budget_measure)
+        return torch.tensor(ratios, dtype=torch.float64), CompressionFactor(factor)
+
+    def initial_kernels(self, step: int) -> list[dict | None] | None:
+        r"""``kernel.warm_start``: the kernels this method fitted at the previous step (``None``:
+        from scratch, the paper; also where the previous step fitted none)."""
+        if not self.context.config.kernel.warm_start:
+            return None
+        return self.context.store.kernel_states(self.name, step - 1)
 
     def models(self) -> Callable[[int, Tensor, Tensor], Any] | None:
         r"""Given models (``model(k, X, Y)`` for kernel ``k`` on its subset), or ``None``: fresh

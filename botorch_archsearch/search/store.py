@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from botorch_archsearch.exceptions import ArchSearchError
-from botorch_archsearch.kernels import save_kernel
+from botorch_archsearch.kernels import load_kernel, save_kernel
 from botorch_archsearch.search.config import (
     CONFIG_NAME,
     RESUMABLE_KEYS,
@@ -94,6 +94,7 @@ class RunStore:
         self._tensorboard: TensorBoardLogger | None = None
         self._weights: dict[int, dict] = {}  # in memory, without a run directory
         self._sources: dict[str, WeightSource] = {}  # read or saved in this run
+        self._kernels: dict[tuple[str, int], list[dict]] = {}  # in memory, without a run directory
         if self.run_dir is None:
             if resume:
                 raise ArchSearchError("compress: resume=True needs the run_dir to resume.")
@@ -283,12 +284,25 @@ class RunStore:
     def save_kernels(self, method: str, step: int, models: list[Any], metadata: list[dict[str, Any]]) -> None:
         r"""Save the fitted kernels of a step as ``kernels/<method>-stepNNN/kernelK.pt``."""
         if self.run_dir is None:
+            self._kernels[(method, step)] = [
+                {k: v.detach().clone() for k, v in model.covar_module.state_dict().items()} for model in models
+            ]
             return
         folder = self.run_dir / KERNELS_DIR / f"{method}-step{step:03d}"
         folder.mkdir(parents=True, exist_ok=True)
         for i, (model, extra) in enumerate(zip(models, metadata)):
             save_kernel(model.covar_module, folder / f"kernel{i}.pt", noise=float(model.likelihood.noise.item()),
                         metadata=extra)
+
+
+    def kernel_states(self, method: str, step: int) -> list[dict] | None:
+        r"""The state dicts of the kernels that ``method`` saved at ``step`` (kernel order), or
+        ``None`` if it saved none then (e.g. a step of random students)."""
+        if self.run_dir is None:
+            return self._kernels.get((method, step))
+        folder = self.run_dir / KERNELS_DIR / f"{method}-step{step:03d}"
+        paths = sorted(folder.glob("kernel*.pt"), key=lambda p: int(p.stem[len("kernel"):]))
+        return [load_kernel(p).kernel.state_dict() for p in paths] or None
 
 
 def saved_kernels(run_dir: str | Path) -> list[Path]:

@@ -390,3 +390,53 @@ def test_fitting_learns_a_kernel_that_ranks_held_out_students(space):
     assert loo_after > loo_before + 0.5, (loo_before, loo_after)
     assert fitted_rho > 0.5, fitted_rho
     assert fitted_rho >= float(np.mean(random_rho)) + 0.1, (fitted_rho, random_rho)
+
+
+# --- width_init ---------------------------------------------------------------------------------
+
+
+def test_median_width_init_scales_the_embeddings_by_their_median_distance(space, data):
+    X, _ = data
+    paper = _model(space, data)
+    median = _model(space, data, width_init="median")
+    assert paper.covar_module.embedding_scale.item() == 1.0
+    with torch.no_grad():
+        H = median.covar_module.embedding(X).double()
+    distances = [torch.dist(H[i], H[j]).item() for i in range(len(X)) for j in range(i + 1, len(X))]
+    scale = median.covar_module.embedding_scale.item()
+    assert scale == pytest.approx(float(np.median(distances)), rel=1e-5)
+    assert scale < 0.1  # fresh embeddings are nearly alike: the reason for the option
+    # same network weights (same seed): the kernel is the RBF of the scaled distances
+    with torch.no_grad():
+        K = median.covar_module(X).to_dense().double()
+        lengthscale = median.covar_module.base_kernel.lengthscale.item()
+    expected = torch.exp(-torch.cdist(H / scale, H / scale) ** 2 / (2 * lengthscale**2))
+    torch.testing.assert_close(K, expected, atol=1e-6, rtol=1e-6)
+    off = K[~torch.eye(len(X), dtype=torch.bool)]
+    assert off.min() < 0.9  # the values spread from the start, against nearly all 1 with width 1
+    with torch.no_grad():
+        paper_off = paper.covar_module(X).to_dense()[~torch.eye(len(X), dtype=torch.bool)]
+    assert paper_off.min() > 0.99
+
+
+def test_median_width_init_ignores_duplicate_architectures(space, data):
+    X, Y = data
+    doubled = _model(space, (torch.cat([X, X[:3], X[:3]]), torch.cat([Y, Y[:3], Y[:3]])), width_init="median")
+    assert doubled.covar_module.embedding_scale.item() == pytest.approx(
+        _model(space, data, width_init="median").covar_module.embedding_scale.item(), rel=1e-6)
+
+
+def test_fits_from_the_median_width_learn_where_the_paper_init_stops_at_once(space):
+    """The issue's measurement in small: on the real size factor of 30 students, a fresh kernel of
+    width 1 stops at the minimum of window + 1 steps with its objective unchanged; from the median
+    width it fits the data."""
+    data = _data(space, 30, seed=5)
+    paper = fit_architecture_gp(_model(space, data, hidden_size=16, num_layers=2))
+    median = fit_architecture_gp(_model(space, data, hidden_size=16, num_layers=2, width_init="median"))
+    assert paper.losses[0] - min(paper.losses) < 0.01
+    assert median.losses[0] - min(median.losses) > 0.1
+
+
+def test_width_init_must_be_known(space, data):
+    with pytest.raises(ArchSearchError, match=r"width_init must be one of \['median', 'paper'\]"):
+        _model(space, data, width_init="mean")

@@ -260,3 +260,52 @@ def test_posterior_embeds_each_architecture_once_per_call(space, encoded):
         mu = mu * std + model.outcome_transform.means.squeeze()
         torch.testing.assert_close(mean.squeeze(-1), mu)
         torch.testing.assert_close(variance.squeeze(-1), var * std**2)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_embedding_scale_divides_the_embeddings_before_the_base_kernel(space, encoded, dtype):
+    X = encoded.to(dtype)
+    kernel = _kernel(space, dtype, embedding_scale=0.05)
+    with torch.no_grad():
+        K = kernel(X).to_dense()
+        H = kernel.embedding(X)
+        cross = kernel(X[:4], X[4:]).to_dense()
+    # scaled up 20x, the embeddings' norms make the kernel's distance expansion lose digits: the
+    # tolerance of values computed two ways
+    torch.testing.assert_close(K, _brute_force_rbf(H / 0.05, H / 0.05, LENGTHSCALE), **_across_calls(dtype))
+    torch.testing.assert_close(cross, K[:4, 4:], **_across_calls(dtype))
+    assert torch.linalg.eigvalsh(K.double()).min() >= -1e-6
+
+
+def test_scale_to_sets_the_median_distance_of_distinct_architectures(space, encoded):
+    kernel = _kernel(space, torch.float64)
+    with torch.no_grad():
+        H = kernel.embedding(encoded)
+    distances = [torch.dist(H[i], H[j]).item() for i in range(len(H)) for j in range(i + 1, len(H))]
+    expected = sorted(distances)[len(distances) // 2 - 1: len(distances) // 2 + 1]
+    median = sum(expected) / 2 if len(distances) % 2 == 0 else sorted(distances)[len(distances) // 2]
+    # torch.cdist may take the matrix-product expansion: about 1e-7 relative on these distances
+    assert kernel.scale_to(torch.cat([encoded, encoded[:5]])) == pytest.approx(median, rel=1e-6)
+    assert kernel.embedding_scale.item() == pytest.approx(median, rel=1e-6)
+    assert kernel.scale_to(encoded[:1]) == 1.0  # one architecture: no distance to scale by
+
+
+@pytest.mark.parametrize("scale", [0.0, -1.0, float("inf")])
+def test_bad_embedding_scale_raises_arch_search_error(space, scale):
+    with pytest.raises(ArchSearchError, match="embedding_scale must be a positive number"):
+        _kernel(space, torch.float64, embedding_scale=scale)
+
+
+def test_saved_kernels_keep_their_scale_and_older_files_load_with_scale_one(space, encoded, tmp_path):
+    from botorch_archsearch.kernels import load_kernel, save_kernel
+
+    kernel = _kernel(space, torch.float64, embedding_scale=0.03)
+    path = save_kernel(kernel, tmp_path / "k.pt", noise=0.1)
+    loaded = load_kernel(path).kernel.to(torch.float64)
+    assert loaded.embedding_scale.item() == pytest.approx(0.03)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(encoded).to_dense(), kernel(encoded).to_dense())
+    record = torch.load(path, weights_only=True)
+    del record["state_dict"]["embedding_scale"]  # as written before the scale existed
+    torch.save(record, tmp_path / "old.pt")
+    assert load_kernel(tmp_path / "old.pt").kernel.embedding_scale.item() == 1.0

@@ -450,3 +450,89 @@ def test_a_target_no_student_can_meet_is_refused_before_the_teacher_is_trained(t
     with pytest.raises(ArchSearchError, match=message):
         compress(config=CompressConfig.from_dict(values))
     assert not any((tmp_path / "cache").rglob("*.pt"))  # no teacher was trained
+
+
+def test_accuracy_target_models_the_accuracy_ratio_and_scores_the_reward(
+        tmp_path, monkeypatch, small_config, search_data, search_teacher):
+    """``kernel.target=accuracy``: the GPs are fitted on ``A / A_teacher``, the acquisition's
+    ``best_f`` is the best reward, and no proposal is over the FLOPs budget."""
+    from botorch_archsearch.acquisition import CompressionFactor
+    from botorch_archsearch.search import policies
+
+    calls = []
+    original = policies.propose_architectures
+
+    def spy(space, X, Y, **kwargs):
+        calls.append((X, Y, kwargs))
+        return original(space, X, Y, **kwargs)
+
+    monkeypatch.setattr(policies, "propose_architectures", spy)
+    config = small_config(steps=3)
+    config.kernel.target = "accuracy"
+    graph = SearchSpace(trace(search_teacher.model, torch.zeros(1, 3, 16, 16))).graph
+    from botorch_archsearch.graph import count_flops
+
+    config.reward.budget = 0.5 * count_flops(graph)
+    config.reward.budget_measure = "flops"
+    result = compress(search_teacher, search_data, config, run_dir=tmp_path)
+    assert len(calls) == 2  # steps 2 and 3
+    for step, (X, Y, kwargs) in zip((2, 3), calls):
+        earlier = [r for r in result.records if r.step < step]
+        expected = [[r.accuracy / search_teacher.val_accuracy] for r in earlier]
+        torch.testing.assert_close(Y, torch.tensor(expected, dtype=torch.float64))
+        assert kwargs["best_f"] == max(r.reward for r in earlier)
+        factor = kwargs["known_factor"]
+        assert isinstance(factor, CompressionFactor) and len(factor) > 0
+    for r in result.records:
+        if r.step > 1:
+            assert r.flops <= config.reward.budget and r.reward > 0
+
+
+def test_warm_start_starts_each_step_from_the_previous_kernels_and_resumes_the_same(
+        tmp_path, monkeypatch, small_config, search_data, search_teacher):
+    from botorch_archsearch.search import policies
+
+    def config(steps):
+        c = small_config(steps=steps)
+        c.kernel.warm_start = True
+        c.kernel.width_init = "median"
+        return c
+
+    starts = []
+    original = policies.propose_architectures
+
+    def spy(space, X, Y, **kwargs):
+        starts.append(kwargs["initial_kernels"])
+        return original(space, X, Y, **kwargs)
+
+    monkeypatch.setattr(policies, "propose_architectures", spy)
+    full = compress(search_teacher, search_data, config(4), run_dir=tmp_path / "full")
+    assert starts[0] is None  # step 2: the first kernels start from scratch
+    for step, states in zip((3, 4), starts[1:]):
+        assert len(states) == 2
+        for k, state in enumerate(states):
+            saved = load_kernel(tmp_path / "full" / "kernels" / f"esnac-step{step - 1:03d}" / f"kernel{k}.pt")
+            for name, value in saved.kernel.state_dict().items():
+                assert torch.equal(state[name], value), name
+    # the kernel of step 3 really starts where step 2's ended: its fitted weights moved from those
+    step2 = load_kernel(tmp_path / "full" / "kernels" / "esnac-step002" / "kernel0.pt").kernel.state_dict()
+    step3 = load_kernel(tmp_path / "full" / "kernels" / "esnac-step003" / "kernel0.pt").kernel.state_dict()
+    assert step3["embedding_scale"] == step2["embedding_scale"]
+    # without a run directory the kernels are kept in memory: the same search
+    in_memory = compress(search_teacher, search_data, config(4))
+    assert _strip(in_memory.records) == _strip(full.records)
+    # resumed after step 3, it ends as the uninterrupted run
+    run = tmp_path / "resumed"
+    compress(search_teacher, search_data, config(3), run_dir=run)
+    resumed = compress(search_teacher, search_data, config(4), run_dir=run, resume=True)
+    assert _strip(resumed.records) == _strip(full.records)
+
+
+def test_warm_start_and_kernel_transfer_do_not_mix(small_config):
+    from botorch_archsearch.search.config import check_config
+
+    config = small_config()
+    config.kernel.warm_start = True
+    config.kernel.transfer_from = "somewhere"
+    with pytest.raises(ArchSearchError, match="kernel.warm_start .* kernel.transfer_from .* Choose one"):
+        check_config(config)
