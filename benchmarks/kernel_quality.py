@@ -23,6 +23,8 @@ Usage: ``.venv/bin/python benchmarks/kernel_quality.py --journals benchmarks/run
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import os
 import statistics
 import sys
@@ -34,6 +36,9 @@ from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_bo import half_subset, load_journals, median_distance  # noqa: E402
+
+from botorch_archsearch.graph.encoding import DEFAULT_MAX_EDGES, num_features  # noqa: E402
+from botorch_archsearch.search.journal import read_journal  # noqa: E402
 
 from botorch_archsearch.gp import architecture_gp, fit_architecture_gp  # noqa: E402
 
@@ -96,6 +101,9 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="*", default=[20, 48, 96],
                         help="values of N; none (a bare --sizes) skips the fits, e.g. to only tally saved kernels")
     parser.add_argument("--reps", type=int, default=12)
+    parser.add_argument("--configs", nargs="*", default=None, metavar="TARGET/WIDTH",
+                        help=f"compare surrogate configurations instead of init scales, the first the reference "
+                             f"(from {list(CONFIGS)}; a bare --configs: all)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     if args.reps < 1:
@@ -106,7 +114,13 @@ def main() -> None:
         args.scales = [1.0, *args.scales]  # the reference every other scale is paired against
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", 2)))
     wall = time.perf_counter()
-    if args.sizes:
+    if args.configs is not None:
+        args.configs = args.configs or list(CONFIGS)
+        unknown = sorted(set(args.configs) - set(CONFIGS))
+        if unknown:
+            parser.error(f"--configs: unknown {unknown}; choose from {list(CONFIGS)}")
+        compare_configs(args)
+    elif args.sizes:
         fit_kernels(args)
     if args.saved_kernels is not None:
         saved_kernel_stops(args.saved_kernels or args.journals)
@@ -153,6 +167,116 @@ def fit_kernels(args: argparse.Namespace) -> None:
         diff = [r["rho"] - b["rho"] for n in args.sizes for r, b in zip(results[(scale, n)], results[(1.0, n)])]
         mean, lo, hi = interval(diff)
         print(f"  init_scale {scale:g} vs 1 over all N: {mean:+.3f} [{lo:+.3f}, {hi:+.3f}], "
+              f"better in {sum(d > 0 for d in diff)} of {len(diff)}")
+
+
+# --------------------------------------------------------------------------------------------
+# surrogate configurations (issue 18): what the GP models x where its RBF width starts
+
+CONFIGS = ("reward/paper", "reward/median", "accuracy/paper", "accuracy/median")
+Z90 = 1.6448536269514722  # the two-sided 90% interval of a normal: mean +- Z90 sd
+
+
+def load_runs(paths: list[str], dtype: torch.dtype = torch.float64) -> dict:
+    """Every teacher-inherited, evaluated student of the search journals under ``paths``, with its
+    encoding, reward, accuracy ratio ``A / A_teacher`` and known factor ``c`` (``f = c g``), each
+    from its own run's ``config.json`` and ``teacher.json``. Students of weight sources (the
+    regularised methods' own weights) are left out: their accuracy is not the teacher's students'."""
+    from botorch_archsearch.evaluation import reward as reward_of
+
+    files = []
+    for path in map(Path, paths):
+        files += sorted(path.rglob("journal.jsonl")) if path.is_dir() else [path]
+    rows, seen_teachers = [], set()
+    for f in files:
+        config = json.loads((f.parent / "config.json").read_text())
+        teacher = json.loads((f.parent / "teacher.json").read_text())
+        seen_teachers.add((teacher["name"], teacher["params"]))
+        r = config["reward"]
+        for rec in read_journal(f).records:
+            if rec.get("status") != "ok" or rec.get("source") is not None or "encoding" not in rec:
+                continue
+            c = reward_of(1.0, 1.0, rec["params"], teacher["params"], flops=rec.get("flops"),
+                          teacher_flops=teacher.get("flops"), measure=r.get("measure", "params"),
+                          budget=r.get("budget"), budget_measure=r.get("budget_measure"))
+            rows.append((rec["encoding"], rec["reward"], rec["accuracy"] / teacher["val_accuracy"], c))
+    if len(seen_teachers) != 1:
+        raise SystemExit(f"--journals: give the runs of one teacher, found {sorted(seen_teachers)}")
+    if not rows:
+        raise SystemExit(f"--journals: no evaluated students under {paths}")
+    X = torch.tensor([row[0] for row in rows], dtype=dtype)
+    f, g, c = (torch.tensor([row[i] for row in rows], dtype=dtype) for i in (1, 2, 3))
+    # the reward is c g exactly where the reward's formula holds (a check of the loader)
+    if not torch.allclose(c * g, f, rtol=1e-9, atol=1e-12):
+        raise SystemExit("--journals: rewards do not equal factor x accuracy ratio; are these runs' teacher.json right?")
+    L = X.shape[-1] // num_features(DEFAULT_MAX_EDGES)
+    print(f"data: {len(rows)} evaluated students in {len(files)} journal(s) of {sorted(seen_teachers)[0][0]}; "
+          f"reward mean {f.mean():.3f}, {int((c == 0).sum())} above a budget", flush=True)
+    return {"X": X, "f": f, "g": g, "c": c, "L": L}
+
+
+def evaluate_config(data: dict, config: str, n: int, rep: int, seed: int) -> dict:
+    """One draw: N students, a GP fitted on a random half as ``propose_architectures`` does, scored on
+    every student it was not fitted on by the quality of its prediction of the reward ``f``."""
+    target, width = config.split("/")
+    X, f, g, c, L = data["X"], data["f"], data["g"], data["c"], data["L"]
+    gen = torch.Generator().manual_seed(seed * 100_000 + 1000 * n + rep)
+    pool = torch.randperm(len(X), generator=gen)[:n]
+    keep = pool[half_subset(n, gen)]
+    held_out = torch.ones(len(X), dtype=torch.bool)
+    held_out[keep] = False
+    Y = (f if target == "reward" else g)[keep].unsqueeze(-1)
+    torch.manual_seed(seed * 100_000 + rep)  # the same network weights for every configuration
+    model = architecture_gp(X[keep], Y, max_layers=L, width_init=width)
+    fit = fit_architecture_gp(model)
+    with torch.no_grad():
+        post = model.posterior(X[held_out], observation_noise=True)
+    mean, sd = post.mean.squeeze(-1), post.variance.clamp_min(1e-12).sqrt().squeeze(-1)
+    if target == "accuracy":  # f = c g with c known
+        mean, sd = c[held_out] * mean, c[held_out] * sd
+    truth = f[held_out]
+    scored = sd > 0  # a student above the budget has f = 0 exactly under the accuracy target: no density
+    z = (truth[scored] - mean[scored]) / sd[scored]
+    nlpd = float((0.5 * z**2 + torch.log(sd[scored]) + 0.5 * math.log(2 * math.pi)).mean())
+    rho = stats.spearmanr(mean.numpy(), truth.numpy()).statistic
+    return dict(rho=float(rho), nlpd=nlpd, coverage=float((z.abs() <= Z90).float().mean()), steps=fit.num_steps,
+                seconds=fit.seconds, dead=fit.losses[0] - min(fit.losses) < LEARNED_NOTHING)
+
+
+def compare_configs(args: argparse.Namespace) -> None:
+    """Surrogate configurations on real journals, paired by draw (see ``--configs``)."""
+    data = load_runs(args.journals)
+    base = args.configs[0]
+    print(f"settings: {args.configs}, N = {args.sizes}, {args.reps} draws each, default kernel (hidden 64, 4 layers) "
+          "and fit (LOO, lr 1e-3, <= 100 steps, moving-average stop)", flush=True)
+    results: dict[tuple[str, int], list[dict]] = {}
+    for n in args.sizes:
+        if n > len(data["X"]):
+            raise SystemExit(f"N = {n} exceeds the {len(data['X'])} students in the journals")
+        for config in args.configs:
+            rows = [evaluate_config(data, config, n, rep, args.seed) for rep in range(args.reps)]
+            results[(config, n)] = rows
+            print(f"  N = {n:>3}, {config}: held-out Spearman {statistics.fmean(r['rho'] for r in rows):.3f}, "
+                  f"{sum(r['dead'] for r in rows)} of {len(rows)} fits learned nothing", flush=True)
+    print(f"\n| N | configuration | held-out Spearman | vs {base}, paired (95% t-interval) | better | NLPD | "
+          "90% coverage | learned nothing | steps | fit s |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for n in args.sizes:
+        for config in args.configs:
+            rows = results[(config, n)]
+            paired = better = ""
+            if config != base:
+                diff = [r["rho"] - b["rho"] for r, b in zip(rows, results[(base, n)])]
+                mean, lo, hi = interval(diff)
+                paired, better = f"{mean:+.3f} [{lo:+.3f}, {hi:+.3f}]", f"{sum(d > 0 for d in diff)}/{len(diff)}"
+            print(f"| {n} | {config} | {statistics.fmean(r['rho'] for r in rows):.3f} | {paired} | {better} | "
+                  f"{statistics.fmean(r['nlpd'] for r in rows):.2f} | {statistics.fmean(r['coverage'] for r in rows):.2f} | "
+                  f"{sum(r['dead'] for r in rows)} of {len(rows)} | {statistics.fmean(r['steps'] for r in rows):.1f} | "
+                  f"{statistics.fmean(r['seconds'] for r in rows):.1f} |")
+    for config in args.configs[1:]:
+        diff = [r["rho"] - b["rho"] for n in args.sizes for r, b in zip(results[(config, n)], results[(base, n)])]
+        mean, lo, hi = interval(diff)
+        print(f"  {config} vs {base} over all N: Spearman {mean:+.3f} [{lo:+.3f}, {hi:+.3f}], "
               f"better in {sum(d > 0 for d in diff)} of {len(diff)}")
 
 

@@ -226,7 +226,7 @@ def transferred_gp(path: str | Path, train_X: Tensor, train_Y: Tensor) -> Archit
     Args:
         path: A kernel file written by :func:`~botorch_archsearch.kernels.save_kernel`.
         train_X: A `n x d` tensor of the new teacher's evaluated architectures, encoded with the
-            saved kernel's ``max_layers`` and ``max_edges``.
+            saved kernel's ``max_edges`` and any ``max_layers`` (a deeper teacher's too).
         train_Y: A `n x 1` tensor of their rewards.
 
     Returns:
@@ -234,11 +234,11 @@ def transferred_gp(path: str | Path, train_X: Tensor, train_Y: Tensor) -> Archit
     """
     saved = load_kernel(path)
     embedding = saved.kernel.embedding
-    expected = embedding.max_layers * num_features(embedding.max_edges)
-    if isinstance(train_X, Tensor) and train_X.dim() == 2 and train_X.shape[-1] != expected:
+    width = num_features(embedding.max_edges)
+    if isinstance(train_X, Tensor) and train_X.dim() == 2 and train_X.shape[-1] % width:
         raise EncodingError(
             f"transferred_gp: train_X has {train_X.shape[-1]} columns; the saved kernel reads encodings with "
-            f"max_layers={embedding.max_layers}, max_edges={embedding.max_edges} ({expected} columns)."
+            f"max_edges={embedding.max_edges} (a multiple of {width} columns)."
         )
     model = architecture_gp(train_X, train_Y, covar_module=saved.kernel)
     if saved.noise is not None:

@@ -144,10 +144,10 @@ class BiLSTMEmbedding(nn.Module):
         r"""The LSTM inputs ``P v + b`` of every layer, computed from the compact encoding.
 
         Args:
-            rows: A `b x max_layers x (7 + max_edges)` tensor of encoded layers.
+            rows: A `b x layers x (7 + max_edges)` tensor of encoded layers.
 
         Returns:
-            A `b x max_layers x input_size` tensor (zero for padding layers).
+            A `b x layers x input_size` tensor (zero for padding layers).
         """
         dtype = rows.dtype
         types = rows[..., 0].long()
@@ -163,11 +163,12 @@ class BiLSTMEmbedding(nn.Module):
         offsets = rows[..., 1 + NUM_ATTRIBUTES :].long()  # `b x L x E`, 0 = no edge
         batch, layer, slot = offsets.nonzero(as_tuple=True)
         o = offsets[batch, layer, slot]
+        column = o.clamp_max(self.max_layers - 1)  # a deeper teacher's longer edges: the longest column
         target = batch * L + layer
         u = (
             u.reshape(b * L, p)
-            .index_add(0, target, self.incoming_columns.weight.to(dtype)[o])
-            .index_add(0, target - o.clamp_max(layer), self.outgoing_columns.weight.to(dtype)[o])
+            .index_add(0, target, self.incoming_columns.weight.to(dtype)[column])
+            .index_add(0, target - o.clamp_max(layer), self.outgoing_columns.weight.to(dtype)[column])
             .view(b, L, p)
         )
         return u * valid
@@ -175,18 +176,24 @@ class BiLSTMEmbedding(nn.Module):
     def forward(self, X: Tensor) -> Tensor:
         r"""Embed encoded architectures.
 
+        Encodings of any number of layers are read (padding never changes the result), so a kernel
+        learned on one teacher scores a deeper one (kernel transfer): an edge longer than
+        ``max_layers - 1`` layers, which the kernel has no column for, reads as the longest it
+        has.
+
         Args:
-            X: A `batch_shape x d` tensor of encoded architectures, ``d = max_layers *
-                (7 + max_edges)``.
+            X: A `batch_shape x d` tensor of encoded architectures, ``d = layers * (7 + max_edges)``
+                (``layers = max_layers`` as the kernel was built for, or any other).
 
         Returns:
             A `batch_shape x output_dim` tensor of unit-norm embeddings, in ``X``'s dtype.
         """
         width = num_features(self.max_edges)
-        if X.shape[-1] != self.max_layers * width:
+        if X.shape[-1] == 0 or X.shape[-1] % width:
             raise EncodingError(
-                f"BiLSTMEmbedding: X has last dimension {X.shape[-1]}, expected max_layers * (7 + max_edges) "
-                f"= {self.max_layers} * {width} = {self.max_layers * width}; encode with the same settings."
+                f"BiLSTMEmbedding: X has last dimension {X.shape[-1]}, expected a multiple of 7 + max_edges = {width} "
+                f"(layers x {width}; this kernel was built for {self.max_layers} * {width} = "
+                f"{self.max_layers * width}); encode with max_edges={self.max_edges}."
             )
         batch_shape = X.shape[:-1]
         flat = X.reshape(-1, X.shape[-1])
@@ -202,7 +209,8 @@ class BiLSTMEmbedding(nn.Module):
     def _embed(self, flat: Tensor) -> Tensor:
         """Embeddings of a `b x d` tensor of encodings (in ``compute_dtype``)."""
         dtype = self.compute_dtype or self.attribute_columns.weight.dtype
-        rows = flat.reshape(-1, self.max_layers, num_features(self.max_edges)).to(dtype)
+        width = num_features(self.max_edges)
+        rows = flat.reshape(-1, flat.shape[-1] // width, width).to(dtype)
         lengths = (rows[..., 0] > 0).sum(-1)
         if int(lengths.min()) == 0:
             raise EncodingError("BiLSTMEmbedding: an encoded architecture has no layers (an all-zero row).")

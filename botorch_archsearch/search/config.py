@@ -35,6 +35,7 @@ from botorch_archsearch.evaluation.distill import KD_LOSSES
 from botorch_archsearch.evaluation.reward import REWARD_MEASURES
 from botorch_archsearch.exceptions import ArchSearchError
 from botorch_archsearch.gp.fit import OBJECTIVES, WIDTH_INITS
+from botorch_archsearch.kernels import load_kernel
 from botorch_archsearch.models import TEACHER_KINDS, TEACHER_NAMES, load_function, torchvision_model_names
 from botorch_archsearch.space import CHANNEL_ORDERS, MAGNITUDE_SCOPES
 from botorch_archsearch.utils.validation import check_choice, check_float, check_int
@@ -668,6 +669,10 @@ def check_config(config: CompressConfig) -> None:
             "kernel.transfer_from must be the run directory of an ESNAC search (holding kernels/), got "
             f"{kernel.transfer_from!r}."
         )
+    if kernel.transfer_from is not None:  # a kernel this version cannot read: said before any training
+        saved = sorted((Path(kernel.transfer_from) / "kernels").glob("*/kernel*.pt"))
+        if saved:
+            load_kernel(saved[-1])
     check_choice("acquisition.name", config.acquisition.name, tuple(ACQUISITIONS))
     check_choice("acquisition.method", config.acquisition.method, EDIT_OPTIMIZATION_METHODS)
     check_int("acquisition.num_candidates", config.acquisition.num_candidates, 1)

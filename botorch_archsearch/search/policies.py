@@ -45,7 +45,6 @@ from botorch_archsearch.acquisition import CompressionFactor, propose_architectu
 from botorch_archsearch.exceptions import ArchSearchError
 from botorch_archsearch.gp import architecture_gp, fit_architecture_gp, transferred_gp
 from botorch_archsearch.graph import encode
-from botorch_archsearch.kernels import load_kernel
 from botorch_archsearch.search.config import options_for
 from botorch_archsearch.search.records import EvaluationRecord, Proposal
 from botorch_archsearch.search.report import format_seconds
@@ -469,23 +468,14 @@ class KernelTransfer(MultiKernelSearch):
     def __init__(self, context: SearchContext, run_dir: str | Path) -> None:
         r"""Transfer the kernels saved in ``run_dir``.
 
+        The kernels read architectures of any depth: a teacher deeper than the one they were
+        learned on is encoded with its own layers (paper: ResNet-18 to ResNet-34).
+
         Raises:
-            ArchSearchError: If ``run_dir`` saved no kernels, or they read fewer layers than the
-                teacher has.
+            ArchSearchError: If ``run_dir`` saved no kernels.
         """
         super().__init__(context)
         self.paths = saved_kernels(run_dir)
-        self._max_layers = load_kernel(self.paths[0]).kernel.embedding.max_layers
-        if self._max_layers < context.max_layers:
-            raise ArchSearchError(
-                f"kernel.transfer_from: the saved kernels read architectures of at most {self._max_layers} layers; "
-                f"this teacher has {context.max_layers}. Transfer from a search on a teacher with at least as many "
-                "layers."
-            )
-
-    @property
-    def max_layers(self) -> int:
-        return self._max_layers
 
     def models(self) -> Callable[[int, Tensor, Tensor], Any]:
         return lambda k, X, Y: transferred_gp(self.paths[k % len(self.paths)], X, Y)

@@ -316,12 +316,11 @@ def test_bad_inputs_raise_encoding_error(resnet_space):
     L = resnet_space.graph.num_layers
     emb = _embedding(L)
     X = encode(_students(resnet_space, 3, seed=11), max_layers=L)
-    with pytest.raises(EncodingError, match=rf"last dimension {X.shape[-1] - 1}.*{L} \* 15 = {L * 15}"):
+    with pytest.raises(EncodingError, match=rf"last dimension {X.shape[-1] - 1}, expected a multiple of 7 \+ "
+                                            rf"max_edges = 15 .*built for {L} \* 15 = {L * 15}"):
         emb(X[:, :-1])
     with pytest.raises(EncodingError, match="last dimension"):
-        emb(encode(resnet_space.graph, max_layers=L, max_edges=4))
-    with pytest.raises(EncodingError, match="last dimension"):
-        emb(encode(resnet_space.graph, max_layers=L + 1))
+        emb(encode(resnet_space.graph, max_layers=L + 1, max_edges=4))  # 11 (L + 1) columns, not a multiple of 15
     bad = X.clone()
     bad[1] = 0
     with pytest.raises(EncodingError, match="no layers"):
@@ -373,3 +372,37 @@ def test_default_compute_dtype_is_float32_whatever_the_weights(resnet_space):
     torch.testing.assert_close(h_fast, h_exact, atol=1e-5, rtol=0)
     h_fast.sum().backward()
     assert all(p.grad is None or p.grad.dtype == torch.float64 for p in fast.parameters())
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_encodings_of_other_depths_read_as_their_layers(resnet_space, dtype):
+    """Padding never changes an embedding, whatever the encoding's number of layers."""
+    L = resnet_space.graph.num_layers
+    emb = _embedding(L, dtype)
+    students = _students(resnet_space, 4, seed=3)
+    with torch.no_grad():
+        H = emb(encode(students, max_layers=L, dtype=dtype))
+        padded = emb(encode(students, max_layers=L + 9, dtype=dtype))
+    torch.testing.assert_close(padded, H, atol=1e-12 if dtype == torch.float64 else 1e-6, rtol=0)
+
+
+def test_a_deeper_teacher_reads_its_longer_edges_as_the_longest_column(resnet_space):
+    """A kernel built for a shallower teacher (kernel transfer, here one of 8 layers) embeds
+    ResNet-18 students: the same as an embedding built for ResNet-18 whose edge columns past the
+    small kernel's copy its last one."""
+    short, L = 8, resnet_space.graph.num_layers
+    students = _students(resnet_space, 5, seed=4)
+    X = encode(students, max_layers=L, dtype=torch.float64)
+    assert X.view(5, L, -1)[..., 1 + 6:].max() > short - 1  # edges longer than the small kernel has columns for
+    small = _embedding(short, torch.float64)
+    big = _embedding(L, torch.float64)
+    with torch.no_grad():
+        for name, value in small.state_dict().items():
+            if not name.startswith(("incoming_columns", "outgoing_columns")):
+                big.state_dict()[name].copy_(value)
+        for name in ("incoming_columns", "outgoing_columns"):
+            table = getattr(big, name).weight
+            table[:short] = getattr(small, name).weight
+            table[short:] = getattr(small, name).weight[short - 1]
+        torch.testing.assert_close(small(X), big(X), atol=1e-12, rtol=0)
+        assert not torch.allclose(small(X), _embedding(L, torch.float64, seed=1)(X))  # not a vacuous equality

@@ -187,6 +187,38 @@ def test_kernel_transfer_scores_with_saved_kernels_and_trains_none(
     assert not (tmp_path / "target" / "kernels").exists()
 
 
+def test_kernels_learned_on_resnet18_transfer_to_a_deeper_resnet34(
+        tmp_path, small_config, search_data, search_teacher):
+    """Paper section 4.3's first scenario: the saved kernels read the deeper teacher's students."""
+    from botorch_archsearch.evaluation.teachers import load_teacher
+
+    source = tmp_path / "source"
+    compress(search_teacher, search_data, small_config(), run_dir=source)
+    torch.manual_seed(0)
+    deeper = load_teacher(get_teacher("resnet34", num_classes=4, in_channels=3, width=0.125), search_data)
+    config = small_config()
+    config.teacher = TeacherConfig(name="resnet34", width=0.125)
+    config.kernel.transfer_from = str(source)
+    result = compress(deeper, search_data, config, run_dir=tmp_path / "target")
+    saved_layers = load_kernel(next((source / "kernels").glob("*/kernel0.pt"))).kernel.embedding.max_layers
+    deep_layers = trace(deeper.model, torch.zeros(1, 3, 16, 16)).num_layers
+    assert deep_layers > saved_layers
+    step2 = [r for r in result.records if r.step == 2]
+    assert [r.kernel for r in step2] == [0, 1] and all(len(r.encoding) == deep_layers * 15 for r in step2)
+
+
+def test_a_saved_kernel_this_version_cannot_read_is_refused_before_any_training(
+        tmp_path, small_config, search_data, search_teacher):
+    (tmp_path / "kernels" / "esnac-step002").mkdir(parents=True)
+    (tmp_path / "kernels" / "esnac-step002" / "kernel0.pt").write_bytes(b"not a kernel")
+    config = small_config()
+    config.kernel.transfer_from = str(tmp_path)
+    from botorch_archsearch.search.config import check_config
+
+    with pytest.raises(ArchSearchError, match="cannot read .*kernel0.pt as a saved kernel"):
+        check_config(config)
+
+
 def test_transfer_from_a_directory_without_kernels_is_a_clear_error(
         tmp_path, small_config, search_data, search_teacher):
     config = small_config()
