@@ -48,7 +48,10 @@ ROOT = Path(__file__).resolve().parent.parent
 SEARCHES = ("esnac", "random", "n2n", "evolutionary_synthesis")
 ONE_PER_TARGET = ("group_lasso", "variational_dropout", "morphnet", "uniform", "magnitude")
 PEER = "torch_pruning"
-METHODS = SEARCHES + ONE_PER_TARGET + (PEER,)
+VARIANTS = {  # a cell name: the app's search.method and the settings that make the variant
+    "esnac_accuracy": ("esnac", ("kernel.target=accuracy", "kernel.width_init=median")),
+}
+METHODS = SEARCHES[:1] + tuple(VARIANTS) + SEARCHES[1:] + ONE_PER_TARGET + (PEER,)
 TEACHERS = {  # the app's teacher preset and the image size the network needs
     "resnet18": ("tiny_resnet18", 28),
     "vgg19": ("tiny_vgg19", 32),
@@ -77,7 +80,9 @@ def overrides(teacher: str, target: Fraction, method: str, seed: int) -> list[st
     budget = math.floor(float(target) * teacher_flops(teacher))
     values = ["+experiment=field_methods", f"teacher={preset}", f"dataset.image_size={size}",
               f"reward.budget={budget}", f"seed={seed}", "progress=false"]
-    if method != PEER:
+    if method in VARIANTS:
+        values += [f"search.method={VARIANTS[method][0]}", *VARIANTS[method][1]]
+    elif method != PEER:
         values.append(f"search.method={method}")
     if method in ONE_PER_TARGET or method == PEER:
         values.append(f"search.targets=[{float(target)!r}]")
@@ -196,8 +201,9 @@ def read_cell(cell: Path, method: str) -> dict | None:
         return None
     from botorch_archsearch.search.journal import read_journal
 
-    records = [r for r in read_journal(cell / "journal.jsonl").records if r["method"] == method]
-    final = [f for f in read_journal(cell / "final.jsonl").records if f["method"] == method and f.get("rank") == 1]
+    name = VARIANTS.get(method, (method,))[0]  # the method as the journal names it
+    records = [r for r in read_journal(cell / "journal.jsonl").records if r["method"] == name]
+    final = [f for f in read_journal(cell / "final.jsonl").records if f["method"] == name and f.get("rank") == 1]
     teacher = json.loads((cell / "teacher.json").read_text())
     if not final:
         return None
@@ -260,14 +266,17 @@ def report(args: argparse.Namespace) -> None:
                       f"{acc.mean():.2f} +- {acc.std(ddof=1) if len(acc) > 1 else 0:.2f} | {within}/{len(values)} | "
                       f"{cost.mean():.3g} | {seconds.mean() / 60:.1f} min |")
             print()
-            reference = cells.get((target, "esnac"))
-            if reference:
-                print("ESNAC minus each method, test accuracy (percentage points), paired by seed:\n")
-                print("| method | seeds | mean difference | 95% t-interval | ESNAC better on |")
+            for name in ("esnac", *VARIANTS):
+                reference = cells.get((target, name))
+                if not reference:
+                    continue
+                label = "ESNAC" if name == "esnac" else name
+                print(f"{label} minus each method, test accuracy (percentage points), paired by seed:\n")
+                print(f"| method | seeds | mean difference | 95% t-interval | {label} better on |")
                 print("|---|---|---|---|---|")
                 for method in METHODS:
                     rows = cells.get((target, method))
-                    if method == "esnac" or not rows:
+                    if method == name or not rows:
                         continue
                     seeds = sorted(set(rows) & set(reference))
                     if not seeds:
@@ -302,7 +311,7 @@ def pareto_figure(cells: dict, teacher: dict, path: Path, name: str) -> None:
             es.append(acc.std(ddof=1) if len(acc) > 1 else 0.0)
         if xs:
             order = np.argsort(xs)
-            ax.errorbar(np.array(xs)[order], np.array(ys)[order], yerr=np.array(es)[order], marker="os^vD<>ph*"[i],
+            ax.errorbar(np.array(xs)[order], np.array(ys)[order], yerr=np.array(es)[order], marker="os^vD<>ph*X"[i % 11],
                         color=cmap(i), capsize=3, label=method, linestyle="-" if len(xs) > 1 else "none")
     if teacher.get("teacher_test_accuracy"):
         ax.scatter([teacher["teacher_flops"] / 1e6], [100 * teacher["teacher_test_accuracy"]], marker="*", s=250,

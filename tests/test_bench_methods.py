@@ -69,3 +69,18 @@ def test_cells_get_the_method_the_target_and_an_absolute_flops_budget(bench):
     assert "seed=2" in values and any(v.startswith("search.targets=[0.333") for v in values)
     assert not any(v.startswith("search.targets") for v in bench.overrides("resnet18", Fraction(1, 3), "esnac", 0))
     assert "dataset.image_size=32" in bench.overrides("vgg19", Fraction(1, 2), "esnac", 0)
+    variant = bench.overrides("resnet18", Fraction(1, 3), "esnac_accuracy", 1)
+    assert "search.method=esnac" in variant and "kernel.target=accuracy" in variant
+    assert "kernel.width_init=median" in variant and not any(v.startswith("search.targets") for v in variant)
+
+
+def test_a_variant_s_cells_read_its_journal_method_and_get_their_own_paired_table(tmp_path, bench, capsys):
+    base = tmp_path / "resnet18" / "1-3"
+    for seed, (esnac, variant) in enumerate([(0.90, 0.91), (0.88, 0.90)]):
+        _cell(base / "esnac" / f"seed-{seed}", "esnac", 290, esnac, 1e9)
+        _cell(base / "esnac_accuracy" / f"seed-{seed}", "esnac", 280, variant, 1e9)  # the journal says esnac
+    bench.main(["report", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "| esnac_accuracy | 2 | 0.000 | 10 | 90.50 +- 0.71 | 2/2 |" in out
+    assert "| esnac_accuracy | 2 | -1.50 |" in out  # ESNAC minus the variant
+    assert "esnac_accuracy minus each method" in out and "| esnac | 2 | +1.50 |" in out
