@@ -38,7 +38,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_bo import half_subset, load_journals, median_distance  # noqa: E402
 
 from botorch_archsearch.graph.encoding import DEFAULT_MAX_EDGES, num_features  # noqa: E402
+from botorch_archsearch.graph import trace  # noqa: E402
+from botorch_archsearch.kernels import EditFeatures, WLFeatures  # noqa: E402
+from botorch_archsearch.models import build_teacher  # noqa: E402
 from botorch_archsearch.search.journal import read_journal  # noqa: E402
+from botorch_archsearch.space import Edit, SearchSpace  # noqa: E402
 
 from botorch_archsearch.gp import architecture_gp, fit_architecture_gp  # noqa: E402
 
@@ -101,8 +105,8 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="*", default=[20, 48, 96],
                         help="values of N; none (a bare --sizes) skips the fits, e.g. to only tally saved kernels")
     parser.add_argument("--reps", type=int, default=12)
-    parser.add_argument("--configs", nargs="*", default=None, metavar="TARGET/WIDTH",
-                        help=f"compare surrogate configurations instead of init scales, the first the reference "
+    parser.add_argument("--configs", nargs="*", default=None, metavar="KERNEL/TARGET[/WIDTH]",
+                        help=f"compare surrogate configurations (kernel/target[/width_init]) instead of init scales, the first the reference "
                              f"(from {list(CONFIGS)}; a bare --configs: all)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -173,7 +177,9 @@ def fit_kernels(args: argparse.Namespace) -> None:
 # --------------------------------------------------------------------------------------------
 # surrogate configurations (issue 18): what the GP models x where its RBF width starts
 
-CONFIGS = ("reward/paper", "reward/median", "accuracy/paper", "accuracy/median")
+CONFIGS = ("bilstm/reward/paper", "bilstm/reward/median", "bilstm/accuracy/paper", "bilstm/accuracy/median",
+           "wl/reward", "wl/accuracy", "edit/reward", "edit/accuracy")
+"""``kernel.name/kernel.target[/kernel.width_init]`` (the ``wl`` and ``edit`` kernels always start at the median)."""
 Z90 = 1.6448536269514722  # the two-sided 90% interval of a normal: mean +- Z90 sd
 
 
@@ -187,11 +193,13 @@ def load_runs(paths: list[str], dtype: torch.dtype = torch.float64) -> dict:
     files = []
     for path in map(Path, paths):
         files += sorted(path.rglob("journal.jsonl")) if path.is_dir() else [path]
-    rows, seen_teachers = [], set()
+    rows, edits, seen_teachers, space = [], [], set(), None
     for f in files:
         config = json.loads((f.parent / "config.json").read_text())
         teacher = json.loads((f.parent / "teacher.json").read_text())
         seen_teachers.add((teacher["name"], teacher["params"]))
+        if space is None:
+            space = _space(config, read_journal(f).records)
         r = config["reward"]
         for rec in read_journal(f).records:
             if rec.get("status") != "ok" or rec.get("source") is not None or "encoding" not in rec:
@@ -200,6 +208,7 @@ def load_runs(paths: list[str], dtype: torch.dtype = torch.float64) -> dict:
                           teacher_flops=teacher.get("flops"), measure=r.get("measure", "params"),
                           budget=r.get("budget"), budget_measure=r.get("budget_measure"))
             rows.append((rec["encoding"], rec["reward"], rec["accuracy"] / teacher["val_accuracy"], c))
+            edits.append(Edit.from_dict(rec["edit"]))
     if len(seen_teachers) != 1:
         raise SystemExit(f"--journals: give the runs of one teacher, found {sorted(seen_teachers)}")
     if not rows:
@@ -212,13 +221,26 @@ def load_runs(paths: list[str], dtype: torch.dtype = torch.float64) -> dict:
     L = X.shape[-1] // num_features(DEFAULT_MAX_EDGES)
     print(f"data: {len(rows)} evaluated students in {len(files)} journal(s) of {sorted(seen_teachers)[0][0]}; "
           f"reward mean {f.mean():.3f}, {int((c == 0).sum())} above a budget", flush=True)
-    return {"X": X, "f": f, "g": g, "c": c, "L": L}
+    features = EditFeatures(space)
+    features.add([None] * len(edits), X, edits)
+    return {"X": X, "f": f, "g": g, "c": c, "L": L, "edit": features, "wl": WLFeatures()}
+
+
+def _space(config: dict, records: list[dict]) -> SearchSpace:
+    """The teacher's search space, rebuilt from a run's config and its records' shapes."""
+    nodes = records[0]["architecture"]["nodes"]
+    in_shape, num_classes = nodes[0]["in_shape"], nodes[-1]["out_shape"][0]
+    kind = config["teacher"].get("kind", "zoo")
+    name = config["teacher"]["module"] if kind == "module" else config["teacher"]["name"]
+    teacher = build_teacher(name, kind=kind, num_classes=num_classes, in_channels=in_shape[0],
+                            width=config["teacher"].get("width", 1.0)).eval()
+    return SearchSpace(trace(teacher, torch.randn(1, *in_shape)))
 
 
 def evaluate_config(data: dict, config: str, n: int, rep: int, seed: int) -> dict:
     """One draw: N students, a GP fitted on a random half as ``propose_architectures`` does, scored on
     every student it was not fitted on by the quality of its prediction of the reward ``f``."""
-    target, width = config.split("/")
+    kernel, target, width = (config.split("/") + ["median"])[:3]
     X, f, g, c, L = data["X"], data["f"], data["g"], data["c"], data["L"]
     gen = torch.Generator().manual_seed(seed * 100_000 + 1000 * n + rep)
     pool = torch.randperm(len(X), generator=gen)[:n]
@@ -227,7 +249,8 @@ def evaluate_config(data: dict, config: str, n: int, rep: int, seed: int) -> dic
     held_out[keep] = False
     Y = (f if target == "reward" else g)[keep].unsqueeze(-1)
     torch.manual_seed(seed * 100_000 + rep)  # the same network weights for every configuration
-    model = architecture_gp(X[keep], Y, max_layers=L, width_init=width)
+    model = architecture_gp(X[keep], Y, max_layers=L, width_init=width, kernel=kernel,
+                            features=data.get(kernel))
     fit = fit_architecture_gp(model)
     with torch.no_grad():
         post = model.posterior(X[held_out], observation_noise=True)
@@ -247,8 +270,9 @@ def compare_configs(args: argparse.Namespace) -> None:
     """Surrogate configurations on real journals, paired by draw (see ``--configs``)."""
     data = load_runs(args.journals)
     base = args.configs[0]
-    print(f"settings: {args.configs}, N = {args.sizes}, {args.reps} draws each, default kernel (hidden 64, 4 layers) "
-          "and fit (LOO, lr 1e-3, <= 100 steps, moving-average stop)", flush=True)
+    print(f"settings: {args.configs}, N = {args.sizes}, {args.reps} draws each; the learned kernel at its defaults "
+          "(hidden 64, 4 layers; LOO, Adam lr 1e-3, <= 100 steps, moving-average stop), edit and wl by L-BFGS-B on "
+          "the LOO objective (<= 100 iterations)", flush=True)
     results: dict[tuple[str, int], list[dict]] = {}
     for n in args.sizes:
         if n > len(data["X"]):

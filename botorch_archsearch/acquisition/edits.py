@@ -77,7 +77,7 @@ def optimize_acqf_edits(
     mutation_rate: float = 0.1,
     crossover_prob: float = 0.5,
     extra_candidates: Sequence[Edit] = (),
-    on_encoded: Callable[[Sequence[ArchGraph], Tensor], None] | None = None,
+    on_encoded: Callable[[Sequence[ArchGraph], Tensor, Sequence[Edit]], None] | None = None,
 ) -> EditOptimizationResult:
     r"""Maximise an acquisition function over students made by edits of the teacher.
 
@@ -127,10 +127,11 @@ def optimize_acqf_edits(
         extra_candidates: Edits scored in addition to the generated ones and counted in the
             budget (``num_candidates - len(extra_candidates)`` are generated; evolutionary: they
             join the initial population), e.g. local edits of the best students so far.
-        on_encoded: Called as ``on_encoded(graphs, X)`` with each batch of candidates and their
-            encodings (`n x d`) before the acquisition scores them, e.g.
+        on_encoded: Called as ``on_encoded(graphs, X, edits)`` with each batch of candidates, their
+            encodings (`n x d`) and edits before the acquisition scores them, e.g.
             :meth:`~botorch_archsearch.acquisition.CompressionFactor.add` for an acquisition
-            that needs each candidate's known factor (``kernel.target=accuracy``).
+            that needs each candidate's known factor (``kernel.target=accuracy``), or
+            :meth:`~botorch_archsearch.kernels.EditFeatures.add` for the ``edit`` kernel.
 
     Returns:
         An :class:`EditOptimizationResult` with the ``q`` best ``students``, best first (their
@@ -183,7 +184,7 @@ def score_edits(
     mutation_rate: float,
     crossover_prob: float,
     extra_candidates: Sequence[Edit] = (),
-    on_encoded: Callable[[Sequence[ArchGraph], Tensor], None] | None = None,
+    on_encoded: Callable[[Sequence[ArchGraph], Tensor, Sequence[Edit]], None] | None = None,
 ) -> _Scorer:
     """Generate and score the candidates of :func:`optimize_acqf_edits` (arguments checked); the
     scorer ranks every distinct candidate scored."""
@@ -275,7 +276,7 @@ class _Scorer:
         device: torch.device,
         avoid: set[bytes],
         max_batch_size: int,
-        on_encoded: Callable[[Sequence[ArchGraph], Tensor], None] | None = None,
+        on_encoded: Callable[[Sequence[ArchGraph], Tensor, Sequence[Edit]], None] | None = None,
     ) -> None:
         self.acq_function, self.space, self.on_encoded = acq_function, space, on_encoded
         self.max_layers, self.max_edges, self.dtype, self.device = max_layers, max_edges, dtype, device
@@ -312,7 +313,7 @@ class _Scorer:
                 continue
             X = X[keep].to(self.device)
             if self.on_encoded is not None:
-                self.on_encoded([graphs[i] for i in keep], X)
+                self.on_encoded([graphs[i] for i in keep], X, [batch[i] for i in keep])
             with torch.no_grad():
                 values = self.acq_function(X.unsqueeze(-2))
             if not isinstance(values, Tensor) or values.numel() != len(keep):

@@ -86,6 +86,7 @@ def propose_architectures(
     known_factor: CompressionFactor | None = None,
     best_f: float | Tensor | None = None,
     initial_kernels: Sequence[dict | None] | None = None,
+    on_encoded: Callable[[Sequence[ArchGraph], Tensor, Sequence[Edit]], None] | None = None,
 ) -> MultiKernelProposals:
     r"""Propose ``num_kernels`` distinct new architectures (one step of ESNAC's Algorithm 1).
 
@@ -129,6 +130,9 @@ def propose_architectures(
             ``initial_kernels[k]`` of an :class:`~botorch_archsearch.kernels.ArchitectureKernel`
             (e.g. kernel ``k`` of the previous step; ``None`` entries start from scratch). The
             random draws are those of a cold start.
+        on_encoded: Called with each batch of candidates as they are encoded (see
+            :func:`~botorch_archsearch.acquisition.optimize_acqf_edits`), e.g. the ``add`` of the
+            :class:`~botorch_archsearch.kernels.EditFeatures` of the ``edit`` kernel.
 
     Returns:
         A :class:`MultiKernelProposals`; its ``K`` architectures are distinct and not in ``train_X``.
@@ -155,7 +159,7 @@ def propose_architectures(
         acquisition=ACQUISITIONS[acquisition], max_layers=max_layers, max_edges=max_edges,
         num_candidates=num_candidates, method=method, extra_candidates=extra_candidates,
         top=min(num_kernels, num_candidates),  # enough for every kernel to find one not taken before it
-        known_factor=known_factor,
+        known_factor=known_factor, on_encoded=on_encoded,
     )
     outcomes = step.run(min(num_kernels, torch.get_num_threads() if num_workers is None else num_workers))
     students, X, values, fits = _distinct_proposals(outcomes, train_X, num_candidates)
@@ -267,6 +271,7 @@ class _KernelStep:
     extra_candidates: Sequence[Edit]
     top: int
     known_factor: CompressionFactor | None = None
+    on_encoded: Callable[[Sequence[ArchGraph], Tensor, Sequence[Edit]], None] | None = None
 
     def run(self, workers: int) -> list[tuple[FitResult | None, EditOptimizationResult]]:
         """Every kernel's fit and best candidates, in kernel order; ``workers`` kernels at a time."""
@@ -283,12 +288,18 @@ class _KernelStep:
     def fit_and_score(self, k: int) -> tuple[FitResult | None, EditOptimizationResult]:
         """Kernel ``k``'s fit and its (up to ``top``) best candidates not in ``train_X``."""
         fit = None if self.fit_options is None else fit_architecture_gp(self.models[k], **self.fit_options)
+        observers = [f for f in (self.on_encoded, None if self.known_factor is None else self.known_factor.add)
+                     if f is not None]
         if self.known_factor is None:
-            acq, on_encoded = self.acquisition(self.models[k], best_f=self.best_f), None
+            acq = self.acquisition(self.models[k], best_f=self.best_f)
         else:
             acq = self.acquisition(self.models[k], best_f=self.best_f,
                                    posterior_transform=KnownFactorTransform(self.known_factor))
-            on_encoded = self.known_factor.add
+
+        def on_encoded(graphs: Sequence[ArchGraph], X: Tensor, edits: Sequence[Edit]) -> None:
+            for observe in observers:
+                observe(graphs, X, edits)
+
         scorer = score_edits(
             acq, self.space, max_layers=self.max_layers, max_edges=self.max_edges, q=self.top,
             num_candidates=self.num_candidates, method=self.method, X_avoid=self.train_X, max_batch_size=1024,

@@ -84,8 +84,9 @@ class CompressionFactor:
     def __len__(self) -> int:
         return len(self._table)
 
-    def add(self, graphs: Sequence[ArchGraph], X: Tensor) -> None:
-        r"""Register the factors of ``graphs``, encoded as the rows of ``X`` (`n x d`)."""
+    def add(self, graphs: Sequence[ArchGraph], X: Tensor, edits: Sequence[Any] | None = None) -> None:
+        r"""Register the factors of ``graphs``, encoded as the rows of ``X`` (`n x d`) (their
+        ``edits`` are not needed)."""
         from botorch_archsearch.acquisition.edits import row_digests
 
         if X.shape[0] != len(graphs):

@@ -1,6 +1,7 @@
 r"""The GP over architectures and the fitting of its learned kernel."""
 
 from botorch_archsearch.gp.fit import (
+    KERNEL_NAMES,
     OBJECTIVES,
     WIDTH_INITS,
     FitResult,
@@ -15,6 +16,7 @@ from botorch_archsearch.gp.model import ArchitectureGP
 __all__ = [
     "ArchitectureGP",
     "FitResult",
+    "KERNEL_NAMES",
     "MovingAverageStoppingCriterion",
     "OBJECTIVES",
     "WIDTH_INITS",

@@ -21,21 +21,28 @@ import torch
 from botorch import settings as botorch_settings
 from botorch.models import SingleTaskGP
 from botorch.models.transforms.outcome import Standardize
-from botorch.optim.fit import fit_gpytorch_mll_torch
+from botorch.optim.core import OptimizationStatus
+from botorch.optim.fit import fit_gpytorch_mll_scipy, fit_gpytorch_mll_torch
 from botorch.optim.stopping import StoppingCriterion
-from gpytorch.constraints import GreaterThan
-from gpytorch.kernels import Kernel
+from gpytorch.constraints import GreaterThan, Interval
+from gpytorch.kernels import Kernel, MaternKernel
 from gpytorch.likelihoods import GaussianLikelihood
 from gpytorch.mlls import ExactMarginalLogLikelihood, LeaveOneOutPseudoLikelihood
+from linear_operator.utils.errors import NotPSDError
 from torch import Tensor
 
 from botorch_archsearch.exceptions import ArchSearchError, EncodingError
 from botorch_archsearch.gp.model import ArchitectureGP
 from botorch_archsearch.graph.encoding import DEFAULT_MAX_EDGES, num_features
-from botorch_archsearch.kernels import ArchitectureKernel, BiLSTMEmbedding, load_kernel
+from botorch_archsearch.kernels import ArchitectureKernel, BiLSTMEmbedding, EditFeatures, WLFeatures, load_kernel
 from botorch_archsearch.utils.validation import check_choice, check_float, check_int
 
 OBJECTIVES = ("loo", "exact")
+KERNEL_NAMES = ("bilstm", "edit", "wl")
+r"""The surrogates of ``kernel.name``: ``"bilstm"``, the paper's learned kernel (an RBF on the
+Bi-LSTM embedding); ``"edit"``, an ARD Matern-5/2 on the edit vector
+(:class:`~botorch_archsearch.kernels.EditFeatures`); ``"wl"``, an RBF on Weisfeiler-Lehman subtree
+features (:class:`~botorch_archsearch.kernels.WLFeatures`, NAS-BOWL)."""
 WIDTH_INITS = ("median", "paper")
 r"""Where a fresh kernel's RBF width starts: ``"paper"``, 1 on the unit-vector embeddings (the
 reference); ``"median"``, the median distance between the fresh embeddings of the training
@@ -72,6 +79,8 @@ def architecture_gp(
     noise_lower_bound: float = 1e-4,
     init_scale: float = 1.0,
     width_init: str = "paper",
+    kernel: str = "bilstm",
+    features: torch.nn.Module | None = None,
 ) -> ArchitectureGP:
     r"""A GP over encoded architectures with the learned architecture kernel: an
     :class:`~botorch_archsearch.gp.ArchitectureGP` (a ``SingleTaskGP``).
@@ -92,13 +101,30 @@ def architecture_gp(
         width_init: Where the default kernel's RBF width starts relative to the fresh embeddings
             (:data:`WIDTH_INITS`): ``"paper"`` (width 1) or ``"median"`` (the embeddings are
             scaled by their median pairwise distance on ``train_X``, so the kernel's values spread
-            over (0, 1) from the first fitting step).
+            over (0, 1) from the first fitting step). The ``edit`` and ``wl`` kernels always start
+            at the median.
+        kernel: The default kernel (:data:`KERNEL_NAMES`): ``"bilstm"`` (the paper), ``"edit"``
+            or ``"wl"``.
+        features: ``kernel="edit"``: the :class:`~botorch_archsearch.kernels.EditFeatures` holding
+            the students' edit vectors (``train_X`` registered); ``"wl"``: optionally a
+            :class:`~botorch_archsearch.kernels.WLFeatures` (shared, its cache with it).
 
     Returns:
         The model, with a ``Standardize`` outcome transform and a Gaussian likelihood.
     """
     _check_data(train_X, train_Y)
     check_choice("width_init", width_init, WIDTH_INITS, where="architecture_gp")
+    check_choice("kernel", kernel, KERNEL_NAMES, where="architecture_gp")
+    if covar_module is None and kernel != "bilstm":
+        if kernel == "edit" and not isinstance(features, EditFeatures):
+            raise ArchSearchError("architecture_gp: kernel='edit' needs features=EditFeatures(space) with the students' edits.")
+        if kernel == "edit":
+            base = MaternKernel(nu=2.5, ard_num_dims=features.dim, lengthscale_constraint=Interval(1e-2, 1e2))
+            base.lengthscale = 1.0
+            covar_module = ArchitectureKernel(features, base_kernel=base)
+        else:
+            covar_module = ArchitectureKernel(features if isinstance(features, WLFeatures) else WLFeatures(max_edges))
+        covar_module.scale_to(train_X)
     if covar_module is None:
         if max_layers is None:
             raise ArchSearchError("architecture_gp: pass max_layers (or a covar_module).")
@@ -139,6 +165,11 @@ def fit_architecture_gp(
         tol: Stop when the moving average of the loss changes by less than this.
         window: Length of the moving average.
 
+    A kernel without network weights (the ``edit`` and ``wl`` kernels: only GP
+    hyperparameters) is fitted by BoTorch's L-BFGS-B loop (``fit_gpytorch_mll_scipy``, at most
+    ``max_steps`` iterations) on the same objective; its ``losses`` are the objective before and
+    after, and ``lr``, ``weight_decay``, ``tol`` and ``window`` do not apply.
+
     Returns:
         A :class:`FitResult`; the model is left in eval mode.
     """
@@ -152,8 +183,10 @@ def fit_architecture_gp(
     mll_class = LeaveOneOutPseudoLikelihood if objective == "loo" else ExactMarginalLogLikelihood
     mll = mll_class(model.likelihood, model)
     network = {id(p) for name, p in model.named_parameters() if ".embedding." in f".{name}"}
-    stopping = MovingAverageStoppingCriterion(tol=tol, window=window)
     start = time.perf_counter()
+    if not network:
+        return _fit_hyperparameters(model, mll, max_steps, start)
+    stopping = MovingAverageStoppingCriterion(tol=tol, window=window)
     model.train()
     fit_gpytorch_mll_torch(
         mll,
@@ -164,6 +197,23 @@ def fit_architecture_gp(
     model.eval()
     losses = stopping.losses
     return FitResult(model, losses, len(losses), stopping.converged, time.perf_counter() - start)
+
+
+def _fit_hyperparameters(model: SingleTaskGP, mll, max_steps: int, start: float) -> FitResult:
+    """L-BFGS-B on the GP hyperparameters of a kernel without network weights."""
+    model.train()
+    with torch.no_grad():
+        before = -float(mll(model(*model.train_inputs), model.train_targets))
+    initial = {k: v.clone() for k, v in model.state_dict().items()}
+    try:
+        result = fit_gpytorch_mll_scipy(mll, options={"maxiter": max_steps})
+    except NotPSDError:  # hyperparameters the kernel matrix cannot be factored at: keep the start
+        model.load_state_dict(initial)
+        model.eval()
+        return FitResult(model, [before, before], 0, False, time.perf_counter() - start)
+    model.eval()
+    return FitResult(model, [before, float(result.fval)], result.step, result.status == OptimizationStatus.SUCCESS,
+                     time.perf_counter() - start)
 
 
 class MovingAverageStoppingCriterion(StoppingCriterion):
@@ -298,6 +348,7 @@ def _shape(value: object) -> str:
 
 __all__ = [
     "FitResult",
+    "KERNEL_NAMES",
     "MovingAverageStoppingCriterion",
     "OBJECTIVES",
     "WIDTH_INITS",

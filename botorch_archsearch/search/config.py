@@ -34,7 +34,7 @@ from botorch_archsearch.evaluation.data import DATASET_NAMES
 from botorch_archsearch.evaluation.distill import KD_LOSSES
 from botorch_archsearch.evaluation.reward import REWARD_MEASURES
 from botorch_archsearch.exceptions import ArchSearchError
-from botorch_archsearch.gp.fit import OBJECTIVES, WIDTH_INITS
+from botorch_archsearch.gp.fit import KERNEL_NAMES, OBJECTIVES, WIDTH_INITS
 from botorch_archsearch.kernels import load_kernel
 from botorch_archsearch.models import TEACHER_KINDS, TEACHER_NAMES, load_function, torchvision_model_names
 from botorch_archsearch.space import CHANNEL_ORDERS, MAGNITUDE_SCOPES
@@ -211,6 +211,10 @@ class KernelConfig:
             architectures).
         warm_start: Start each step's kernel ``k`` from the fitted kernel ``k`` of the method's
             previous step (saved in the run directory) instead of from scratch (the paper).
+        name: The surrogate's kernel: ``"bilstm"`` (the paper's learned kernel), ``"edit"`` (an
+            ARD Matern-5/2 on the edit vector) or ``"wl"`` (Weisfeiler-Lehman subtree features,
+            NAS-BOWL); the last two have no network, are fitted by L-BFGS-B, and are not saved
+            for transfer or warm starts.
     """
 
     hidden_size: int = 64
@@ -225,6 +229,7 @@ class KernelConfig:
     target: str = "reward"
     width_init: str = "paper"
     warm_start: bool = False
+    name: str = "bilstm"
 
 
 @dataclass
@@ -507,7 +512,7 @@ def upgrade_saved_config(saved: dict[str, Any]) -> dict[str, Any]:
     - ``evaluation.bf16`` (bf16 autocast was then only on CUDA): ``None`` (automatic) on a CUDA
       device, ``False`` on a CPU;
     - ``kernel.init_scale``: 1.0; ``kernel.target`` ``"reward"``, ``kernel.width_init``
-      ``"paper"``, ``kernel.warm_start`` false (the paper's kernel);
+      ``"paper"``, ``kernel.warm_start`` false, ``kernel.name`` ``"bilstm"`` (the paper's kernel);
     - ``search.channel_order`` ``"even"``, ``search.baselines`` ``[]``, ``search.targets``
       ``None``, ``search.magnitude_scope`` ``"group"``, ``search.init`` ``"random"``,
       ``search.local_fraction`` 0, ``search.local_edits`` ``"mutate"`` (the first local edits),
@@ -537,7 +542,7 @@ def upgrade_saved_config(saved: dict[str, Any]) -> dict[str, Any]:
     kernel = upgraded.setdefault("kernel", {})
     if isinstance(kernel, dict):
         for key, value in (("init_scale", 1.0), ("target", "reward"), ("width_init", "paper"),
-                           ("warm_start", False)):
+                           ("warm_start", False), ("name", "bilstm")):
             kernel.setdefault(key, value)
     search = upgraded.setdefault("search", {})
     if isinstance(search, dict):
@@ -659,6 +664,12 @@ def check_config(config: CompressConfig) -> None:
     check_float("kernel.tol", kernel.tol, 0)
     check_choice("kernel.target", kernel.target, KERNEL_TARGETS)
     check_choice("kernel.width_init", kernel.width_init, WIDTH_INITS)
+    check_choice("kernel.name", kernel.name, KERNEL_NAMES)
+    if kernel.name != "bilstm" and (kernel.warm_start or kernel.transfer_from is not None):
+        raise ArchSearchError(
+            f"kernel.warm_start and kernel.transfer_from need the learned kernel (kernel.name=bilstm); the "
+            f"{kernel.name!r} kernel has no network to carry over. Got kernel.name={kernel.name}."
+        )
     if kernel.warm_start and kernel.transfer_from is not None:
         raise ArchSearchError(
             "kernel.warm_start starts fitted kernels from the previous step's; kernel.transfer_from uses saved "

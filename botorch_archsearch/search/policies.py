@@ -45,6 +45,7 @@ from botorch_archsearch.acquisition import CompressionFactor, propose_architectu
 from botorch_archsearch.exceptions import ArchSearchError
 from botorch_archsearch.gp import architecture_gp, fit_architecture_gp, transferred_gp
 from botorch_archsearch.graph import encode
+from botorch_archsearch.kernels import EditFeatures, WLFeatures
 from botorch_archsearch.search.config import options_for
 from botorch_archsearch.search.records import EvaluationRecord, Proposal
 from botorch_archsearch.search.report import format_seconds
@@ -367,12 +368,15 @@ class MultiKernelSearch(ProposalPolicy):
         local = self._local_edits(history, step, generator)
         k, a = self.context.config.kernel, self.context.config.acquisition
         Y, known = self.targets(earlier)
+        features = self.features(history, earlier, X)
         result = propose_architectures(
             self.context.space, X, Y, max_layers=self.max_layers, num_kernels=c.num_kernels,
             subset_prob=c.subset_prob, acquisition=a.name, num_candidates=a.num_candidates, method=a.method,
-            kernel_options=options_for(architecture_gp, k), fit_options=options_for(fit_architecture_gp, k),
-            generator=generator, extra_candidates=local, models=self.models(), known_factor=known,
-            best_f=max(r.reward for r in earlier), initial_kernels=self.initial_kernels(step),
+            kernel_options={**options_for(architecture_gp, k), "kernel": k.name, "features": features},
+            fit_options=options_for(fit_architecture_gp, k), generator=generator, extra_candidates=local,
+            models=self.models(), known_factor=known, best_f=max(r.reward for r in earlier),
+            initial_kernels=self.initial_kernels(step),
+            on_encoded=features.add if isinstance(features, EditFeatures) else None,
         )
         self.save(step, result)
         return [Proposal(s, kernel=i, acquisition=float(v)) for i, (s, v) in enumerate(zip(result.students,
@@ -389,6 +393,22 @@ class MultiKernelSearch(ProposalPolicy):
         factor = reward_factor(teacher, measure=r.measure, budget=r.budget, budget_measure=r.budget_measure)
         return torch.tensor(ratios, dtype=torch.float64), CompressionFactor(factor)
 
+    def features(self, history: SearchHistory, earlier: list[EvaluationRecord], X: Tensor) -> nn.Module | None:
+        r"""The feature map of ``kernel.name`` (``None``: the learned kernel's own embedding): the
+        ``edit`` kernel's edit vectors, with the evaluated students registered; the ``wl``
+        kernel's features, one per search (their cache with it)."""
+        name = self.context.config.kernel.name
+        if name == "edit":
+            features = EditFeatures(self.context.space)
+            students = [history.students[r.index] for r in earlier]
+            features.add([s.graph for s in students], X, [s.edit for s in students])
+            return features
+        if name == "wl":
+            if "wl" not in self.__dict__:
+                self.__dict__["wl"] = WLFeatures()
+            return self.__dict__["wl"]
+        return None
+
     def initial_kernels(self, step: int) -> list[dict | None] | None:
         r"""``kernel.warm_start``: the kernels this method fitted at the previous step (``None``:
         from scratch, the paper; also where the previous step fitted none)."""
@@ -402,7 +422,10 @@ class MultiKernelSearch(ProposalPolicy):
         return None
 
     def save(self, step: int, result: Any) -> None:
-        r"""Save the step's fitted kernels in the run store."""
+        r"""Save the step's fitted kernels in the run store (the learned kernel's only: the others
+        have no network to transfer)."""
+        if self.context.config.kernel.name != "bilstm":
+            return
         self.context.store.save_kernels(
             self.name, step, result.models,
             [{"teacher": self.context.teacher["name"], "step": step, "kernel": i, "fit_steps": fit.num_steps}

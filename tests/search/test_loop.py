@@ -568,3 +568,44 @@ def test_warm_start_and_kernel_transfer_do_not_mix(small_config):
     config.kernel.transfer_from = "somewhere"
     with pytest.raises(ArchSearchError, match="kernel.warm_start .* kernel.transfer_from .* Choose one"):
         check_config(config)
+
+
+@pytest.mark.parametrize("name", ["edit", "wl"])
+def test_the_edit_and_wl_surrogates_search_and_save_no_kernels(
+        tmp_path, monkeypatch, small_config, search_data, search_teacher, name):
+    from botorch_archsearch.gp import fit as gp_fit
+
+    fits = []
+    original = gp_fit.fit_architecture_gp
+
+    def spy(model, **kwargs):
+        fits.append(type(model.covar_module.embedding).__name__)
+        return original(model, **kwargs)
+
+    from botorch_archsearch.acquisition import multi_kernel
+
+    monkeypatch.setattr(multi_kernel, "fit_architecture_gp", spy)
+    config = small_config(steps=3)
+    config.kernel.name = name
+    config.kernel.target = "accuracy"
+    result = compress(search_teacher, search_data, config, run_dir=tmp_path)
+    assert fits == [{"edit": "EditFeatures", "wl": "WLFeatures"}[name]] * 4  # 2 kernels x steps 2 and 3
+    assert [r.kernel for r in result.records if r.step > 1] == [0, 1, 0, 1]
+    assert len({r.key for r in result.records}) == 6
+    assert not (tmp_path / "kernels").exists()
+    # the same search again: the same students (the feature maps are deterministic)
+    again = compress(search_teacher, search_data, config)
+    assert _strip(again.records) == _strip(result.records)
+
+
+def test_warm_start_and_transfer_need_the_learned_kernel(small_config):
+    from botorch_archsearch.search.config import check_config
+
+    config = small_config()
+    config.kernel.name = "wl"
+    config.kernel.warm_start = True
+    with pytest.raises(ArchSearchError, match="need the learned kernel .kernel.name=bilstm.; the 'wl' kernel"):
+        check_config(config)
+    config.kernel.name = "lstm"
+    with pytest.raises(ArchSearchError, match="kernel.name must be one of"):
+        check_config(config)
