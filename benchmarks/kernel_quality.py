@@ -109,6 +109,10 @@ def main() -> None:
                         help=f"compare surrogate configurations (kernel/target[/width_init]) instead of init scales, the first the reference "
                              f"(from {list(CONFIGS)}; a bare --configs: all)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--step", type=int, default=None, metavar="N",
+                        help="time the whole BO step at N per --configs configuration instead (K kernels x candidates)")
+    parser.add_argument("--kernels", type=int, default=8)
+    parser.add_argument("--candidates", type=int, default=1000)
     args = parser.parse_args()
     if args.reps < 1:
         parser.error(f"--reps must be >= 1, got {args.reps}")
@@ -123,7 +127,10 @@ def main() -> None:
         unknown = sorted(set(args.configs) - set(CONFIGS))
         if unknown:
             parser.error(f"--configs: unknown {unknown}; choose from {list(CONFIGS)}")
-        compare_configs(args)
+        if args.step is not None:
+            time_steps(args)
+        else:
+            compare_configs(args)
     elif args.sizes:
         fit_kernels(args)
     if args.saved_kernels is not None:
@@ -193,13 +200,13 @@ def load_runs(paths: list[str], dtype: torch.dtype = torch.float64) -> dict:
     files = []
     for path in map(Path, paths):
         files += sorted(path.rglob("journal.jsonl")) if path.is_dir() else [path]
-    rows, edits, seen_teachers, space = [], [], set(), None
+    rows, edits, seen_teachers, space, first = [], [], set(), None, None
     for f in files:
         config = json.loads((f.parent / "config.json").read_text())
         teacher = json.loads((f.parent / "teacher.json").read_text())
         seen_teachers.add((teacher["name"], teacher["params"]))
         if space is None:
-            space = _space(config, read_journal(f).records)
+            space, first = _space(config, read_journal(f).records), (teacher, config["reward"])
         r = config["reward"]
         for rec in read_journal(f).records:
             if rec.get("status") != "ok" or rec.get("source") is not None or "encoding" not in rec:
@@ -223,7 +230,8 @@ def load_runs(paths: list[str], dtype: torch.dtype = torch.float64) -> dict:
           f"reward mean {f.mean():.3f}, {int((c == 0).sum())} above a budget", flush=True)
     features = EditFeatures(space)
     features.add([None] * len(edits), X, edits)
-    return {"X": X, "f": f, "g": g, "c": c, "L": L, "edit": features, "wl": WLFeatures()}
+    return {"X": X, "f": f, "g": g, "c": c, "L": L, "edit": features, "wl": WLFeatures(), "space": space,
+            "teacher": first[0], "reward": first[1]}
 
 
 def _space(config: dict, records: list[dict]) -> SearchSpace:
@@ -264,6 +272,61 @@ def evaluate_config(data: dict, config: str, n: int, rep: int, seed: int) -> dic
     rho = stats.spearmanr(mean.numpy(), truth.numpy()).statistic
     return dict(rho=float(rho), nlpd=nlpd, coverage=float((z.abs() <= Z90).float().mean()), steps=fit.num_steps,
                 seconds=fit.seconds, dead=fit.losses[0] - min(fit.losses) < LEARNED_NOTHING)
+
+
+REFERENCE_STEP_SECONDS = 354.0
+"""The reference implementation's whole BO step at N = 160 (K = 8, 8 x 1,000 candidates, ResNet-18),
+at least 354 s: its 320 s of fits plus at least 33.6 s of scoring (``benchmarks/README.md``,
+bench_bo section)."""
+
+
+def time_steps(args: argparse.Namespace) -> None:
+    """The whole BO step (``propose_architectures`` as the search calls it) per configuration, with the
+    held-out Spearman of the step's fitted kernels, so that speed is never bought with kernels that
+    learned nothing."""
+    from botorch_archsearch.acquisition import CompressionFactor, propose_architectures, reward_factor
+
+    data = load_runs(args.journals)
+    X, f, g, c = data["X"], data["f"], data["g"], data["c"]
+    n, K, C = args.step, args.kernels, args.candidates
+    if n > len(X):
+        raise SystemExit(f"--step {n} exceeds the {len(X)} students in the journals")
+    print(f"\nWhole BO step at N = {n}: K = {K} kernels x {C} candidates, {torch.get_num_threads()} thread(s); "
+          f"the reference's step at N = 160: >= {REFERENCE_STEP_SECONDS:.0f} s")
+    print("\n| configuration | whole step | vs reference | fitting steps (per kernel) | learned nothing | "
+          "held-out Spearman of the K kernels |")
+    print("|---|---|---|---|---|---|")
+    pick = torch.randperm(len(X), generator=torch.Generator().manual_seed(args.seed))[:n]
+    held_out = torch.ones(len(X), dtype=torch.bool)
+    held_out[pick] = False
+    for config in args.configs:
+        kernel, target, width = (config.split("/") + ["median"])[:3]
+        known = None
+        if target == "accuracy":
+            r = data["reward"]
+            known = CompressionFactor(reward_factor(data["teacher"], measure=r.get("measure", "params"),
+                                                    budget=r.get("budget"), budget_measure=r.get("budget_measure")))
+        features = data.get(kernel)
+        start = time.perf_counter()
+        proposal = propose_architectures(
+            data["space"], X[pick], (f if target == "reward" else g)[pick].unsqueeze(-1), max_layers=data["L"],
+            num_kernels=K, num_candidates=C, kernel_options={"kernel": kernel, "features": features,
+                                                              "width_init": width},
+            generator=torch.Generator().manual_seed(args.seed), known_factor=known, best_f=float(f[pick].max()),
+            on_encoded=features.add if kernel == "edit" else None,
+        )
+        wall = time.perf_counter() - start
+        rhos = []
+        with torch.no_grad():
+            for model in proposal.models:
+                mean = model.posterior(X[held_out]).mean.squeeze(-1)
+                if target == "accuracy":
+                    mean = c[held_out] * mean
+                rhos.append(stats.spearmanr(mean.numpy(), f[held_out].numpy()).statistic)
+        steps = [fit.num_steps for fit in proposal.fits]
+        dead = sum(fit.losses[0] - min(fit.losses) < LEARNED_NOTHING for fit in proposal.fits)
+        print(f"| {config} | {wall:.1f} s | {REFERENCE_STEP_SECONDS / wall:.1f}x | {sum(steps)} ({min(steps)}-{max(steps)}) | "
+              f"{dead} of {K} | {statistics.fmean(rhos):.3f} ({min(rhos):.3f} to {max(rhos):.3f}) |", flush=True)
 
 
 def compare_configs(args: argparse.Namespace) -> None:

@@ -34,13 +34,19 @@ def _digests(X: Tensor) -> list[bytes]:
     return row_digests(X)
 
 
+def wl_hash(*parts: int | str) -> int:
+    """A stable 63-bit hash of a label's parts (the same in every process)."""
+    data = "|".join(map(str, parts)).encode()
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little") >> 1
+
+
 def wl_labels(row: Tensor | np.ndarray, max_edges: int = DEFAULT_MAX_EDGES, iterations: int = 2) -> Counter:
     r"""The Weisfeiler-Lehman subtree labels of one encoded architecture, with their counts.
 
-    A layer's first label is its type and channel bucket (``round(log2(1 + out_channels))``);
-    each iteration relabels a layer by its label, the sorted labels of the layers feeding it and
-    the sorted labels of the layers it feeds. The labels of every iteration ``0..iterations``
-    are counted.
+    A layer's first label is (a hash of) its type and channel bucket
+    (``round(log2(1 + out_channels))``); each iteration relabels a layer by a hash of its label,
+    the sorted labels of the layers feeding it and the sorted labels of the layers it feeds. The
+    labels of every iteration ``0..iterations`` are counted.
 
     Args:
         row: One encoding (`d`, ``d = layers * (7 + max_edges)``).
@@ -48,12 +54,12 @@ def wl_labels(row: Tensor | np.ndarray, max_edges: int = DEFAULT_MAX_EDGES, iter
         iterations: WL iterations ``h``.
 
     Returns:
-        A ``Counter`` of label strings.
+        A ``Counter`` of labels (integers from :func:`wl_hash`).
     """
     width = num_features(max_edges)
     rows = np.asarray(row, dtype=np.float64).reshape(-1, width)
     valid = np.flatnonzero(rows[:, 0] > 0)
-    labels = {int(j): f"{int(rows[j, 0])}:{round(math.log2(1 + rows[j, NUM_ATTRIBUTES]))}" for j in valid}
+    labels = {int(j): wl_hash(int(rows[j, 0]), round(math.log2(1 + rows[j, NUM_ATTRIBUTES]))) for j in valid}
     inputs: dict[int, list[int]] = {j: [] for j in labels}
     outputs: dict[int, list[int]] = {j: [] for j in labels}
     for j in labels:
@@ -64,8 +70,8 @@ def wl_labels(row: Tensor | np.ndarray, max_edges: int = DEFAULT_MAX_EDGES, iter
     counts = Counter(labels.values())
     for _ in range(iterations):
         labels = {
-            j: f"({labels[j]}|{','.join(sorted(labels[i] for i in inputs[j]))}|"
-               f"{','.join(sorted(labels[k] for k in outputs[j]))})"
+            j: wl_hash(labels[j], "in", *sorted(labels[i] for i in inputs[j]), "out",
+                       *sorted(labels[k] for k in outputs[j]))
             for j in labels
         }
         counts.update(labels.values())
@@ -101,19 +107,19 @@ class WLFeatures(nn.Module):
         """The constructor arguments."""
         return {"max_edges": self.max_edges, "iterations": self.iterations, "dim": self.dim}
 
-    def bucket(self, label: str) -> int:
-        """The bucket of a label (a stable hash, the same in every process)."""
-        return int.from_bytes(hashlib.blake2b(label.encode(), digest_size=8).digest(), "little") % self.dim
+    def bucket(self, label: int) -> int:
+        """The bucket of a label (labels are stable hashes, the same in every process)."""
+        return label % self.dim
 
     def vector(self, row: Tensor) -> Tensor:
         """The unit-norm feature vector of one encoding (float64)."""
-        phi = torch.zeros(self.dim, dtype=torch.float64)
-        for label, count in wl_labels(row.detach().cpu(), self.max_edges, self.iterations).items():
-            phi[self.bucket(label)] += count
-        norm = phi.norm()
-        if norm == 0:
+        counts = wl_labels(row.detach().cpu(), self.max_edges, self.iterations)
+        if not counts:
             raise EncodingError("WLFeatures: an encoded architecture has no layers (an all-zero row).")
-        return phi / norm
+        labels = np.fromiter(counts.keys(), dtype=np.uint64, count=len(counts))
+        phi = np.bincount((labels % np.uint64(self.dim)).astype(np.int64),
+                          weights=np.fromiter(counts.values(), dtype=np.float64, count=len(counts)), minlength=self.dim)
+        return torch.from_numpy(phi / np.linalg.norm(phi))
 
     def forward(self, X: Tensor) -> Tensor:
         r"""Features of `batch_shape x d` encodings: a `batch_shape x dim` tensor in ``X``'s dtype."""
@@ -198,4 +204,4 @@ class EditFeatures(nn.Module):
         return stacked.to(device=X.device, dtype=X.dtype).reshape(*X.shape[:-1], self.dim)
 
 
-__all__ = ["EditFeatures", "WLFeatures", "edit_vector", "wl_labels"]
+__all__ = ["EditFeatures", "WLFeatures", "edit_vector", "wl_hash", "wl_labels"]
