@@ -404,9 +404,9 @@ class MultiKernelSearch(ProposalPolicy):
             features.add([s.graph for s in students], X, [s.edit for s in students])
             return features
         if name == "wl":
-            if "wl" not in self.__dict__:
-                self.__dict__["wl"] = WLFeatures()
-            return self.__dict__["wl"]
+            if getattr(self, "_wl", None) is None:
+                self._wl = WLFeatures()
+            return self._wl
         return None
 
     def initial_kernels(self, step: int) -> list[dict | None] | None:
