@@ -43,3 +43,10 @@ def test_kernel_transfer_example_smoke(tmp_path):
 def test_botorch_loop_example(tmp_path):
     out = _run("botorch_loop.py", cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
+
+
+def test_known_factor_loop_example_never_proposes_a_student_over_the_budget(tmp_path):
+    out = _run("known_factor_loop.py", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    lines = [line for line in out.stdout.splitlines() if line.startswith("iteration")]
+    assert len(lines) == 5 and all("within the budget: [True, True]" in line for line in lines)
