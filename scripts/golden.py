@@ -40,6 +40,7 @@ FILES = ("config.json", "journal.jsonl", "final.jsonl", "teacher.json")
 TIMING = ("seconds", "search_seconds", "elapsed", "time", "overhead_seconds")  # wall-clock times
 ADDED = ("cost", "methods")  # added after the golden runs were recorded (issue 17): new fields, not changed results
 SCHEMA = ("format",)  # the journal format version of a record (issue 16): how it is written, not a result
+ADDED_KERNEL_KEYS = ("target", "width_init", "warm_start", "name")  # kernel options added in issue 18, at the paper's values
 
 
 def _run(name: str, run_dir: Path) -> None:
@@ -101,6 +102,12 @@ def check() -> int:
                 if file == "config.json":  # the run directory differs
                     for entry in golden + now:
                         entry.get("hydra", {}).pop("run", None) if isinstance(entry, dict) else None
+                    for entry in now:  # issue 18's kernel options, checked to be at the paper's values
+                        kernel = entry.get("kernel", {}) if isinstance(entry, dict) else {}
+                        added = {k: kernel.pop(k) for k in ADDED_KERNEL_KEYS if k in kernel}
+                        if added and added != {"target": "reward", "width_init": "paper", "warm_start": False,
+                                               "name": "bilstm"}:
+                            kernel.update(added)  # not the paper's kernel: a difference
                 if golden == now:
                     print(f"[golden] {name}/{file}: same ({len(now)} records)")
                     continue
