@@ -271,7 +271,8 @@ def report(args: argparse.Namespace) -> None:
                 if not reference:
                     continue
                 label = "ESNAC" if name == "esnac" else name
-                print(f"{label} minus each method, test accuracy (percentage points), paired by seed:\n")
+                print(f"{label} minus each method, test accuracy (percentage points), paired by seed (seeds where both "
+                      "students are within the target):\n")
                 print(f"| method | seeds | mean difference | 95% t-interval | {label} better on |")
                 print("|---|---|---|---|---|")
                 for method in METHODS:
@@ -281,11 +282,18 @@ def report(args: argparse.Namespace) -> None:
                     seeds = sorted(set(rows) & set(reference))
                     if not seeds:
                         continue
+                    # a student above the target is no answer to it: such pairs are left out, and said so
+                    over = [s for s in seeds if rows[s]["flops"] > limit or reference[s]["flops"] > limit]
+                    seeds = [s for s in seeds if s not in over]
+                    if not seeds:
+                        print(f"| {method} | 0 | - | - | no seed with both students within the target |")
+                        continue
                     d = np.array([100 * ((reference[s]["test_accuracy"] or 0) - (rows[s]["test_accuracy"] or 0))
                                   for s in seeds])
                     lo, hi = t_interval(d)
+                    left_out = f" ({len(over)} seed(s) above the target left out)" if over else ""
                     print(f"| {method} | {len(seeds)} | {d.mean():+.2f} | [{lo:+.2f}, {hi:+.2f}] | "
-                          f"{int((d > 0).sum())} of {len(d)} |")
+                          f"{int((d > 0).sum())} of {len(d)}{left_out} |")
                 print()
         if args.figures:
             pareto_figure(cells, any_row, Path(args.figures) / f"pareto_{teacher_dir.name}.png", teacher_dir.name)
