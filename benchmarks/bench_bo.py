@@ -96,14 +96,10 @@ def load_journals(paths: list[str], n: int | None, seed: int, dtype: torch.dtype
         raise SystemExit(f"--journals: {files[0]} has no config.json beside it (the run directory's); "
                          "give journals inside the run directories that a search wrote")
     config = json.loads(config_path.read_text())
+    space = teacher_space(config, records)
+    L = space.graph.num_layers
     nodes = records[0]["architecture"]["nodes"]
     in_shape, num_classes = nodes[0]["in_shape"], nodes[-1]["out_shape"][0]
-    kind = config["teacher"].get("kind", "zoo")
-    name = config["teacher"]["module"] if kind == "module" else config["teacher"]["name"]
-    teacher = build_teacher(name, kind=kind, num_classes=num_classes, in_channels=in_shape[0],
-                            width=config["teacher"].get("width", 1.0)).eval()
-    graph = trace(teacher, torch.randn(1, *in_shape))
-    space, L = SearchSpace(graph), graph.num_layers
     pick = torch.randperm(len(records), generator=torch.Generator().manual_seed(seed))[:n]
     X = torch.tensor([records[i]["encoding"] for i in pick], dtype=dtype)
     if X.shape[-1] != L * num_features(DEFAULT_MAX_EDGES):
@@ -115,6 +111,18 @@ def load_journals(paths: list[str], n: int | None, seed: int, dtype: torch.dtype
     print(f"data: {n} of the {len(records)} evaluated architectures in {len(files)} journal(s), real rewards "
           f"(mean {Y.mean():.3f}, std {Y.std():.3f}); teacher {what}", flush=True)
     return space, L, X, Y
+
+
+def teacher_space(config: dict, records: list[dict]) -> SearchSpace:
+    """The teacher's search space, rebuilt from a run's ``config.json`` (teacher name and width) and
+    its records' input and output shapes."""
+    nodes = records[0]["architecture"]["nodes"]
+    in_shape, num_classes = nodes[0]["in_shape"], nodes[-1]["out_shape"][0]
+    kind = config["teacher"].get("kind", "zoo")
+    name = config["teacher"]["module"] if kind == "module" else config["teacher"]["name"]
+    teacher = build_teacher(name, kind=kind, num_classes=num_classes, in_channels=in_shape[0],
+                            width=config["teacher"].get("width", 1.0)).eval()
+    return SearchSpace(trace(teacher, torch.randn(1, *in_shape)))
 
 
 def lstm_macs(lengths: Tensor, emb: BiLSTMEmbedding) -> int:

@@ -35,14 +35,12 @@ import torch
 from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_bo import half_subset, load_journals, median_distance  # noqa: E402
+from bench_bo import half_subset, load_journals, median_distance, teacher_space  # noqa: E402
 
 from botorch_archsearch.graph.encoding import DEFAULT_MAX_EDGES, num_features  # noqa: E402
-from botorch_archsearch.graph import trace  # noqa: E402
 from botorch_archsearch.kernels import EditFeatures, WLFeatures  # noqa: E402
-from botorch_archsearch.models import build_teacher  # noqa: E402
 from botorch_archsearch.search.journal import read_journal  # noqa: E402
-from botorch_archsearch.space import Edit, SearchSpace  # noqa: E402
+from botorch_archsearch.space import Edit  # noqa: E402
 
 from botorch_archsearch.gp import architecture_gp, fit_architecture_gp  # noqa: E402
 
@@ -219,7 +217,7 @@ def load_runs(paths: list[str], dtype: torch.dtype = torch.float64) -> dict:
         teacher = json.loads((f.parent / "teacher.json").read_text())
         seen_teachers.add((teacher["name"], teacher["params"]))
         if space is None:
-            space, first = _space(config, read_journal(f).records), (teacher, config["reward"])
+            space, first = teacher_space(config, read_journal(f).records), (teacher, config["reward"])
         r = config["reward"]
         for rec in read_journal(f).records:
             if rec.get("status") != "ok" or rec.get("source") is not None or "encoding" not in rec:
@@ -245,17 +243,6 @@ def load_runs(paths: list[str], dtype: torch.dtype = torch.float64) -> dict:
     features.add([None] * len(edits), X, edits)
     return {"X": X, "f": f, "g": g, "c": c, "L": L, "edit": features, "wl": WLFeatures(), "space": space,
             "teacher": first[0], "reward": first[1]}
-
-
-def _space(config: dict, records: list[dict]) -> SearchSpace:
-    """The teacher's search space, rebuilt from a run's config and its records' shapes."""
-    nodes = records[0]["architecture"]["nodes"]
-    in_shape, num_classes = nodes[0]["in_shape"], nodes[-1]["out_shape"][0]
-    kind = config["teacher"].get("kind", "zoo")
-    name = config["teacher"]["module"] if kind == "module" else config["teacher"]["name"]
-    teacher = build_teacher(name, kind=kind, num_classes=num_classes, in_channels=in_shape[0],
-                            width=config["teacher"].get("width", 1.0)).eval()
-    return SearchSpace(trace(teacher, torch.randn(1, *in_shape)))
 
 
 def evaluate_config(data: dict, config: str, n: int, rep: int, seed: int) -> dict:
