@@ -11,18 +11,16 @@ choices. Only the candidates' edits and values are kept while searching, so memo
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
-import numpy as np
 import torch
 from torch import Tensor
 
 from botorch_archsearch.exceptions import ArchSearchError
 from botorch_archsearch.graph.arch_graph import ArchGraph
-from botorch_archsearch.graph.encoding import DEFAULT_MAX_EDGES, encode, num_features
+from botorch_archsearch.graph.encoding import DEFAULT_MAX_EDGES, encode, num_features, row_digests
 from botorch_archsearch.space.edits import Edit
 from botorch_archsearch.space.mutation import crossover_edits, mutate_edits
 from botorch_archsearch.space.search_space import SearchSpace
@@ -427,12 +425,6 @@ def _encoding_dtype_device(acq_function: object) -> tuple[torch.dtype, torch.dev
     if isinstance(inputs, Tensor) and inputs.is_floating_point():
         return inputs.dtype, inputs.device
     return torch.get_default_dtype(), torch.device("cpu")
-
-
-def row_digests(X: Tensor) -> list[bytes]:
-    """A digest per row of an `n x d` tensor, equal exactly when the rows' values are equal."""
-    rows = np.ascontiguousarray(X.detach().cpu().to(torch.float64).numpy()) + 0.0  # -0.0 -> 0.0
-    return [hashlib.blake2b(row.tobytes(), digest_size=16).digest() for row in rows]
 
 
 def _avoid_digests(X_avoid: Tensor | None, d: int) -> set[bytes]:

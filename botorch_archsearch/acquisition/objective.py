@@ -30,6 +30,7 @@ from botorch_archsearch.evaluation.reward import reward
 from botorch_archsearch.exceptions import ArchSearchError
 from botorch_archsearch.graph.arch_graph import ArchGraph
 from botorch_archsearch.graph.counting import count_flops, count_params
+from botorch_archsearch.graph.encoding import EncodingTable
 
 KERNEL_TARGETS: tuple[str, ...] = ("accuracy", "reward")
 r"""What the GP models: ``"reward"`` (the paper: ``f`` itself) or ``"accuracy"`` (``A / A_teacher``,
@@ -79,7 +80,10 @@ class CompressionFactor:
 
     def __init__(self, factor: Callable[[ArchGraph], float]) -> None:
         self.factor = factor
-        self._table: dict[bytes, float] = {}
+        self._table = EncodingTable(
+            "CompressionFactor: a candidate's factor is unknown; register its architecture with add(graphs, X) "
+            "when it is encoded (optimize_acqf_edits(..., on_encoded=factor.add))."
+        )
 
     def __len__(self) -> int:
         return len(self._table)
@@ -87,16 +91,16 @@ class CompressionFactor:
     def add(self, graphs: Sequence[ArchGraph], X: Tensor, edits: Sequence[Any] | None = None) -> None:
         r"""Register the factors of ``graphs``, encoded as the rows of ``X`` (`n x d`) (their
         ``edits`` are not needed)."""
-        from botorch_archsearch.acquisition.edits import row_digests
-
         if X.shape[0] != len(graphs):
             raise ArchSearchError(f"CompressionFactor.add: {len(graphs)} graphs for {X.shape[0]} encoded rows.")
-        for graph, digest in zip(graphs, row_digests(X)):
-            if digest not in self._table:
-                value = float(self.factor(graph))
-                if not value >= 0:
-                    raise ArchSearchError(f"CompressionFactor: the factor must be a number >= 0, got {value!r}.")
-                self._table[digest] = value
+        self._table.add(X, lambda i: self._checked(self.factor(graphs[i])))
+
+    @staticmethod
+    def _checked(value: float) -> float:
+        value = float(value)
+        if not value >= 0:
+            raise ArchSearchError(f"CompressionFactor: the factor must be a number >= 0, got {value!r}.")
+        return value
 
     def __call__(self, X: Tensor) -> Tensor:
         r"""The factors of `batch_shape x q x d` encodings: a `batch_shape x q` tensor.
@@ -104,19 +108,7 @@ class CompressionFactor:
         Raises:
             ArchSearchError: If a row was never registered with :meth:`add`.
         """
-        from botorch_archsearch.acquisition.edits import row_digests
-
-        rows = X.reshape(-1, X.shape[-1])
-        values = []
-        for digest in row_digests(rows):
-            value = self._table.get(digest)
-            if value is None:
-                raise ArchSearchError(
-                    "CompressionFactor: a candidate's factor is unknown; register its architecture with "
-                    "add(graphs, X) when it is encoded (optimize_acqf_edits(..., on_encoded=factor.add))."
-                )
-            values.append(value)
-        return torch.tensor(values, dtype=X.dtype, device=X.device).reshape(X.shape[:-1])
+        return torch.tensor(self._table.lookup(X), dtype=X.dtype, device=X.device).reshape(X.shape[:-1])
 
 
 class KnownFactorTransform(PosteriorTransform):

@@ -16,12 +16,14 @@ edge). :func:`expand` rebuilds the paper's vectors from it, inside the feature e
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sized
+import hashlib
+from collections.abc import Callable, Iterable, Sized
+from typing import Any
 
 import numpy as np
 import torch
 
-from botorch_archsearch.exceptions import EncodingError
+from botorch_archsearch.exceptions import ArchSearchError, EncodingError
 from botorch_archsearch.graph.arch_graph import LAYER_TYPES, ArchGraph
 from botorch_archsearch.utils.validation import check_int
 
@@ -156,4 +158,56 @@ def expand(X: torch.Tensor, max_layers: int) -> torch.Tensor:
     return torch.cat([one_hot, attributes, incoming, outgoing], dim=-1)
 
 
-__all__ = ["DEFAULT_MAX_EDGES", "NUM_ATTRIBUTES", "NUM_LAYER_TYPES", "encode", "expand", "num_features"]
+def row_digests(X: torch.Tensor) -> list[bytes]:
+    """A digest per row of an `n x d` tensor, equal exactly when the rows' values are equal."""
+    rows = np.ascontiguousarray(X.detach().cpu().to(torch.float64).numpy()) + 0.0  # -0.0 -> 0.0
+    return [hashlib.blake2b(row.tobytes(), digest_size=16).digest() for row in rows]
+
+
+class EncodingTable:
+    r"""Values kept by the exact values of encoded architectures: for what an encoding alone does
+    not say (a student's exact size, its edit), registered as the students are encoded and looked
+    up when a model reads the encodings.
+
+    Args:
+        missing: The error message for a row that was never registered.
+    """
+
+    def __init__(self, missing: str) -> None:
+        self.missing = missing
+        self._values: dict[bytes, Any] = {}
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def add(self, X: torch.Tensor, value: Callable[[int], Any]) -> None:
+        r"""Register row ``i`` of ``X`` (`n x d`) with ``value(i)``, computed once per distinct row."""
+        for i, digest in enumerate(row_digests(X)):
+            if digest not in self._values:
+                self._values[digest] = value(i)
+
+    def lookup(self, X: torch.Tensor) -> list[Any]:
+        r"""The values of the rows of `batch_shape x d` encodings, in row order.
+
+        Raises:
+            ArchSearchError: If a row was never registered (with :attr:`missing`).
+        """
+        values = []
+        for digest in row_digests(X.reshape(-1, X.shape[-1])):
+            value = self._values.get(digest)
+            if value is None:
+                raise ArchSearchError(self.missing)
+            values.append(value)
+        return values
+
+
+__all__ = [
+    "DEFAULT_MAX_EDGES",
+    "EncodingTable",
+    "NUM_ATTRIBUTES",
+    "NUM_LAYER_TYPES",
+    "encode",
+    "expand",
+    "num_features",
+    "row_digests",
+]

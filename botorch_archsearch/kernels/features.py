@@ -24,14 +24,8 @@ from torch import Tensor, nn
 
 from botorch_archsearch.exceptions import ArchSearchError, EncodingError
 from botorch_archsearch.graph.arch_graph import ArchGraph
-from botorch_archsearch.graph.encoding import DEFAULT_MAX_EDGES, NUM_ATTRIBUTES, num_features
+from botorch_archsearch.graph.encoding import DEFAULT_MAX_EDGES, NUM_ATTRIBUTES, EncodingTable, num_features, row_digests
 from botorch_archsearch.utils.validation import check_int
-
-
-def _digests(X: Tensor) -> list[bytes]:
-    from botorch_archsearch.acquisition.edits import row_digests
-
-    return row_digests(X)
 
 
 def wl_hash(*parts: int | str) -> int:
@@ -128,7 +122,7 @@ class WLFeatures(nn.Module):
             raise EncodingError(f"WLFeatures: X has last dimension {X.shape[-1]}, expected a multiple of {width}.")
         flat = X.reshape(-1, X.shape[-1])
         out = []
-        for row, digest in zip(flat, _digests(flat)):
+        for row, digest in zip(flat, row_digests(flat)):
             if digest not in self._cache:
                 if len(self._cache) > 100_000:
                     self._cache.clear()
@@ -171,7 +165,10 @@ class EditFeatures(nn.Module):
         super().__init__()
         self.space = space
         self.dim = space.num_groups + len(space.removable) + len(space.skip_candidates)
-        self._table: dict[bytes, Tensor] = {}
+        self._table = EncodingTable(
+            "EditFeatures: a student's edit is unknown; register it with add(graphs, X, edits) when it is encoded "
+            "(optimize_acqf_edits(..., on_encoded=features.add))."
+        )
 
     def __len__(self) -> int:
         return len(self._table)
@@ -180,9 +177,7 @@ class EditFeatures(nn.Module):
         r"""Register the students with these edits, encoded as the rows of ``X``."""
         if edits is None or len(edits) != X.shape[0]:
             raise ArchSearchError("EditFeatures.add needs the students' edits, one per encoded row.")
-        for edit, digest in zip(edits, _digests(X)):
-            if digest not in self._table:
-                self._table[digest] = torch.from_numpy(edit_vector(self.space, edit))
+        self._table.add(X, lambda i: torch.from_numpy(edit_vector(self.space, edits[i])))
 
     def forward(self, X: Tensor) -> Tensor:
         r"""Edit vectors of `batch_shape x d` encodings: `batch_shape x dim`, in ``X``'s dtype.
@@ -190,16 +185,7 @@ class EditFeatures(nn.Module):
         Raises:
             ArchSearchError: If a row was never registered.
         """
-        flat = X.reshape(-1, X.shape[-1])
-        out = []
-        for digest in _digests(flat):
-            vector = self._table.get(digest)
-            if vector is None:
-                raise ArchSearchError(
-                    "EditFeatures: a student's edit is unknown; register it with add(graphs, X, edits) when it is "
-                    "encoded (optimize_acqf_edits(..., on_encoded=features.add))."
-                )
-            out.append(vector)
+        out = self._table.lookup(X)
         stacked = torch.stack(out) if out else torch.zeros(0, self.dim, dtype=torch.float64)
         return stacked.to(device=X.device, dtype=X.dtype).reshape(*X.shape[:-1], self.dim)
 
