@@ -1,4 +1,6 @@
-r"""Quality of the fitted architecture kernel on real rewards, by the scale of its initial weights.
+r"""Quality of the fitted surrogates on real rewards: by the scale of the learned kernel's initial
+weights (``--scales``), by surrogate configuration (``--configs``, issue 18), and the whole BO step
+per configuration (``--configs ... --step N``).
 
 A freshly initialised Bi-LSTM maps every architecture to nearly the same unit vector, so the
 first fitting steps barely move the LOO objective and the moving-average rule can stop a fit
@@ -14,10 +16,18 @@ by ``bench_search.py run --name main``):
   the fresh embeddings; and the difference from ``init_scale = 1`` paired by draw, with a 95%
   t-interval;
 - with ``--saved-kernels``: how many of the kernels saved by those searches stopped at the
-  minimum number of steps (``kernels/*/kernel*.pt`` metadata).
+  minimum number of steps (``kernels/*/kernel*.pt`` metadata);
+- with ``--configs`` (see :data:`CONFIGS`): per ``kernel.name/kernel.target[/width_init][/warm][/exact]``,
+  the same draws scored by held-out Spearman of the predicted reward, NLPD, 90% coverage, fits that
+  learned nothing, steps and fit time, paired against the first configuration (teacher-inherited
+  students only; each journal's own ``config.json`` and ``teacher.json`` give its factors);
+- with ``--configs ... --step N``: ``propose_architectures`` at N (``--kernels`` x ``--candidates``)
+  per configuration, its wall time against the reference implementation's 354 s at N = 160, and
+  the held-out Spearman of the step's kernels.
 
 Usage: ``.venv/bin/python benchmarks/kernel_quality.py --journals benchmarks/runs/main
-[--saved-kernels benchmarks/runs/*] [--scales 1 3 10 30] [--sizes 20 48 96] [--reps 12]``.
+[--saved-kernels benchmarks/runs/*] [--scales 1 3 10 30] [--sizes 20 48 96] [--reps 12]``;
+``... --configs [CONFIG ...] [--sizes 20 48 96] [--reps 8]``; ``... --configs CONFIG ... --step 160``.
 """
 
 from __future__ import annotations
