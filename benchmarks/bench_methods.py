@@ -50,7 +50,13 @@ ONE_PER_TARGET = ("group_lasso", "variational_dropout", "morphnet", "uniform", "
 PEER = "torch_pruning"
 VARIANTS = {  # a cell name: the app's search.method and the settings that make the variant
     "esnac_accuracy": ("esnac", ("kernel.target=accuracy", "kernel.width_init=median")),
+    # the reward a user with a target asks for: accuracy within the budget (issue 17's finding);
+    # random_budget is its control (the same reward, no model)
+    "esnac_budget": ("esnac", ("reward.kind=accuracy", "kernel.target=accuracy", "kernel.width_init=median")),
+    "random_budget": ("random", ("reward.kind=accuracy",)),
 }
+REFERENCES = ("esnac",) + tuple(v for v, (method, _) in VARIANTS.items() if method == "esnac")  # paired tables'
+
 METHODS = SEARCHES[:1] + tuple(VARIANTS) + SEARCHES[1:] + ONE_PER_TARGET + (PEER,)
 TEACHERS = {  # the app's teacher preset and the image size the network needs
     "resnet18": ("tiny_resnet18", 28),
@@ -266,7 +272,7 @@ def report(args: argparse.Namespace) -> None:
                       f"{acc.mean():.2f} +- {acc.std(ddof=1) if len(acc) > 1 else 0:.2f} | {within}/{len(values)} | "
                       f"{cost.mean():.3g} | {seconds.mean() / 60:.1f} min |")
             print()
-            for name in ("esnac", *VARIANTS):
+            for name in REFERENCES:
                 reference = cells.get((target, name))
                 if not reference:
                     continue

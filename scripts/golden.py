@@ -108,6 +108,9 @@ def check() -> int:
                         if added and added != {"target": "reward", "width_init": "paper", "warm_start": False,
                                                "name": "bilstm"}:
                             kernel.update(added)  # not the paper's kernel: a difference
+                        reward = entry.get("reward", {}) if isinstance(entry, dict) else {}
+                        if reward.get("kind") == "n2n":  # reward.kind (issue 17's budget reward): the paper's
+                            del reward["kind"]
                 if golden == now:
                     print(f"[golden] {name}/{file}: same ({len(now)} records)")
                     continue

@@ -85,3 +85,19 @@ def test_a_variant_s_cells_read_its_journal_method_and_get_their_own_paired_tabl
     assert "| esnac_accuracy | 2 | 0.000 | 10 | 90.50 +- 0.71 | 2/2 |" in out
     assert "| esnac_accuracy | 2 | -1.50 |" in out  # ESNAC minus the variant
     assert "esnac_accuracy minus each method" in out and "| esnac | 2 | +1.50 |" in out
+
+
+def test_the_budget_variants_reward_accuracy_and_only_esnac_s_get_a_paired_table(tmp_path, bench, capsys):
+    esnac = bench.overrides("resnet18", Fraction(1, 3), "esnac_budget", 0)
+    assert {"search.method=esnac", "reward.kind=accuracy", "kernel.target=accuracy"} <= set(esnac)
+    random = bench.overrides("resnet18", Fraction(1, 3), "random_budget", 0)
+    assert {"search.method=random", "reward.kind=accuracy"} <= set(random)
+    base = tmp_path / "resnet18" / "1-3"
+    for seed, (a, b) in enumerate([(0.90, 0.89), (0.88, 0.86)]):
+        _cell(base / "esnac_budget" / f"seed-{seed}", "esnac", 290, a, 1e9)
+        _cell(base / "random_budget" / f"seed-{seed}", "random", 280, b, 1e9)  # the journal says random
+    bench.main(["report", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "| random_budget | 2 | 0.000 | 10 | 87.50 +- 2.12 | 2/2 |" in out
+    assert "esnac_budget minus each method" in out and "| random_budget | 2 | +1.50 |" in out
+    assert "random_budget minus each method" not in out

@@ -43,9 +43,10 @@ def reward_factor(
     measure: str = "params",
     budget: float | None = None,
     budget_measure: str | None = None,
+    kind: str = "n2n",
 ) -> Callable[[ArchGraph], float]:
     r"""The known factor of the reward: ``graph -> f / (A / A_teacher)``, i.e. ``C (2 - C)`` of
-    the graph's size, 0 above the budget; computed by :func:`~botorch_archsearch.evaluation.reward`
+    the graph's size (1 for ``kind="accuracy"``), 0 above the budget; computed by :func:`~botorch_archsearch.evaluation.reward`
     itself (at ``A = A_teacher``), so it is the factor the search's rewards carry.
 
     Args:
@@ -53,6 +54,7 @@ def reward_factor(
         measure: What ``C`` measures (``reward.measure``).
         budget: The hard budget (``reward.budget``).
         budget_measure: What the budget limits (``reward.budget_measure``).
+        kind: The reward's shape (``reward.kind``).
 
     Returns:
         A function of an architecture.
@@ -61,7 +63,7 @@ def reward_factor(
     def factor(graph: ArchGraph) -> float:
         return reward(1.0, 1.0, count_params(graph), teacher["params"], flops=count_flops(graph),
                       teacher_flops=teacher.get("flops"), measure=measure, budget=budget,
-                      budget_measure=budget_measure)
+                      budget_measure=budget_measure, kind=kind)
 
     return factor
 

@@ -19,7 +19,7 @@ from botorch_archsearch.evaluation.data import (
 from botorch_archsearch.evaluation.distill import KD_LOSSES, StudentResult, accuracy, evaluate_students, kd_loss
 from botorch_archsearch.evaluation.finetune import TrainResult, finetune, train_classifier
 from botorch_archsearch.evaluation.progress import Progress
-from botorch_archsearch.evaluation.reward import FAILED_REWARD, REWARD_MEASURES, compression, reward
+from botorch_archsearch.evaluation.reward import FAILED_REWARD, REWARD_KINDS, REWARD_MEASURES, compression, reward
 from botorch_archsearch.evaluation.teachers import (
     CACHE_ENV,
     Teacher,
@@ -38,6 +38,7 @@ __all__ = [
     "ImageDataset",
     "KD_LOSSES",
     "Progress",
+    "REWARD_KINDS",
     "REWARD_MEASURES",
     "StudentResult",
     "TRAIN_FACTOR",

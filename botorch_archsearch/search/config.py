@@ -32,7 +32,7 @@ from botorch_archsearch.acquisition.multi_kernel import ACQUISITIONS
 from botorch_archsearch.acquisition.objective import KERNEL_TARGETS
 from botorch_archsearch.evaluation.data import DATASET_NAMES
 from botorch_archsearch.evaluation.distill import KD_LOSSES
-from botorch_archsearch.evaluation.reward import REWARD_MEASURES
+from botorch_archsearch.evaluation.reward import REWARD_KINDS, REWARD_MEASURES
 from botorch_archsearch.exceptions import ArchSearchError
 from botorch_archsearch.gp.fit import KERNEL_NAMES, OBJECTIVES, WIDTH_INITS
 from botorch_archsearch.kernels import load_kernel
@@ -205,7 +205,8 @@ class KernelConfig:
         transfer_from: A run directory whose saved kernels score the candidates (no training).
         target: What the GP models: ``"reward"`` (the paper: the reward ``f`` itself) or
             ``"accuracy"`` (the accuracy ratio ``A / A_teacher``; the acquisition scores ``f`` with
-            each candidate's exactly known size factor ``C (2 - C)``, 0 above ``reward.budget``).
+            each candidate's exactly known size factor ``C (2 - C)``, or 1 for
+            ``reward.kind=accuracy``, 0 above ``reward.budget``).
         width_init: Where a fresh kernel's RBF width starts: ``"paper"`` (1, the reference) or
             ``"median"`` (the median distance between the fresh embeddings of its training
             architectures).
@@ -310,11 +311,13 @@ class EvaluationConfig:
 @dataclass
 class RewardConfig:
     r"""The reward ``f(x) = C (2 - C) A / A_teacher``: ``measure`` of ``C`` (``"params"`` or
-    ``"flops"``) and an optional hard ``budget`` on ``budget_measure``."""
+    ``"flops"``) and an optional hard ``budget`` on ``budget_measure``; ``kind="accuracy"``
+    rewards ``A / A_teacher`` within the budget instead (0 above it; needs ``budget``)."""
 
     measure: str = "params"
     budget: float | None = None
     budget_measure: str | None = None
+    kind: str = "n2n"
 
 
 @dataclass
@@ -517,7 +520,8 @@ def upgrade_saved_config(saved: dict[str, Any]) -> dict[str, Any]:
       ``None``, ``search.magnitude_scope`` ``"group"``, ``search.init`` ``"random"``,
       ``search.local_fraction`` 0, ``search.local_edits`` ``"mutate"`` (the first local edits),
       ``search.shrink_spread`` ``None``;
-    - ``methods`` (the field's methods, which such runs could not use): the defaults.
+    - ``methods`` (the field's methods, which such runs could not use): the defaults;
+    - ``reward.kind`` ``"n2n"`` (the only reward then).
 
     Args:
         saved: The nested dict read from ``config.json``.
@@ -550,6 +554,9 @@ def upgrade_saved_config(saved: dict[str, Any]) -> dict[str, Any]:
                            ("magnitude_scope", "group"), ("init", "random"), ("local_fraction", 0.0),
                            ("local_edits", "mutate"), ("shrink_spread", None)):
             search.setdefault(key, value)
+    reward = upgraded.setdefault("reward", {})
+    if isinstance(reward, dict):
+        reward.setdefault("kind", "n2n")
     if "methods" not in upgraded:  # no field methods then: their settings change nothing
         upgraded["methods"] = dataclasses.asdict(MethodsConfig())
     return upgraded
@@ -706,6 +713,13 @@ def check_config(config: CompressConfig) -> None:
     check_choice("reward.measure", config.reward.measure, REWARD_MEASURES)
     _optional(check_float, "reward.budget", config.reward.budget, 0, exclusive_minimum=True)
     _optional(check_choice, "reward.budget_measure", config.reward.budget_measure, REWARD_MEASURES)
+    check_choice("reward.kind", config.reward.kind, REWARD_KINDS)
+    if config.reward.kind == "accuracy" and config.reward.budget is None:
+        raise ArchSearchError(
+            "reward.kind=accuracy rewards accuracy within reward.budget, and none is set: without a budget the "
+            "teacher itself is the most accurate student. Set reward.budget (with reward.budget_measure) or use "
+            "reward.kind=n2n."
+        )
     final = config.final
     check_int("final.top_k", final.top_k, 0)
     check_int("final.epochs", final.epochs, 1)

@@ -222,7 +222,7 @@ class _Search:
             f = reward(
                 result.accuracy if result.ok else 0.0, self.teacher.val_accuracy, params, teacher["params"],
                 flops=flops, teacher_flops=teacher["flops"], measure=r.measure, budget=r.budget,
-                budget_measure=r.budget_measure, failed=not result.ok,
+                budget_measure=r.budget_measure, failed=not result.ok, kind=r.kind,
             )
             values = {
                 "index": len(self.history), "method": method, "step": step, "kernel": p.kernel, "key": graph.key(),

@@ -385,12 +385,14 @@ class MultiKernelSearch(ProposalPolicy):
     def targets(self, earlier: list[EvaluationRecord]) -> tuple[Tensor, CompressionFactor | None]:
         r"""What the GPs model (`n x 1`) and the known factor of the reward (``kernel.target``):
         the rewards and ``None``, or the accuracy ratios ``A / A_teacher`` (0 for a student that
-        failed) and the candidates' factor ``C (2 - C)`` (0 above the budget)."""
+        failed) and the candidates' factor ``C (2 - C)`` (1 for ``reward.kind=accuracy``; 0 above
+        the budget)."""
         if self.context.config.kernel.target == "reward":
             return torch.tensor([[r.reward] for r in earlier], dtype=torch.float64), None
         teacher, r = self.context.teacher, self.context.config.reward
         ratios = [[(rec.accuracy or 0.0) / teacher["val_accuracy"] if rec.status == "ok" else 0.0] for rec in earlier]
-        factor = reward_factor(teacher, measure=r.measure, budget=r.budget, budget_measure=r.budget_measure)
+        factor = reward_factor(teacher, measure=r.measure, budget=r.budget, budget_measure=r.budget_measure,
+                               kind=r.kind)
         return torch.tensor(ratios, dtype=torch.float64), CompressionFactor(factor)
 
     def features(self, history: SearchHistory, earlier: list[EvaluationRecord], X: Tensor) -> nn.Module | None:

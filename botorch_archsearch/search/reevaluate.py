@@ -109,7 +109,8 @@ class RunEvaluator:
             params, flops = count_params(student.graph), count_flops(student.graph)
             f = reward(result.accuracy if result.ok else 0.0, self.teacher.val_accuracy, params,
                        self.teacher_info["params"], flops=flops, teacher_flops=self.teacher_info["flops"],
-                       measure=r.measure, budget=r.budget, budget_measure=r.budget_measure, failed=not result.ok)
+                       measure=r.measure, budget=r.budget, budget_measure=r.budget_measure, failed=not result.ok,
+                       kind=r.kind)
             out.append({"accuracy": result.accuracy, "reward": f, "params": params, "flops": flops,
                         "status": result.status, "reason": result.reason})
         return out

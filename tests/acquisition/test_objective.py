@@ -103,16 +103,21 @@ def test_reward_factor_times_the_accuracy_ratio_is_the_reward():
     info = {"params": count_params(teacher), "flops": count_flops(teacher)}
     students = [space.apply(e) for e in space.sample(12, generator=torch.Generator().manual_seed(0))]
     budget = sorted(count_flops(s) for s in students)[6]  # half of them above it
-    for measure, budget_measure in (("params", None), ("flops", "flops"), ("params", "flops")):
+    cases = [(m, bm, "n2n") for m, bm in (("params", None), ("flops", "flops"), ("params", "flops"))]
+    cases += [("params", "flops", "accuracy"), ("flops", "flops", "accuracy")]
+    for measure, budget_measure, kind in cases:
         b = None if budget_measure is None else budget
-        factor = reward_factor(info, measure=measure, budget=b, budget_measure=budget_measure)
+        factor = reward_factor(info, measure=measure, budget=b, budget_measure=budget_measure, kind=kind)
         for i, s in enumerate(students):
             a, a_teacher = 0.3 + 0.05 * i, 0.9
             expected = reward(a, a_teacher, count_params(s), info["params"], flops=count_flops(s),
-                              teacher_flops=info["flops"], measure=measure, budget=b, budget_measure=budget_measure)
+                              teacher_flops=info["flops"], measure=measure, budget=b, budget_measure=budget_measure,
+                              kind=kind)
             assert factor(s) * a / a_teacher == pytest.approx(expected, rel=1e-12, abs=1e-15)
             if b is not None and count_flops(s) > b:
                 assert factor(s) == 0
+            elif kind == "accuracy":
+                assert factor(s) == 1
 
 
 def test_compression_factor_looks_up_registered_encodings():

@@ -53,9 +53,24 @@ def test_failed_student_gets_the_documented_floor():
     assert reward(0.0, 0.9, 10, 100) == FAILED_REWARD
 
 
+def test_accuracy_kind_is_the_accuracy_ratio_within_the_budget():
+    # within the budget the size does not count: two students of different sizes, same accuracy
+    assert reward(0.72, 0.90, 50, 100, budget=60, kind="accuracy") == pytest.approx(0.8, rel=1e-12)
+    assert reward(0.72, 0.90, 10, 100, budget=60, kind="accuracy") == pytest.approx(0.8, rel=1e-12)
+    assert reward(0.72, 0.90, 60, 100, budget=60, kind="accuracy") == pytest.approx(0.8, rel=1e-12)  # at it
+    assert reward(0.99, 0.90, 61, 100, budget=60, kind="accuracy") == 0.0  # above it
+    # a FLOPs budget while the (unused) measure is params
+    assert reward(0.9, 0.9, 50, 100, flops=300, budget=250, budget_measure="flops", kind="accuracy") == 0.0
+    assert reward(0.9, 0.9, 50, 100, flops=250, budget=250, budget_measure="flops", kind="accuracy") == 1.0
+    assert reward(0.9, 0.9, 10, 100, budget=60, failed=True, kind="accuracy") == FAILED_REWARD
+    # the N2N reward of the same student is lower: it is the kind, not the default, that changed
+    assert reward(0.72, 0.90, 50, 100, budget=60) == pytest.approx(0.75 * 0.8, rel=1e-12)
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [
+        (dict(kind="pareto"), "kind"),
         (dict(measure="latency"), "measure"),
         (dict(budget_measure="memory"), "budget_measure"),
         (dict(teacher_accuracy=0.0), "teacher_accuracy"),

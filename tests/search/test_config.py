@@ -60,6 +60,8 @@ def test_defaults_are_valid():
         (dict(evaluation__bf16="yes"), "evaluation.bf16 must be true, false or null"),
         (dict(reward__measure="latency"), "reward.measure must be one of ['params', 'flops']"),
         (dict(reward__budget=0), "reward.budget must be a number > 0"),
+        (dict(reward__kind="pareto", reward__budget=10), "reward.kind must be one of ['n2n', 'accuracy']"),
+        (dict(reward__kind="accuracy"), "reward.kind=accuracy rewards accuracy within reward.budget, and none is set"),
         (dict(final__top_k=-1), "final.top_k must be an integer >= 0"),
         (dict(search__removal=False, search__shrinkage=False, search__skip=False), "at least one of"),
         (dict(seed=1.5), "seed must be an integer"),
@@ -179,8 +181,9 @@ def test_upgrade_saved_config_fills_newer_keys_as_the_old_code_ran():
     assert upgrade_saved_config(current) == current  # nothing to fill
     old = json.loads(json.dumps(current))
     del old["dataset"]["split_seed"], old["teacher"]["seed"], old["evaluation"]["bf16"]
-    del old["kernel"]["init_scale"], old["teacher"]["kind"], old["teacher"]["module"]
+    del old["kernel"]["init_scale"], old["teacher"]["kind"], old["teacher"]["module"], old["reward"]["kind"]
     upgraded = upgrade_saved_config(old)
+    assert upgraded["reward"]["kind"] == "n2n"  # the only reward then
     assert upgraded["teacher"]["kind"] == "zoo" and upgraded["teacher"]["module"] is None  # a zoo teacher, as then
     assert upgraded["kernel"]["init_scale"] == 1.0  # the initialisation of then
     assert "split_seed" not in old["dataset"]  # the argument is left as it was

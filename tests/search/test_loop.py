@@ -484,10 +484,13 @@ def test_a_target_no_student_can_meet_is_refused_before_the_teacher_is_trained(t
     assert not any((tmp_path / "cache").rglob("*.pt"))  # no teacher was trained
 
 
+@pytest.mark.parametrize("kind", ["n2n", "accuracy"])
 def test_accuracy_target_models_the_accuracy_ratio_and_scores_the_reward(
-        tmp_path, monkeypatch, small_config, search_data, search_teacher):
+        kind, tmp_path, monkeypatch, small_config, search_data, search_teacher):
     """``kernel.target=accuracy``: the GPs are fitted on ``A / A_teacher``, the acquisition's
-    ``best_f`` is the best reward, and no proposal is over the FLOPs budget."""
+    ``best_f`` is the best reward, and no proposal is over the FLOPs budget; with
+    ``reward.kind=accuracy`` every reward is the accuracy ratio within the budget (0 above) and
+    the known factor is 1 within it."""
     from botorch_archsearch.acquisition import CompressionFactor
     from botorch_archsearch.search import policies
 
@@ -506,6 +509,7 @@ def test_accuracy_target_models_the_accuracy_ratio_and_scores_the_reward(
 
     config.reward.budget = 0.5 * count_flops(graph)
     config.reward.budget_measure = "flops"
+    config.reward.kind = kind
     result = compress(search_teacher, search_data, config, run_dir=tmp_path)
     assert len(calls) == 2  # steps 2 and 3
     for step, (X, Y, kwargs) in zip((2, 3), calls):
@@ -515,9 +519,19 @@ def test_accuracy_target_models_the_accuracy_ratio_and_scores_the_reward(
         assert kwargs["best_f"] == max(r.reward for r in earlier)
         factor = kwargs["known_factor"]
         assert isinstance(factor, CompressionFactor) and len(factor) > 0
+        if kind == "accuracy":  # within the budget the factor is 1 whatever the size
+            from botorch_archsearch.graph import ArchGraph
+
+            for r in earlier:
+                within = r.flops <= config.reward.budget
+                assert factor.factor(ArchGraph.from_dict(r.architecture)) == (1.0 if within else 0.0)
     for r in result.records:
         if r.step > 1:
             assert r.flops <= config.reward.budget and r.reward > 0
+        if kind == "accuracy":
+            within = r.flops <= config.reward.budget
+            expected = r.accuracy / search_teacher.val_accuracy if within and r.status == "ok" else 0.0
+            assert r.reward == pytest.approx(expected, rel=1e-12, abs=0)
 
 
 def test_warm_start_starts_each_step_from_the_previous_kernels_and_resumes_the_same(
