@@ -3,7 +3,6 @@ feature maps of the ``wl`` and ``edit`` surrogates."""
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 
 import numpy as np
@@ -14,7 +13,7 @@ from botorch_archsearch.exceptions import ArchSearchError, EncodingError
 from botorch_archsearch.gp import architecture_gp, fit_architecture_gp
 from botorch_archsearch.graph import LAYER_TYPES, count_params, encode, trace
 from botorch_archsearch.kernels import ArchitectureKernel, EditFeatures, WLFeatures, edit_vector, wl_labels
-from botorch_archsearch.kernels.features import wl_hash
+from botorch_archsearch.kernels.features import wl_initial_label, wl_mix, wl_relabel
 from botorch_archsearch.models import get_teacher
 from botorch_archsearch.space import SearchSpace
 
@@ -33,19 +32,33 @@ def students(space):
 
 def _reference_wl(graph, iterations: int) -> Counter:
     """WL subtree labels from the graph's own nodes (not the encoding): type and channel bucket,
-    then each layer's label with the sorted labels of its inputs and of its consumers."""
+    then each layer's label with the labels of its inputs and of its consumers."""
     nodes = graph.nodes
-    label = [wl_hash(LAYER_TYPES.index(n.op) + 1, round(math.log2(1 + n.out_channels))) for n in nodes]
+    label = [wl_initial_label(LAYER_TYPES.index(n.op) + 1, n.out_channels) for n in nodes]
     consumers = [[] for _ in nodes]
     for j, n in enumerate(nodes):
         for i in n.inputs:
             consumers[i].append(j)
     counts = Counter(label)
     for _ in range(iterations):
-        label = [wl_hash(label[j], "in", *sorted(label[i] for i in nodes[j].inputs), "out",
-                         *sorted(label[k] for k in consumers[j])) for j in range(len(nodes))]
+        label = [wl_relabel(label[j], [label[i] for i in nodes[j].inputs], [label[k] for k in consumers[j]])
+                 for j in range(len(nodes))]
         counts.update(label)
     return counts
+
+
+def test_the_wl_hash_primitives():
+    # SplitMix64 seeded with 0 outputs wl_mix(k * golden) at its k-th step: its published first outputs
+    golden = 0x9E3779B97F4A7C15
+    assert [wl_mix(k * golden % 2**64) for k in range(3)] == [0xE220A8397B1DCDAF, 0x6E789E6AA1B965F4,
+                                                               0x06C45D188009454F]
+    assert len({wl_mix(i) for i in range(10_000)}) == 10_000  # a bijection: no collisions
+    # the multisets of neighbours' labels: order does not count, multiplicity and side do
+    a, b, c = wl_initial_label(1, 8), wl_initial_label(2, 8), wl_initial_label(1, 16)
+    assert len({a, b, c}) == 3 and wl_initial_label(1, 9) == a  # log2(9) and log2(10) round to 3
+    assert wl_relabel(a, [b, c], []) == wl_relabel(a, [c, b], [])
+    assert len({wl_relabel(a, [b], []), wl_relabel(a, [b, b], []), wl_relabel(a, [], [b]), wl_relabel(a, [c], []),
+                wl_relabel(b, [b], [])}) == 5
 
 
 @pytest.mark.parametrize("iterations", [0, 1, 2, 3])
@@ -67,7 +80,13 @@ def test_wl_features_are_the_hashed_unit_norm_counts_and_their_kernel_is_psd(spa
     for label, count in wl_labels(X[3]).items():
         expected[features.bucket(label)] += count
     torch.testing.assert_close(phi[3], expected / expected.norm())
-    assert wl_hash(3, "in", 5) == wl_hash(3, "in", 5) != wl_hash(3, "in", 6)
+    for i, row in enumerate(X):  # every row, computed at once, is the reference's one row at a time
+        expected = torch.zeros(256, dtype=torch.float64)
+        for label, count in wl_labels(row).items():
+            expected[features.bucket(label)] += count
+        torch.testing.assert_close(phi[i], expected / expected.norm(), rtol=0, atol=1e-15)
+    padded = encode(graphs, max_layers=space.graph.num_layers + 5, dtype=torch.float64)
+    torch.testing.assert_close(features(padded), phi, rtol=0, atol=1e-15)  # padding rows change nothing
     torch.testing.assert_close(features(X.view(2, 5, -1)), phi.view(2, 5, -1))
     kernel = ArchitectureKernel(features).to(torch.float64)
     with torch.no_grad():
