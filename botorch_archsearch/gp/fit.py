@@ -21,11 +21,12 @@ import torch
 from botorch import settings as botorch_settings
 from botorch.models import SingleTaskGP
 from botorch.models.transforms.outcome import Standardize
+from botorch.models.utils.gpytorch_modules import get_covar_module_with_dim_scaled_prior
 from botorch.optim.core import OptimizationStatus
 from botorch.optim.fit import fit_gpytorch_mll_scipy, fit_gpytorch_mll_torch
 from botorch.optim.stopping import StoppingCriterion
-from gpytorch.constraints import GreaterThan, Interval
-from gpytorch.kernels import Kernel, MaternKernel
+from gpytorch.constraints import GreaterThan
+from gpytorch.kernels import Kernel
 from gpytorch.likelihoods import GaussianLikelihood
 from gpytorch.mlls import ExactMarginalLogLikelihood, LeaveOneOutPseudoLikelihood
 from linear_operator.utils.errors import NotPSDError
@@ -34,7 +35,13 @@ from torch import Tensor
 from botorch_archsearch.exceptions import ArchSearchError, EncodingError
 from botorch_archsearch.gp.model import ArchitectureGP
 from botorch_archsearch.graph.encoding import DEFAULT_MAX_EDGES, num_features
-from botorch_archsearch.kernels import ArchitectureKernel, BiLSTMEmbedding, EditFeatures, WLFeatures, load_kernel
+from botorch_archsearch.kernels import (
+    ArchitectureKernel,
+    BiLSTMEmbedding,
+    EditFeatures,
+    WLFeatures,
+    load_kernel,
+)
 from botorch_archsearch.utils.validation import check_choice, check_float, check_int
 
 OBJECTIVES = ("loo", "exact")
@@ -101,8 +108,9 @@ def architecture_gp(
         width_init: Where the default kernel's RBF width starts relative to the fresh embeddings
             (:data:`WIDTH_INITS`): ``"paper"`` (width 1) or ``"median"`` (the embeddings are
             scaled by their median pairwise distance on ``train_X``, so the kernel's values spread
-            over (0, 1) from the first fitting step). The ``edit`` and ``wl`` kernels always start
-            at the median.
+            over (0, 1) from the first fitting step). The ``wl`` kernel always starts at the
+            median; the ``edit`` kernel's lengthscales start at the mode of BoTorch's
+            dimension-scaled prior (``get_covar_module_with_dim_scaled_prior``), which they keep.
         kernel: The default kernel (:data:`KERNEL_NAMES`): ``"bilstm"`` (the paper), ``"edit"``
             or ``"wl"``.
         features: ``kernel="edit"``: the :class:`~botorch_archsearch.kernels.EditFeatures` holding
@@ -119,12 +127,14 @@ def architecture_gp(
         if kernel == "edit" and not isinstance(features, EditFeatures):
             raise ArchSearchError("architecture_gp: kernel='edit' needs features=EditFeatures(space) with the students' edits.")
         if kernel == "edit":
-            base = MaternKernel(nu=2.5, ard_num_dims=features.dim, lengthscale_constraint=Interval(1e-2, 1e2))
-            base.lengthscale = 1.0
+            # BoTorch's default for ARD in many dimensions (Hvarfner et al., 2024): a log-normal
+            # prior on the lengthscales whose mode grows with sqrt(d); the edit vector's entries
+            # lie in [0, 1] as that prior assumes, so the features are not rescaled
+            base = get_covar_module_with_dim_scaled_prior(ard_num_dims=features.dim, use_rbf_kernel=False)
             covar_module = ArchitectureKernel(features, base_kernel=base)
         else:
             covar_module = ArchitectureKernel(features if isinstance(features, WLFeatures) else WLFeatures(max_edges))
-        covar_module.scale_to(train_X)
+            covar_module.scale_to(train_X)
     if covar_module is None:
         if max_layers is None:
             raise ArchSearchError("architecture_gp: pass max_layers (or a covar_module).")

@@ -3,6 +3,7 @@ feature maps of the ``wl`` and ``edit`` surrogates."""
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 
 import numpy as np
@@ -135,6 +136,12 @@ def test_the_other_surrogates_fit_their_hyperparameters_by_lbfgs(space, kernel):
         K = model.covar_module(X[:16]).to_dense()
     assert torch.linalg.eigvalsh(K).min() >= -1e-8
     before = model.covar_module.base_kernel.lengthscale.detach().clone()
+    if kernel == "edit":  # BoTorch's dimension-scaled prior on the ARD lengthscales, starting at its mode
+        prior = model.covar_module.base_kernel.lengthscale_prior
+        d = len(edit_vector(space, edits[0]))
+        assert before.shape == (1, d) and float(prior.loc) == pytest.approx(math.sqrt(2) + math.log(d) / 2)
+        torch.testing.assert_close(before, torch.full_like(before, math.exp(math.sqrt(2) + math.log(d) / 2 - 3)))
+        assert float(model.covar_module.embedding_scale) == 1.0  # the [0, 1] entries the prior assumes
     fit = fit_architecture_gp(model, max_steps=50)
     assert fit.losses[-1] < fit.losses[0] - 0.01 and 0 < fit.num_steps <= 50
     assert not torch.equal(model.covar_module.base_kernel.lengthscale, before)
