@@ -26,6 +26,10 @@ Usage::
     $B run --teacher resnet18 --targets 1/3 --seeds 0 1 2 --jobs 2
     $B run --teacher vgg19 --targets 1/3 --seeds 0 1 2 --jobs 2
     $B run --teacher resnet18 --targets 1/2 1/5 1/10 --seeds 0 1 2 --jobs 2
+    # variants: the budget reward (and its control), kernel transfer from the ResNet-18 cells (Table 3)
+    $B run --teacher resnet18 --targets 1/3 --seeds 0 1 2 --methods esnac_budget random_budget
+    $B run --teacher vgg19 --targets 1/3 --seeds 0 1 2 --methods esnac_transfer
+    $B run --teacher resnet34 --targets 1/3 --seeds 0 1 2 --methods esnac esnac_transfer random magnitude
     $B report benchmarks/runs/methods --figures benchmarks/figures/methods
 """
 
@@ -54,12 +58,17 @@ VARIANTS = {  # a cell name: the app's search.method and the settings that make 
     # random_budget is its control (the same reward, no model)
     "esnac_budget": ("esnac", ("reward.kind=accuracy", "kernel.target=accuracy", "kernel.width_init=median")),
     "random_budget": ("random", ("reward.kind=accuracy",)),
+    # paper Table 3 (issue 18): the kernels of the ResNet-18 ESNAC cell of the same target and seed
+    # score this teacher's candidates without training
+    "esnac_transfer": ("esnac", ("kernel.transfer_from={out}/resnet18/{target}/esnac/seed-{seed}",)),
 }
+DEFAULT_OUT = ROOT / "benchmarks" / "runs" / "methods"
 REFERENCES = ("esnac",) + tuple(v for v, (method, _) in VARIANTS.items() if method == "esnac")  # paired tables'
 
 METHODS = SEARCHES[:1] + tuple(VARIANTS) + SEARCHES[1:] + ONE_PER_TARGET + (PEER,)
 TEACHERS = {  # the app's teacher preset and the image size the network needs
     "resnet18": ("tiny_resnet18", 28),
+    "resnet34": ("tiny_resnet34", 28),
     "vgg19": ("tiny_vgg19", 32),
     "mobilenetv2": ("tiny_mobilenetv2", 32),
 }
@@ -81,13 +90,19 @@ def teacher_flops(teacher: str) -> int:
     return count_flops(trace(model, torch.zeros(1, 1, size, size)))
 
 
-def overrides(teacher: str, target: Fraction, method: str, seed: int) -> list[str]:
+def transfer_source(out: Path, target: Fraction, seed: int) -> Path:
+    """The ResNet-18 ESNAC cell whose kernels ``esnac_transfer`` uses."""
+    return Path(out).resolve() / "resnet18" / target_label(target) / "esnac" / f"seed-{seed}"
+
+
+def overrides(teacher: str, target: Fraction, method: str, seed: int, out: Path = DEFAULT_OUT) -> list[str]:
     preset, size = TEACHERS[teacher]
     budget = math.floor(float(target) * teacher_flops(teacher))
     values = ["+experiment=field_methods", f"teacher={preset}", f"dataset.image_size={size}",
               f"reward.budget={budget}", f"seed={seed}", "progress=false"]
     if method in VARIANTS:
-        values += [f"search.method={VARIANTS[method][0]}", *VARIANTS[method][1]]
+        fill = {"out": Path(out).resolve(), "target": target_label(target), "seed": seed}
+        values += [f"search.method={VARIANTS[method][0]}", *(v.format(**fill) for v in VARIANTS[method][1])]
     elif method != PEER:
         values.append(f"search.method={method}")
     if method in ONE_PER_TARGET or method == PEER:
@@ -114,7 +129,7 @@ def run_cell(cell: Path, teacher: str, target: Fraction, method: str, seed: int,
         if (cell / "config.json").exists():
             command += [f"resume={cell.resolve()}", f"hydra.run.dir={(cell / 'resume-logs').resolve()}"]
         else:
-            command += [*overrides(teacher, target, method, seed), f"hydra.run.dir={cell.resolve()}"]
+            command += [*overrides(teacher, target, method, seed, cell.parents[3]), f"hydra.run.dir={cell.resolve()}"]
     cell.mkdir(parents=True, exist_ok=True)
     print(f"{cell}: {' '.join(command[1:])}", flush=True)
     with open(cell / "bench.log", "a") as log:
@@ -131,6 +146,14 @@ def run(args: argparse.Namespace) -> None:
         raise SystemExit(f"unknown methods {unknown}; choose from {list(METHODS)}")
     cells = [(out / args.teacher / target_label(t) / m / f"seed-{s}", args.teacher, t, m, s)
              for s in args.seeds for t in args.targets for m in methods]
+    if "esnac_transfer" in methods:  # kernels to transfer: a finished ResNet-18 ESNAC cell of the target and seed
+        if args.teacher == "resnet18":
+            raise SystemExit("esnac_transfer transfers the kernels of the resnet18 cells: run it for another teacher")
+        missing = [c for c in cells if c[3] == "esnac_transfer"
+                   and not (transfer_source(out, c[2], c[4]) / "report.md").exists()]
+        for c in missing:
+            print(f"{c[0]}: skipped, {transfer_source(out, c[2], c[4])} has not finished (run resnet18's esnac first)")
+        cells = [c for c in cells if c not in missing]
     threads = max(1, (os.cpu_count() or 2) // args.jobs)
     with ThreadPoolExecutor(args.jobs) as pool:
         for line in pool.map(lambda c: run_cell(*c, threads), cells):
@@ -351,7 +374,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--methods", nargs="+", default=["all"])
     p.add_argument("--jobs", type=int, default=1)
-    p.add_argument("--out", default=str(ROOT / "benchmarks" / "runs" / "methods"))
+    p.add_argument("--out", default=str(DEFAULT_OUT))
     p.set_defaults(func=run)
     p = sub.add_parser("peer", help="one Torch-Pruning cell (used by run)")
     p.add_argument("cell")
@@ -360,7 +383,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("seed")
     p.set_defaults(func=peer)
     p = sub.add_parser("report", help="tables (and figures) of the cells")
-    p.add_argument("out", nargs="?", default=str(ROOT / "benchmarks" / "runs" / "methods"))
+    p.add_argument("out", nargs="?", default=str(DEFAULT_OUT))
     p.add_argument("--figures", default=None)
     p.set_defaults(func=report)
     args = parser.parse_args(argv)

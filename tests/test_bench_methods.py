@@ -101,3 +101,19 @@ def test_the_budget_variants_reward_accuracy_and_only_esnac_s_get_a_paired_table
     assert "| random_budget | 2 | 0.000 | 10 | 87.50 +- 2.12 | 2/2 |" in out
     assert "esnac_budget minus each method" in out and "| random_budget | 2 | +1.50 |" in out
     assert "random_budget minus each method" not in out
+
+
+def test_the_transfer_variant_uses_the_resnet18_esnac_cell_of_its_target_and_seed(tmp_path, bench, capsys):
+    values = bench.overrides("vgg19", Fraction(1, 3), "esnac_transfer", 2, tmp_path)
+    source = tmp_path.resolve() / "resnet18" / "1-3" / "esnac" / "seed-2"
+    assert f"kernel.transfer_from={source}" in values and "search.method=esnac" in values
+    assert "teacher=tiny_resnet34" in bench.overrides("resnet34", Fraction(1, 3), "esnac", 0)
+    with pytest.raises(SystemExit, match="run it for another teacher"):
+        bench.main(["run", "--teacher", "resnet18", "--targets", "1/3", "--seeds", "0", "--methods", "esnac_transfer",
+                    "--out", str(tmp_path)])
+    # no finished ResNet-18 cell to transfer from: the cell is skipped, and said so, before anything runs
+    bench.main(["run", "--teacher", "vgg19", "--targets", "1/3", "--seeds", "0", "--methods", "esnac_transfer",
+                "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "esnac_transfer/seed-0: skipped" in out and "run resnet18's esnac first" in out
+    assert not (tmp_path / "vgg19").exists()
