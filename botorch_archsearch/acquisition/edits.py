@@ -76,6 +76,7 @@ def optimize_acqf_edits(
     crossover_prob: float = 0.5,
     extra_candidates: Sequence[Edit] = (),
     on_encoded: Callable[[Sequence[ArchGraph], Tensor, Sequence[Edit]], None] | None = None,
+    feasible: Callable[[ArchGraph], bool] | None = None,
 ) -> EditOptimizationResult:
     r"""Maximise an acquisition function over students made by edits of the teacher.
 
@@ -130,6 +131,9 @@ def optimize_acqf_edits(
             :meth:`~botorch_archsearch.acquisition.CompressionFactor.add` for an acquisition
             that needs each candidate's known factor (``kernel.target=accuracy``), or
             :meth:`~botorch_archsearch.kernels.EditFeatures.add` for the ``edit`` kernel.
+        feasible: An exact constraint: ``feasible(graph)`` is false for an architecture that may
+            not be proposed (e.g. one over a size budget, whose reward is known to be 0); such
+            candidates are dropped before they are encoded or scored, and do not count as scored.
 
     Returns:
         An :class:`EditOptimizationResult` with the ``q`` best ``students``, best first (their
@@ -159,7 +163,7 @@ def optimize_acqf_edits(
         method=method, X_avoid=X_avoid, max_batch_size=max_batch_size, generator=generator,
         population_size=population_size, num_generations=num_generations, num_parents=num_parents,
         mutation_rate=mutation_rate, crossover_prob=crossover_prob, extra_candidates=extra_candidates,
-        on_encoded=on_encoded,
+        on_encoded=on_encoded, feasible=feasible,
     )
     return scorer.best(q, num_candidates)
 
@@ -183,6 +187,7 @@ def score_edits(
     crossover_prob: float,
     extra_candidates: Sequence[Edit] = (),
     on_encoded: Callable[[Sequence[ArchGraph], Tensor, Sequence[Edit]], None] | None = None,
+    feasible: Callable[[ArchGraph], bool] | None = None,
 ) -> _Scorer:
     """Generate and score the candidates of :func:`optimize_acqf_edits` (arguments checked); the
     scorer ranks every distinct candidate scored."""
@@ -190,7 +195,7 @@ def score_edits(
     dtype, device = _encoding_dtype_device(acq_function)
     scorer = _Scorer(
         acq_function, space, max_layers, max_edges, dtype, device,
-        _avoid_digests(X_avoid, d), max_batch_size, on_encoded,
+        _avoid_digests(X_avoid, d), max_batch_size, on_encoded, feasible,
     )
     extra = list(extra_candidates)[:num_candidates]
     if extra:
@@ -275,8 +280,10 @@ class _Scorer:
         avoid: set[bytes],
         max_batch_size: int,
         on_encoded: Callable[[Sequence[ArchGraph], Tensor, Sequence[Edit]], None] | None = None,
+        feasible: Callable[[ArchGraph], bool] | None = None,
     ) -> None:
-        self.acq_function, self.space, self.on_encoded = acq_function, space, on_encoded
+        self.acq_function, self.space, self.on_encoded, self.feasible = acq_function, space, on_encoded, feasible
+        self.num_infeasible = 0
         self.max_layers, self.max_edges, self.dtype, self.device = max_layers, max_edges, dtype, device
         self.max_batch_size = max_batch_size
         self.seen_keys: set[str] = set()
@@ -297,6 +304,9 @@ class _Scorer:
                 key = graph.key()
                 if key not in self.seen_keys:
                     self.seen_keys.add(key)
+                    if self.feasible is not None and not self.feasible(graph):
+                        self.num_infeasible += 1
+                        continue
                     batch.append(edit)
                     graphs.append(graph)
             if not graphs:
@@ -337,9 +347,10 @@ class _Scorer:
 
     def best(self, q: int, num_candidates: int) -> EditOptimizationResult:
         if self.num_scored < q:
+            infeasible = f" ({self.num_infeasible} more were infeasible)" if self.num_infeasible else ""
             raise ArchSearchError(
                 f"optimize_acqf_edits: found {self.num_scored} distinct candidates not in X_avoid "
-                f"among num_candidates={num_candidates} generated edits, fewer than q={q}; raise "
+                f"among num_candidates={num_candidates} generated edits{infeasible}, fewer than q={q}; raise "
                 "num_candidates or lower q."
             )
         top = self._rank()[:q]

@@ -87,6 +87,7 @@ def propose_architectures(
     best_f: float | Tensor | None = None,
     initial_kernels: Sequence[dict | None] | None = None,
     on_encoded: Callable[[Sequence[ArchGraph], Tensor, Sequence[Edit]], None] | None = None,
+    feasible: Callable[[ArchGraph], bool] | None = None,
 ) -> MultiKernelProposals:
     r"""Propose ``num_kernels`` distinct new architectures (one step of ESNAC's Algorithm 1).
 
@@ -133,6 +134,9 @@ def propose_architectures(
         on_encoded: Called with each batch of candidates as they are encoded (see
             :func:`~botorch_archsearch.acquisition.optimize_acqf_edits`), e.g. the ``add`` of the
             :class:`~botorch_archsearch.kernels.EditFeatures` of the ``edit`` kernel.
+        feasible: An exact constraint on the candidates (see
+            :func:`~botorch_archsearch.acquisition.optimize_acqf_edits`): infeasible ones are never
+            scored nor proposed.
 
     Returns:
         A :class:`MultiKernelProposals`; its ``K`` architectures are distinct and not in ``train_X``.
@@ -159,7 +163,7 @@ def propose_architectures(
         acquisition=ACQUISITIONS[acquisition], max_layers=max_layers, max_edges=max_edges,
         num_candidates=num_candidates, method=method, extra_candidates=extra_candidates,
         top=min(num_kernels, num_candidates),  # enough for every kernel to find one not taken before it
-        known_factor=known_factor, on_encoded=on_encoded,
+        known_factor=known_factor, on_encoded=on_encoded, feasible=feasible,
     )
     outcomes = step.run(min(num_kernels, torch.get_num_threads() if num_workers is None else num_workers))
     students, X, values, fits = _distinct_proposals(outcomes, train_X, num_candidates)
@@ -272,6 +276,7 @@ class _KernelStep:
     top: int
     known_factor: CompressionFactor | None = None
     on_encoded: Callable[[Sequence[ArchGraph], Tensor, Sequence[Edit]], None] | None = None
+    feasible: Callable[[ArchGraph], bool] | None = None
 
     def run(self, workers: int) -> list[tuple[FitResult | None, EditOptimizationResult]]:
         """Every kernel's fit and best candidates, in kernel order; ``workers`` kernels at a time."""
@@ -305,12 +310,13 @@ class _KernelStep:
             num_candidates=self.num_candidates, method=self.method, X_avoid=self.train_X, max_batch_size=1024,
             generator=torch.Generator().manual_seed(self.candidate_seeds[k]), population_size=None,
             num_generations=None, num_parents=None, mutation_rate=0.1, crossover_prob=0.5,
-            extra_candidates=self.extra_candidates, on_encoded=on_encoded,
+            extra_candidates=self.extra_candidates, on_encoded=on_encoded, feasible=self.feasible,
         )
         if scorer.num_scored == 0:
+            infeasible = f" ({scorer.num_infeasible} were infeasible)" if scorer.num_infeasible else ""
             raise ArchSearchError(
                 f"propose_architectures: kernel {k} found no candidate that was not evaluated before among "
-                f"num_candidates={self.num_candidates} edits; raise num_candidates."
+                f"num_candidates={self.num_candidates} edits{infeasible}; raise num_candidates."
             )
         return fit, scorer.best(min(self.top, scorer.num_scored), self.num_candidates)
 

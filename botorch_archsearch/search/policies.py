@@ -44,7 +44,7 @@ from torch import Tensor, nn
 from botorch_archsearch.acquisition import CompressionFactor, propose_architectures, reward_factor
 from botorch_archsearch.exceptions import ArchSearchError
 from botorch_archsearch.gp import architecture_gp, fit_architecture_gp, transferred_gp
-from botorch_archsearch.graph import encode
+from botorch_archsearch.graph import ArchGraph, count_flops, count_params, encode
 from botorch_archsearch.kernels import EditFeatures, WLFeatures
 from botorch_archsearch.search.config import options_for
 from botorch_archsearch.search.records import EvaluationRecord, Proposal
@@ -142,6 +142,23 @@ class SearchContext:
         r"""What the one-shot targets measure: ``reward.budget_measure`` or ``reward.measure``."""
         r = self.config.reward
         return r.budget_measure or r.measure
+
+    @property
+    def within_budget(self) -> Callable[[ArchGraph], bool] | None:
+        r"""``reward.budget`` as an exact constraint: ``graph -> size <= budget`` (in
+        :attr:`size_measure`), or ``None`` without a budget. A student over the budget has a reward
+        of 0, known before it is trained: ESNAC and random search never propose one."""
+        budget = self.config.reward.budget
+        if budget is None:
+            return None
+        count = count_flops if self.size_measure == "flops" else count_params
+        return lambda graph: count(graph) <= budget
+
+    @property
+    def budget_fraction(self) -> float | None:
+        r"""``reward.budget`` as a fraction of the teacher's size (``None`` without a budget)."""
+        budget = self.config.reward.budget
+        return None if budget is None else budget / self.teacher[self.size_measure]
 
 
 class SearchHistory:
@@ -267,15 +284,17 @@ def make_policy(name: str, context: SearchContext) -> ProposalPolicy:
 def random_students(context: SearchContext, history: SearchHistory, method: str, step: int, k: int,
                     generator: torch.Generator, avoid: set[str] = frozenset()) -> list[Student]:
     r"""``k`` distinct random students (:meth:`SearchSpace.sample`) that ``method`` did not
-    evaluate before ``step`` and whose keys are not in ``avoid``.
+    evaluate before ``step``, whose keys are not in ``avoid`` and that are within ``reward.budget``
+    (:attr:`SearchContext.within_budget`; rejection sampling).
 
     Raises:
         ArchSearchError: If the search space does not have ``k`` such students.
     """
-    space = context.space
+    space, feasible = context.space, context.within_budget
     seen = {r.key for r in history.of(method, before=step)} | set(avoid)
     students: list[Student] = []
     keys: set[str] = set()
+    over = 0
     for _ in range(100):
         for edit in space.sample(max(k, 16), generator=generator):
             student = space.student(edit)
@@ -283,11 +302,15 @@ def random_students(context: SearchContext, history: SearchHistory, method: str,
             if key in seen or key in keys:
                 continue
             keys.add(key)
+            if feasible is not None and not feasible(student.graph):
+                over += 1
+                continue
             students.append(student)
             if len(students) == k:
                 return students
+    budget = f" ({over} drawn were over reward.budget: give a larger budget)" if over else ""
     raise ArchSearchError(
-        f"search: found only {len(students)} new distinct students for step {step}; the search space of this "
+        f"search: found only {len(students)} new distinct students for step {step}{budget}; the search space of this "
         "teacher is too small for search.num_kernels, or enable more operators."
     )
 
@@ -377,6 +400,7 @@ class MultiKernelSearch(ProposalPolicy):
             models=self.models(), known_factor=known, best_f=max(r.reward for r in earlier),
             initial_kernels=self.initial_kernels(step),
             on_encoded=features.add if isinstance(features, EditFeatures) else None,
+            feasible=self.context.within_budget,
         )
         self.save(step, result)
         return [Proposal(s, kernel=i, acquisition=float(v)) for i, (s, v) in enumerate(zip(result.students,
@@ -437,12 +461,15 @@ class MultiKernelSearch(ProposalPolicy):
     def _oneshot_init(self, history: SearchHistory, step: int, generator: torch.Generator) -> list[Proposal]:
         """The first step from one-shot students: ``magnitude`` and ``uniform`` (with the search's
         channel order; where that is ``magnitude`` and the scope ``group``, the two are one student,
-        evaluated once) at each of :data:`INIT_TARGETS` in turn, then random students if
+        evaluated once) at each of :data:`INIT_TARGETS` in turn (with ``reward.budget``, at the same
+        fractions of the budget: the budget, half of it and 3/10 of it), then random students if
         ``search.num_kernels`` is larger."""
         space, c = self.context.space, self.context.config.search
         proposals: list[Proposal] = []
         keys: set[str] = set()
-        for target in INIT_TARGETS:
+        budget, feasible = self.context.budget_fraction, self.context.within_budget
+        targets = INIT_TARGETS if budget is None else [min(budget, 1.0) * t / INIT_TARGETS[0] for t in INIT_TARGETS]
+        for target in targets:
             for oneshot in ("magnitude", "uniform"):
                 if len(proposals) == c.num_kernels:
                     return proposals
@@ -456,6 +483,8 @@ class MultiKernelSearch(ProposalPolicy):
                 if any(p.student.edit == edit for p in proposals):
                     continue  # e.g. both keep every channel
                 student = space.student(edit)
+                if feasible is not None and not feasible(student.graph):
+                    continue  # a rounding of the budget's fraction
                 keys.add(student.key())
                 proposals.append(Proposal(student, target=target))
         if len(proposals) < c.num_kernels:

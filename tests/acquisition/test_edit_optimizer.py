@@ -105,6 +105,32 @@ def test_random_returns_the_true_top_q_of_its_candidates(q):
     assert sum(acqf.batch_sizes) == 300
 
 
+def test_infeasible_candidates_are_never_scored_and_the_rest_are_ranked_as_without_them():
+    from botorch_archsearch.graph import count_flops
+
+    space = _space()
+    acqf = _minus_channels(space)  # favours small students: the budget's opposite, so the two interact
+    graphs, X, values = _brute_force(space, acqf, 300, seed=2)
+    budget = sorted(count_flops(g) for g in graphs)[150]  # about half of them within it
+    feasible = [i for i, g in enumerate(graphs) if count_flops(g) <= budget]
+    acqf.batch_sizes.clear()
+    calls = []
+
+    def within(graph):
+        calls.append(graph.key())
+        return count_flops(graph) <= budget
+
+    result = optimize_acqf_edits(acqf, space, max_layers=space.graph.num_layers, q=5, num_candidates=300,
+                                 generator=_gen(2), feasible=within)
+    assert [g.key() for g in result.graphs] == [graphs[i].key() for i in feasible[:5]]  # brute force, filtered
+    torch.testing.assert_close(result.values, values[feasible[:5]])
+    assert result.num_scored == len(feasible) == sum(acqf.batch_sizes) < 300  # the others were never scored
+    assert len(calls) == 300 and all(count_flops(g) <= budget for g in result.graphs)
+    with pytest.raises(ArchSearchError, match=r"found 0 distinct candidates .* \(300 more were infeasible\)"):
+        optimize_acqf_edits(acqf, space, max_layers=space.graph.num_layers, q=1, num_candidates=300,
+                            generator=_gen(2), feasible=lambda graph: False)
+
+
 def test_duplicates_are_scored_once_and_never_returned_twice():
     # Removal only, with tiny removal probabilities: most candidates are the teacher itself.
     space = _space(shrinkage=False, skip=False, removal_probs=(0.0, 0.01))

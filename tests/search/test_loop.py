@@ -431,6 +431,35 @@ def test_esnac_starts_from_one_shot_students(tmp_path, small_config, search_data
     assert all(r.edit["channel_order"] == "magnitude" for r in result.records)
 
 
+def test_no_search_proposes_a_student_over_the_budget_and_esnac_starts_at_it(
+        monkeypatch, small_config, search_data, search_teacher):
+    """``reward.budget`` is exact for ESNAC and random search: every student proposed is within
+    it (the candidates over it are never scored), and the one-shot start is at the budget, half of
+    it and 3/10 of it (the fractions of ``INIT_TARGETS``)."""
+    from botorch_archsearch.graph import count_flops
+    from botorch_archsearch.search import policies
+
+    scored = []
+    original = policies.propose_architectures
+
+    def spy(*args, **kwargs):
+        feasible = kwargs["feasible"]
+        kwargs["feasible"] = lambda graph: scored.append(feasible(graph)) or feasible(graph)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(policies, "propose_architectures", spy)
+    flops = count_flops(SearchSpace(trace(search_teacher.model, torch.zeros(1, 3, 16, 16))).graph)
+    config = small_config(method="both", init="oneshot", steps=3, num_kernels=3)
+    config.reward.budget, config.reward.budget_measure = 0.2 * flops, "flops"
+    result = compress(search_teacher, search_data, config)
+    assert all(r.flops <= config.reward.budget for r in result.records), [r.flops for r in result.records]
+    assert scored and not all(scored)  # candidates over the budget were drawn, and left out
+    first = [r.target for r in result.records if r.step == 1 and r.method == "esnac"]
+    assert first == pytest.approx([0.2, 0.2, 0.1])  # magnitude and uniform at the budget, magnitude at half
+    start = [r.flops for r in result.records if r.method == "esnac" and r.step == 1]
+    assert start[0] > config.reward.budget / 2 >= start[2]  # the largest one-shot within the budget, then half
+
+
 @pytest.mark.parametrize("local_edits", ["perturb", "mutate"])
 def test_local_edits_of_the_best_students_join_the_candidates(
         monkeypatch, local_edits, small_config, search_data, search_teacher):
