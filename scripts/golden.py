@@ -111,6 +111,9 @@ def check() -> int:
                         reward = entry.get("reward", {}) if isinstance(entry, dict) else {}
                         if reward.get("kind") == "n2n":  # reward.kind (issue 17's budget reward): the paper's
                             del reward["kind"]
+                        search = entry.get("search", {}) if isinstance(entry, dict) else {}
+                        if search.get("constraints") == []:  # search.constraints (issue 19): none, as then
+                            del search["constraints"]
                 if golden == now:
                     print(f"[golden] {name}/{file}: same ({len(now)} records)")
                     continue

@@ -64,6 +64,8 @@ def test_bad_values_fail_before_any_work_naming_the_key(tmp_path, app, tiny_cli_
     assert out.returncode != 0 and "alexnet" in out.stderr and "tiny_resnet18" in out.stderr  # Hydra lists them
     out = app([*tiny_cli_args, "teacher=tiny_vgg19", "dataset=digits", "hydra.run.dir=run"])
     assert out.returncode == 2 and "teacher 'vgg19' cannot take dataset 'digits'" in out.stderr
+    out = app([*tiny_cli_args, 'search.constraints=["flops<=0.5","size<=2"]', "hydra.run.dir=run"])
+    assert out.returncode == 2 and "search.constraints: 'size<=2' is not a constraint" in out.stderr
     out = app([*tiny_cli_args, "reward.kind=accuracy", "hydra.run.dir=run"])
     assert out.returncode == 2 and "reward.kind=accuracy rewards accuracy within reward.budget" in out.stderr
     assert "Traceback" not in out.stderr

@@ -75,8 +75,9 @@ class RegularisedPruning(OneShot):
             self.check_targets(targets)
         source, trained_now = self.weight_source()
         fresh = trained_now or not any(r.source == source.name for r in history.records)
-        edit = self.prune(source, targets[step - 1])
-        student = self.context.space_for(source.name).student(edit)
+        space = self.context.space_for(source.name)
+        edit = self.feasible_edit(lambda t: self.prune(source, t), targets[step - 1], space)
+        student = space.student(edit)
         # its cost is counted once, in the first record of the source; its time too, where the
         # step's proposal time (which the search adds) does not hold it: a source of a resumed run
         return [Proposal(student, target=targets[step - 1], source=source.name,

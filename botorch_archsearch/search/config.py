@@ -37,6 +37,7 @@ from botorch_archsearch.exceptions import ArchSearchError
 from botorch_archsearch.gp.fit import KERNEL_NAMES, OBJECTIVES, WIDTH_INITS
 from botorch_archsearch.kernels import load_kernel
 from botorch_archsearch.models import TEACHER_KINDS, TEACHER_NAMES, load_function, torchvision_model_names
+from botorch_archsearch.search.constraints import parse_constraints
 from botorch_archsearch.space import CHANNEL_ORDERS, MAGNITUDE_SCOPES
 from botorch_archsearch.utils.validation import check_choice, check_float, check_int
 
@@ -162,6 +163,11 @@ class SearchConfig:
             of the ratios and about one removal flip, :func:`~botorch_archsearch.space.perturb_edits`).
         shrink_spread: The sampler's shrink ratios: ``None``, independent per group (the
             reference); a number ``s``, one ratio per candidate plus ``s * N(0, 1)`` per group.
+        constraints: Exact constraints on every student, ``"<measure><=<limit>"`` with measure
+            ``params`` or ``flops`` and the limit a fraction of the teacher's size (at most 1) or
+            an absolute count (:mod:`botorch_archsearch.search.constraints`): no ESNAC or random
+            candidate that breaks one is scored, the one-shot methods build the largest student
+            that meets them, and a student that breaks one scores 0.
     """
 
     method: str = "esnac"
@@ -182,6 +188,7 @@ class SearchConfig:
     local_fraction: float = 0.0
     local_edits: str = "mutate"
     shrink_spread: float | None = None
+    constraints: list[str] = field(default_factory=list)
 
 
 SearchSettings = SearchConfig
@@ -519,7 +526,7 @@ def upgrade_saved_config(saved: dict[str, Any]) -> dict[str, Any]:
     - ``search.channel_order`` ``"even"``, ``search.baselines`` ``[]``, ``search.targets``
       ``None``, ``search.magnitude_scope`` ``"group"``, ``search.init`` ``"random"``,
       ``search.local_fraction`` 0, ``search.local_edits`` ``"mutate"`` (the first local edits),
-      ``search.shrink_spread`` ``None``;
+      ``search.shrink_spread`` ``None``, ``search.constraints`` ``[]``;
     - ``methods`` (the field's methods, which such runs could not use): the defaults;
     - ``reward.kind`` ``"n2n"`` (the only reward then).
 
@@ -552,7 +559,7 @@ def upgrade_saved_config(saved: dict[str, Any]) -> dict[str, Any]:
     if isinstance(search, dict):
         for key, value in (("channel_order", "even"), ("baselines", []), ("targets", None),
                            ("magnitude_scope", "group"), ("init", "random"), ("local_fraction", 0.0),
-                           ("local_edits", "mutate"), ("shrink_spread", None)):
+                           ("local_edits", "mutate"), ("shrink_spread", None), ("constraints", [])):
             search.setdefault(key, value)
     reward = upgraded.setdefault("reward", {})
     if isinstance(reward, dict):
@@ -617,7 +624,10 @@ def check_config(config: CompressConfig) -> None:
     _optional(check_int, "dataset.val_size", dataset.val_size, 1)
     _optional(check_int, "dataset.image_size", dataset.image_size, 4)
     check_int("dataset.split_seed", dataset.split_seed, 0)
-    from botorch_archsearch.search.policies import POLICIES, OneShot  # the registered methods (imports config)
+    from botorch_archsearch.search.policies import (  # the registered methods (imports config)
+        POLICIES,
+        OneShot,
+    )
 
     check_choice("search.method", search.method, [*SEARCH_METHODS, *sorted(m for m in POLICIES if m not in SEARCH_METHODS)])
     check_int("search.steps", search.steps, 1)
@@ -658,6 +668,7 @@ def check_config(config: CompressConfig) -> None:
     check_choice("search.magnitude_scope", search.magnitude_scope, MAGNITUDE_SCOPES)
     check_choice("search.init", search.init, SEARCH_INITS)
     check_float("search.local_fraction", search.local_fraction, 0, 1, exclusive_maximum=True)
+    parse_constraints(search.constraints)
     check_choice("search.local_edits", search.local_edits, LOCAL_EDITS)
     _optional(check_float, "search.shrink_spread", search.shrink_spread, 0)
     kernel = config.kernel

@@ -40,6 +40,7 @@ from botorch_archsearch.graph import build_student, count_flops, count_params, e
 from botorch_archsearch.models import build_teacher
 from botorch_archsearch.search.backends import DaskBackend, LocalBackend
 from botorch_archsearch.search.config import CompressConfig, check_config, options_for
+from botorch_archsearch.search.constraints import parse_constraints
 from botorch_archsearch.search.policies import (
     POLICIES,
     OneShot,
@@ -224,6 +225,8 @@ class _Search:
                 flops=flops, teacher_flops=teacher["flops"], measure=r.measure, budget=r.budget,
                 budget_measure=r.budget_measure, failed=not result.ok, kind=r.kind,
             )
+            if self.context.feasible is not None and not self.context.feasible(graph):
+                f = 0.0  # it breaks search.constraints (a method that does not filter its proposals)
             values = {
                 "index": len(self.history), "method": method, "step": step, "kernel": p.kernel, "key": graph.key(),
                 "params": params, "flops": flops, "accuracy": result.accuracy, "best_epoch": result.best_epoch,
@@ -388,7 +391,7 @@ def check_targets(space: SearchSpace, config: CompressConfig) -> None:
     full = count(space.graph)
     per_target = [m for m in run_methods(config) if m in POLICIES and issubclass(POLICIES[m], OneShot)]
     ratio = 1.0 - 1e-9
-    sizes = [count(space.apply(space.uniform_edit(ratio)))]  # every group at one channel block
+    sizes = [count(space.apply(space.uniform_edit(ratio)))]  # every group at one channel block (the smallest)
     if per_target and s.targets is not None:
         for target in s.targets:
             if sizes[0] > float(target) * full:
@@ -396,21 +399,30 @@ def check_targets(space: SearchSpace, config: CompressConfig) -> None:
                     f"search.targets: {', '.join(per_target)} cannot reach a target of {float(target):.4g} of the "
                     f"teacher's {measure}: the smallest student keeps {sizes[0] / full:.4g}. Give a larger target."
                 )
-    if r.budget is None:
+    constraints = parse_constraints(s.constraints)
+    if r.budget is None and not constraints:
         return
+    smallest_graphs = [space.apply(space.uniform_edit(ratio))]
     if s.removal and space.removable:
         removable = set(space.removable)
         edit = Edit(tuple(j in removable for j in range(space.graph.num_layers)), (ratio,) * space.num_groups)
         try:
-            sizes.append(count(space.apply(edit)))
+            smallest_graphs.append(space.apply(edit))
         except ArchSearchError:  # removing every removable layer at once is not an edit of this teacher
             pass
-    smallest = min(sizes)
-    if smallest > r.budget:
-        raise ArchSearchError(
-            f"reward.budget={r.budget:.6g} {measure} cannot be met: the smallest student of this teacher has "
-            f"{smallest:,} {measure} ({smallest / full:.4g} of the teacher's {full:,}). Give a larger budget."
-        )
+    teacher = {"params": count_params(space.graph), "flops": count_flops(space.graph)}
+    limits = [(f"reward.budget={r.budget:.6g}", measure, r.budget)] if r.budget is not None else []
+    limits += [(f"search.constraints {str(c)!r}", c.measure, c.bound(teacher)) for c in constraints]
+    for name, limit_measure, limit in limits:
+        counter = count_flops if limit_measure == "flops" else count_params
+        smallest = min(counter(g) for g in smallest_graphs)
+        if smallest > limit:
+            what = "budget" if name.startswith("reward") else "constraint"
+            raise ArchSearchError(
+                f"{name} {limit_measure} cannot be met: the smallest student of this teacher has {smallest:,} "
+                f"{limit_measure} ({smallest / teacher[limit_measure]:.4g} of the teacher's "
+                f"{teacher[limit_measure]:,}). Give a larger {what}."
+            )
 
 
 def check_teacher_input(model: nn.Module, data: ImageDataset, name: str = "teacher") -> None:

@@ -44,9 +44,10 @@ from torch import Tensor, nn
 from botorch_archsearch.acquisition import CompressionFactor, propose_architectures, reward_factor
 from botorch_archsearch.exceptions import ArchSearchError
 from botorch_archsearch.gp import architecture_gp, fit_architecture_gp, transferred_gp
-from botorch_archsearch.graph import ArchGraph, count_flops, count_params, encode
+from botorch_archsearch.graph import ArchGraph, encode
 from botorch_archsearch.kernels import EditFeatures, WLFeatures
 from botorch_archsearch.search.config import options_for
+from botorch_archsearch.search.constraints import feasibility, parse_constraints
 from botorch_archsearch.search.records import EvaluationRecord, Proposal
 from botorch_archsearch.search.report import format_seconds
 from botorch_archsearch.search.store import RunStore, WeightSource, saved_kernels
@@ -144,15 +145,16 @@ class SearchContext:
         return r.budget_measure or r.measure
 
     @property
-    def within_budget(self) -> Callable[[ArchGraph], bool] | None:
-        r"""``reward.budget`` as an exact constraint: ``graph -> size <= budget`` (in
-        :attr:`size_measure`), or ``None`` without a budget. A student over the budget has a reward
-        of 0, known before it is trained: ESNAC and random search never propose one."""
-        budget = self.config.reward.budget
-        if budget is None:
-            return None
-        count = count_flops if self.size_measure == "flops" else count_params
-        return lambda graph: count(graph) <= budget
+    def feasible(self) -> Callable[[ArchGraph], bool] | None:
+        r"""The search's exact feasibility test, ``search.constraints`` and ``reward.budget``
+        (:func:`~botorch_archsearch.search.constraints.feasibility`): ``graph -> bool``, or ``None``
+        with neither. A student's size is known before it is trained: ESNAC and random search never
+        propose an infeasible one."""
+        if "feasible" not in self._cache:
+            r = self.config.reward
+            self._cache["feasible"] = feasibility(parse_constraints(self.config.search.constraints), self.teacher,
+                                                  r.budget, self.size_measure)
+        return self._cache["feasible"]
 
     @property
     def budget_fraction(self) -> float | None:
@@ -284,13 +286,14 @@ def make_policy(name: str, context: SearchContext) -> ProposalPolicy:
 def random_students(context: SearchContext, history: SearchHistory, method: str, step: int, k: int,
                     generator: torch.Generator, avoid: set[str] = frozenset()) -> list[Student]:
     r"""``k`` distinct random students (:meth:`SearchSpace.sample`) that ``method`` did not
-    evaluate before ``step``, whose keys are not in ``avoid`` and that are within ``reward.budget``
-    (:attr:`SearchContext.within_budget`; rejection sampling).
+    evaluate before ``step``, whose keys are not in ``avoid`` and that are feasible (within
+    ``reward.budget`` and ``search.constraints``, :attr:`SearchContext.feasible`; rejection
+    sampling).
 
     Raises:
         ArchSearchError: If the search space does not have ``k`` such students.
     """
-    space, feasible = context.space, context.within_budget
+    space, feasible = context.space, context.feasible
     seen = {r.key for r in history.of(method, before=step)} | set(avoid)
     students: list[Student] = []
     keys: set[str] = set()
@@ -308,7 +311,7 @@ def random_students(context: SearchContext, history: SearchHistory, method: str,
             students.append(student)
             if len(students) == k:
                 return students
-    budget = f" ({over} drawn were over reward.budget: give a larger budget)" if over else ""
+    budget = f" ({over} drawn broke reward.budget or search.constraints: loosen them)" if over else ""
     raise ArchSearchError(
         f"search: found only {len(students)} new distinct students for step {step}{budget}; the search space of this "
         "teacher is too small for search.num_kernels, or enable more operators."
@@ -400,7 +403,7 @@ class MultiKernelSearch(ProposalPolicy):
             models=self.models(), known_factor=known, best_f=max(r.reward for r in earlier),
             initial_kernels=self.initial_kernels(step),
             on_encoded=features.add if isinstance(features, EditFeatures) else None,
-            feasible=self.context.within_budget,
+            feasible=self.context.feasible,
         )
         self.save(step, result)
         return [Proposal(s, kernel=i, acquisition=float(v)) for i, (s, v) in enumerate(zip(result.students,
@@ -467,7 +470,7 @@ class MultiKernelSearch(ProposalPolicy):
         space, c = self.context.space, self.context.config.search
         proposals: list[Proposal] = []
         keys: set[str] = set()
-        budget, feasible = self.context.budget_fraction, self.context.within_budget
+        budget, feasible = self.context.budget_fraction, self.context.feasible
         targets = INIT_TARGETS if budget is None else [min(budget, 1.0) * t / INIT_TARGETS[0] for t in INIT_TARGETS]
         for target in targets:
             for oneshot in ("magnitude", "uniform"):
@@ -556,21 +559,67 @@ class OneShot(ProposalPolicy):
         c, r, measure = self.context.config.search, self.context.config.reward, self.context.size_measure
         teacher = self.context.teacher
         if c.targets is not None:
-            return [float(t) for t in c.targets]
+            return self.clip([float(t) for t in c.targets])
         searched = [history.best(m) for m in dict.fromkeys(r.method for r in history.records)
                     if not issubclass(POLICIES.get(m, OneShot), OneShot)]
         sizes = sorted({getattr(b, measure) / teacher[measure] for b in searched if b is not None}, reverse=True)
         if sizes:
-            return sizes
+            return self.clip(sizes)
         if r.budget is not None:
-            return [min(1.0, r.budget / teacher[measure])]
-        return list(DEFAULT_TARGETS)
+            return self.clip([min(1.0, r.budget / teacher[measure])])
+        return self.clip(list(DEFAULT_TARGETS))
+
+    def clip(self, targets: list[float]) -> list[float]:
+        r"""``targets`` no larger than the ``search.constraints`` on the size measure (as fractions
+        of the teacher's size)."""
+        measure, teacher = self.context.size_measure, self.context.teacher
+        limits = [c.fraction(teacher) for c in parse_constraints(self.context.config.search.constraints)
+                  if c.measure == measure]
+        return [min([t, *limits]) for t in targets]
+
+    def feasible_edit(self, build: Callable[[float], Edit], target: float, space: SearchSpace | None = None) -> Edit:
+        r"""``build(target)``, or where its student breaks a ``search.constraints`` on another
+        measure, ``build(t)`` for the largest ``t < target`` (by bisection) whose student meets
+        them all.
+
+        Raises:
+            ArchSearchError: If no student of the method meets the constraints.
+        """
+        constraints = parse_constraints(self.context.config.search.constraints)
+        test = feasibility(constraints, self.context.teacher)
+        edit = build(target)
+        if test is None:
+            return edit
+        space = space or self.context.space
+        if test(space.apply(edit)):
+            return edit
+        low, best = 0.0, None
+        high = target
+        for _ in range(30):
+            t = (low + high) / 2
+            try:
+                candidate = build(t)
+            except ArchSearchError:  # below the smallest student the method can build
+                low = t
+                continue
+            if test(space.apply(candidate)):
+                low, best = t, candidate
+            else:
+                high = t
+        if best is None:
+            raise ArchSearchError(
+                f"{self.name}: no student at or below {target:.4g} of the teacher's {self.context.size_measure} meets "
+                f"search.constraints {[str(c) for c in constraints]}; loosen them."
+            )
+        return best
 
     def propose(self, history: SearchHistory, step: int, generator: torch.Generator) -> list[Proposal]:
         target = self.targets(history)[step - 1]
-        edit = oneshot_edit(self.context.space, self.name, target, measure=self.context.size_measure,
-                            scope=self.context.config.search.magnitude_scope)
-        return [Proposal(self.context.space.student(edit), target=target)]
+        space, c = self.context.space, self.context.config.search
+        edit = self.feasible_edit(
+            lambda t: oneshot_edit(space, self.name, t, measure=self.context.size_measure, scope=c.magnitude_scope),
+            target)
+        return [Proposal(space.student(edit), target=target)]
 
     def describe_step(self, history: SearchHistory, step: int, num_steps: int, evaluated: int,
                       seconds: float) -> str:

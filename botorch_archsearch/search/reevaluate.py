@@ -26,7 +26,13 @@ import torch
 from botorch_archsearch.evaluation import load_dataset, reward
 from botorch_archsearch.exceptions import ArchSearchError
 from botorch_archsearch.graph import build_student, count_flops, count_params, trace
-from botorch_archsearch.search.config import CompressConfig, check_config, read_saved_config, upgrade_saved_config
+from botorch_archsearch.search.config import (
+    CompressConfig,
+    check_config,
+    read_saved_config,
+    upgrade_saved_config,
+)
+from botorch_archsearch.search.constraints import feasibility, parse_constraints
 from botorch_archsearch.search.journal import JOURNAL_NAME, RECORD_KEYS, read_journal
 from botorch_archsearch.search.loop import derive_seed, make_backend, resolve_teacher, space_options
 from botorch_archsearch.search.store import TEACHER_NAME, RunStore
@@ -105,12 +111,15 @@ class RunEvaluator:
             nets = [build_student(student, model) for student in students]
         results = self.backend.evaluate(nets, derive_seed(self.config.seed, "reevaluate", int(seed)))
         r, out = self.config.reward, []
+        feasible = feasibility(parse_constraints(self.config.search.constraints), self.teacher_info)
         for student, result in zip(students, results):
             params, flops = count_params(student.graph), count_flops(student.graph)
             f = reward(result.accuracy if result.ok else 0.0, self.teacher.val_accuracy, params,
                        self.teacher_info["params"], flops=flops, teacher_flops=self.teacher_info["flops"],
                        measure=r.measure, budget=r.budget, budget_measure=r.budget_measure, failed=not result.ok,
                        kind=r.kind)
+            if feasible is not None and not feasible(student.graph):
+                f = 0.0  # as the search scores it: search.constraints broken
             out.append({"accuracy": result.accuracy, "reward": f, "params": params, "flops": flops,
                         "status": result.status, "reason": result.reason})
         return out
