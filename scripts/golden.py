@@ -114,6 +114,8 @@ def check() -> int:
                         search = entry.get("search", {}) if isinstance(entry, dict) else {}
                         if search.get("constraints") == []:  # search.constraints (issue 19): none, as then
                             del search["constraints"]
+                        if search.get("channel_multiple") == 1:  # search.channel_multiple (issue 19): 1, as then
+                            del search["channel_multiple"]
                 if golden == now:
                     print(f"[golden] {name}/{file}: same ({len(now)} records)")
                     continue

@@ -168,6 +168,9 @@ class SearchConfig:
             an absolute count (:mod:`botorch_archsearch.search.constraints`): no ESNAC or random
             candidate that breaks one is scored, the one-shot methods build the largest student
             that meets them, and a student that breaks one scores 0.
+        channel_multiple: Every shrunk channel group keeps a multiple of this many channels (where
+            the group's size is one; hardware that wants multiples of 8 or 16), in every method's
+            students.
     """
 
     method: str = "esnac"
@@ -189,6 +192,7 @@ class SearchConfig:
     local_edits: str = "mutate"
     shrink_spread: float | None = None
     constraints: list[str] = field(default_factory=list)
+    channel_multiple: int = 1
 
 
 SearchSettings = SearchConfig
@@ -526,7 +530,7 @@ def upgrade_saved_config(saved: dict[str, Any]) -> dict[str, Any]:
     - ``search.channel_order`` ``"even"``, ``search.baselines`` ``[]``, ``search.targets``
       ``None``, ``search.magnitude_scope`` ``"group"``, ``search.init`` ``"random"``,
       ``search.local_fraction`` 0, ``search.local_edits`` ``"mutate"`` (the first local edits),
-      ``search.shrink_spread`` ``None``, ``search.constraints`` ``[]``;
+      ``search.shrink_spread`` ``None``, ``search.constraints`` ``[]``, ``search.channel_multiple`` 1;
     - ``methods`` (the field's methods, which such runs could not use): the defaults;
     - ``reward.kind`` ``"n2n"`` (the only reward then).
 
@@ -559,7 +563,7 @@ def upgrade_saved_config(saved: dict[str, Any]) -> dict[str, Any]:
     if isinstance(search, dict):
         for key, value in (("channel_order", "even"), ("baselines", []), ("targets", None),
                            ("magnitude_scope", "group"), ("init", "random"), ("local_fraction", 0.0),
-                           ("local_edits", "mutate"), ("shrink_spread", None), ("constraints", [])):
+                           ("local_edits", "mutate"), ("shrink_spread", None), ("constraints", []), ("channel_multiple", 1)):
             search.setdefault(key, value)
     reward = upgraded.setdefault("reward", {})
     if isinstance(reward, dict):
@@ -669,6 +673,7 @@ def check_config(config: CompressConfig) -> None:
     check_choice("search.init", search.init, SEARCH_INITS)
     check_float("search.local_fraction", search.local_fraction, 0, 1, exclusive_maximum=True)
     parse_constraints(search.constraints)
+    check_int("search.channel_multiple", search.channel_multiple, 1)
     check_choice("search.local_edits", search.local_edits, LOCAL_EDITS)
     _optional(check_float, "search.shrink_spread", search.shrink_spread, 0)
     kernel = config.kernel

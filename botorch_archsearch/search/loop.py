@@ -363,7 +363,7 @@ def resolve_teacher(teacher: nn.Module | Teacher | None, data: ImageDataset, con
     check_teacher_input(fresh, data, name=what)
     if not t.checkpoint:  # a network that cannot be searched, or a target it cannot meet, before it is trained
         graph = trace(fresh.eval(), torch.zeros(1, data.in_channels, data.image_size, data.image_size))
-        check_targets(SearchSpace(graph), config)
+        check_targets(SearchSpace(graph, channel_multiple=config.search.channel_multiple), config)
     if t.checkpoint:
         return load_teacher(t.checkpoint, data, name=name, kind=t.kind, width=t.width, device=device)
     return trained_teacher(
@@ -458,7 +458,8 @@ def space_options(config: CompressConfig) -> dict[str, Any]:
     """The keyword arguments of the search's :class:`~botorch_archsearch.space.SearchSpace`."""
     s = config.search
     options: dict[str, Any] = {"removal": s.removal, "shrinkage": s.shrinkage, "skip": s.skip,
-                               "channel_order": s.channel_order, "shrink_spread": s.shrink_spread}
+                               "channel_order": s.channel_order, "shrink_spread": s.shrink_spread,
+                               "channel_multiple": s.channel_multiple}
     if s.removal_probs is not None:
         options["removal_probs"] = tuple(s.removal_probs)
     if s.shrink_range is not None:

@@ -103,3 +103,22 @@ def test_a_method_that_does_not_filter_scores_0_for_a_student_that_breaks_one(
     over = [r for r in result.records if r.params > limit]
     assert over and all(r.reward == 0.0 for r in over)
     assert all(r.reward > 0 for r in result.records if r.params <= limit and r.status == "ok")
+
+
+def test_channel_multiple_rounds_every_method_s_kept_channels(small_config, search_data, search_teacher):
+    """``search.channel_multiple=8``: every convolution of every student keeps a multiple of 8
+    channels (the teacher's are 8-64); without it, some do not."""
+    from botorch_archsearch.graph import ArchGraph
+
+    def out_channels(result):
+        return [n.out_channels for r in result.records for n in ArchGraph.from_dict(r.architecture).nodes
+                if n.op == "conv"]
+
+    config = small_config(method="both", steps=2, num_kernels=3, baselines=["magnitude"], targets=[0.3])
+    free = out_channels(compress(search_teacher, search_data, config))
+    assert any(c % 8 for c in free)
+    config = small_config(method="both", steps=2, num_kernels=3, baselines=["magnitude"], targets=[0.3],
+                          channel_multiple=8)
+    result = compress(search_teacher, search_data, config)
+    assert {r.method for r in result.records} == {"esnac", "random", "magnitude"}
+    assert all(c % 8 == 0 for c in out_channels(result))
