@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from botorch_archsearch.evaluation.latency import measure_latency
 from botorch_archsearch.evaluation.data import ImageDataset
 from botorch_archsearch.evaluation.numerics import training_memory_format
 from botorch_archsearch.evaluation.progress import Progress
@@ -43,6 +44,8 @@ class StudentResult:
         reason: Why it failed (``None`` if it did not).
         seconds: Time spent on this student (its forward/backward passes and validation).
         state_dict: The best epoch's weights (on the CPU); ``None`` if no epoch finished.
+        latency: Its measured inference latency (:meth:`~botorch_archsearch.evaluation.latency.Latency.to_dict`)
+            with ``latency_batch``; ``None`` otherwise or for a failed student.
     """
 
     accuracy: float = 0.0
@@ -53,6 +56,7 @@ class StudentResult:
     reason: str | None = None
     seconds: float = 0.0
     state_dict: dict[str, Tensor] | None = field(default=None, repr=False)
+    latency: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
@@ -133,6 +137,7 @@ def evaluate_students(
     max_batches: int | None = None,
     workers: int | None = None,
     progress: bool | None = None,
+    latency_batch: int | None = None,
 ) -> list[StudentResult]:
     r"""Distil ``students`` from ``teacher`` together, in lock-step, and validate every epoch.
 
@@ -176,11 +181,15 @@ def evaluate_students(
             one thread each, go about twice as fast; ``torch.set_num_threads`` is set to share the
             threads while they train (restored after). The results do not depend on it.
         progress: Show progress (``None``: only on a terminal); see :class:`Progress`.
+        latency_batch: Then measure each trained student's inference latency on ``device`` at
+            batch 1 and this batch (:func:`~botorch_archsearch.evaluation.latency.measure_latency`,
+            one student at a time, with all of torch's threads): ``StudentResult.latency``.
 
     Returns:
         One :class:`StudentResult` per student, in order.
     """
     _check_distillation(epochs, batch_size, max_batches, workers, lr, weight_decay, loss)
+    check_int("latency_batch", latency_batch, 1, optional=True, where="evaluate_students")
     device = data.device if device is None else torch.device(device)
     data = data.to(device)
     lock_step = _LockStep(
@@ -188,7 +197,14 @@ def evaluate_students(
         loss=loss, temperature=temperature, channels_last=channels_last, bf16=use_bf16(bf16, device),
         seed=seed, max_batches=max_batches, workers=workers,
     )
-    return lock_step.run(epochs, progress)
+    results = lock_step.run(epochs, progress)
+    if latency_batch is not None:
+        shape = (data.in_channels, data.image_size, data.image_size)
+        sizes = tuple(dict.fromkeys((1, latency_batch)))
+        for student, result in zip(students, results):
+            if result.ok:
+                result.latency = measure_latency(student, shape, device=device, batch_sizes=sizes).to_dict()
+    return results
 
 
 def training_batch_sizes(n: int, batch_size: int, max_batches: int | None) -> tuple[int, ...]:

@@ -300,6 +300,10 @@ class EvaluationConfig:
             ``None``: ``"process"`` on a CPU, ``"none"`` on CUDA.
         backend: ``"local"`` or ``"dask"``.
         dask: The Dask backend's settings.
+        latency_batch: Measure every trained student's inference latency on the evaluation
+            device (with Dask, the worker that trained it) at batch 1 and this batch, recorded in
+            the journal (``latency``: milliseconds per batch, the device, the host, the layout);
+            ``None``: not measured.
     """
 
     epochs: int = 10
@@ -317,6 +321,7 @@ class EvaluationConfig:
     isolation: str | None = None
     backend: str = "local"
     dask: DaskConfig = field(default_factory=DaskConfig)
+    latency_batch: int | None = None
 
 
 @dataclass
@@ -524,7 +529,7 @@ def upgrade_saved_config(saved: dict[str, Any]) -> dict[str, Any]:
     - ``dataset.split_seed`` and ``teacher.seed`` (once both followed ``seed``): ``seed``;
     - ``teacher.kind`` ``"zoo"`` and ``teacher.module`` ``None`` (teachers were zoo networks);
     - ``evaluation.bf16`` (bf16 autocast was then only on CUDA): ``None`` (automatic) on a CUDA
-      device, ``False`` on a CPU;
+      device, ``False`` on a CPU; ``evaluation.latency_batch`` ``None`` (not measured);
     - ``kernel.init_scale``: 1.0; ``kernel.target`` ``"reward"``, ``kernel.width_init``
       ``"paper"``, ``kernel.warm_start`` false, ``kernel.name`` ``"bilstm"`` (the paper's kernel);
     - ``search.channel_order`` ``"even"``, ``search.baselines`` ``[]``, ``search.targets``
@@ -554,6 +559,8 @@ def upgrade_saved_config(saved: dict[str, Any]) -> dict[str, Any]:
     if isinstance(evaluation, dict) and "bf16" not in evaluation:
         device = str(evaluation.get("device", "cpu"))
         evaluation["bf16"] = None if device.startswith("cuda") else False
+    if isinstance(evaluation, dict):
+        evaluation.setdefault("latency_batch", None)
     kernel = upgraded.setdefault("kernel", {})
     if isinstance(kernel, dict):
         for key, value in (("init_scale", 1.0), ("target", "reward"), ("width_init", "paper"),
@@ -726,6 +733,7 @@ def check_config(config: CompressConfig) -> None:
     check_int("evaluation.dask.threads_per_worker", evaluation.dask.threads_per_worker, 1)
     check_int("evaluation.dask.gpus_per_worker", evaluation.dask.gpus_per_worker, 0)
     check_int("evaluation.dask.retries", evaluation.dask.retries, 0)
+    _optional(check_int, "evaluation.latency_batch", evaluation.latency_batch, 1)
     check_choice("reward.measure", config.reward.measure, REWARD_MEASURES)
     _optional(check_float, "reward.budget", config.reward.budget, 0, exclusive_minimum=True)
     _optional(check_choice, "reward.budget_measure", config.reward.budget_measure, REWARD_MEASURES)

@@ -235,6 +235,7 @@ class _Search:
                 "edit": p.student.edit.to_dict(), "target": p.target, "source": p.source,
                 "cost": evaluation_cost(flops, teacher["flops"], train_images, len(data.val_y), e.epochs),
                 "overhead_cost": p.overhead_cost or None, "overhead_seconds": overhead_seconds or None,
+                "latency": result.latency,
                 "encoding": encode([graph], self.context.max_layers, dtype=torch.float64)[0].to(torch.int64).tolist(),
             }
             record = EvaluationRecord(**{k: finite(v) for k, v in values.items()})

@@ -25,11 +25,12 @@ from botorch_archsearch.utils.validation import is_int
 if TYPE_CHECKING:
     from botorch_archsearch.space import Student
 
-JOURNAL_FORMAT = 3
+JOURNAL_FORMAT = 4
 r"""The format of the records written by this version. 1: records of searches before the format
 was recorded (no ``format`` key); 2: the same keys, with ``format``; 3: adds the optional
 ``source`` (where a student's weights came from, when not from the teacher), ``cost`` and the
-``overhead_cost`` / ``overhead_seconds`` of the method's own work (compute accounting)."""
+``overhead_cost`` / ``overhead_seconds`` of the method's own work (compute accounting); 4: adds the
+optional ``latency`` (measured inference latency, ``evaluation.latency_batch``)."""
 
 TIMING_KEYS = ("seconds", "overhead_seconds")
 r"""The keys of a record that hold wall-clock times (which differ between identical runs)."""
@@ -137,10 +138,13 @@ class EvaluationRecord(_Record):
             accounts for (regularised training of a weight source; left out when ``None``).
         overhead_seconds: Wall-clock seconds the method spent besides evaluations before this
             record (proposing the step, training a weight source; left out when ``None``).
+        latency: Its measured inference latency (``evaluation.latency_batch``): ``ms`` per batch
+            size, ``device``, ``host``, ``channels_last`` (left out when ``None``).
         format: The journal format it was written in.
     """
 
-    _OPTIONAL: ClassVar[tuple[str, ...]] = ("target", "source", "cost", "overhead_cost", "overhead_seconds")
+    _OPTIONAL: ClassVar[tuple[str, ...]] = ("target", "source", "cost", "overhead_cost", "overhead_seconds",
+                                            "latency")
 
     index: int
     method: str
@@ -165,6 +169,7 @@ class EvaluationRecord(_Record):
     cost: float | None = None
     overhead_cost: float | None = None
     overhead_seconds: float | None = None
+    latency: dict[str, Any] | None = None
     format: int = JOURNAL_FORMAT
 
     @property

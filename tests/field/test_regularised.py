@@ -79,7 +79,7 @@ def test_students_inherit_the_method_s_weights_and_the_run_keeps_them(tmp_path, 
     importance = tuple(v.numpy() for v in source["importance"])
     space = SearchSpace(graph, channel_importance=importance, channel_order="magnitude")
     lines = read_journal(tmp_path / "journal.jsonl").records
-    assert lines[0]["format"] == 3 and lines[0]["source"] == "plain_test" and "cost" in lines[0]
+    assert lines[0]["format"] == 4 and lines[0]["source"] == "plain_test" and "cost" in lines[0]
     student = space.student_from_dict(lines[0])
     from_source = build_student(student, copy_).state_dict()
     from_teacher = build_student(student, model).state_dict()

@@ -84,7 +84,7 @@ def test_a_torchvision_teacher_is_sent_to_the_dask_workers_and_the_worker_proces
     model = get_torchvision_model("shufflenet_v2_x0_5", num_classes=4).eval()
     space = SearchSpace(trace(model, torch.zeros(1, 3, 16, 16)))
     students = [space.student(space.sample(1, generator=torch.Generator().manual_seed(1))[0])]
-    options = {"epochs": 1, "max_batches": 1, "batch_size": 16}
+    options = {"epochs": 1, "max_batches": 1, "batch_size": 16, "latency_batch": 2}
     remote = DaskBackend(model, data, options, address=cluster.scheduler_address, retries=0)
     try:
         (on_dask,) = remote.evaluate(students, seed=0)
@@ -97,6 +97,9 @@ def test_a_torchvision_teacher_is_sent_to_the_dask_workers_and_the_worker_proces
         local.close()
     assert on_dask.status == in_process.status == "ok", (on_dask.reason, in_process.reason)
     assert on_dask.accuracy == in_process.accuracy
+    for result in (on_dask, in_process):  # measured where it was trained: a worker of its own, named
+        assert set(result.latency["ms"]) == {"1", "2"} and result.latency["device"].startswith("cpu: ")
+        assert result.latency["host"] and all(ms > 0 for ms in result.latency["ms"].values())
 
 
 def _worker_pids(address):

@@ -652,3 +652,21 @@ def test_warm_start_and_transfer_need_the_learned_kernel(small_config):
     config.kernel.name = "lstm"
     with pytest.raises(ArchSearchError, match="kernel.name must be one of"):
         check_config(config)
+
+
+def test_measured_latency_is_recorded_in_the_journal(tmp_path, small_config, search_data, search_teacher):
+    from botorch_archsearch.search import JOURNAL_FORMAT
+
+    config = small_config(method="random")
+    config.evaluation.latency_batch = 4
+    result = compress(search_teacher, search_data, config, run_dir=tmp_path)
+    lines = [json.loads(line) for line in (tmp_path / "journal.jsonl").read_text().splitlines() if line.strip()]
+    records = [line for line in lines if "index" in line]
+    assert records and JOURNAL_FORMAT == 4
+    for line, record in zip(records, result.records):
+        assert line["format"] == 4 and set(line["latency"]["ms"]) == {"1", "4"}
+        assert line["latency"]["device"].startswith("cpu: ") and line["latency"] == record.latency
+        assert EvaluationRecord.from_dict(line).latency == line["latency"]  # read back as written
+    plain = compress(search_teacher, search_data, small_config(method="random"), run_dir=tmp_path / "plain")
+    assert all(r.latency is None for r in plain.records)
+    assert "latency" not in (tmp_path / "plain" / "journal.jsonl").read_text()  # left out when not measured
