@@ -20,8 +20,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from botorch_archsearch.evaluation.latency import measure_latency
 from botorch_archsearch.evaluation.data import ImageDataset
+from botorch_archsearch.evaluation.latency import measure_latency
 from botorch_archsearch.evaluation.numerics import training_memory_format
 from botorch_archsearch.evaluation.progress import Progress
 from botorch_archsearch.utils.precision import use_bf16
