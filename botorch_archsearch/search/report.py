@@ -50,23 +50,24 @@ def pareto_front(records: Iterable[dict[str, Any]], measure: str = "params") -> 
 
     Args:
         records: Journal records.
-        measure: ``"params"`` or ``"flops"`` (records without a finite value are left out).
+        measure: ``"params"``, ``"flops"`` or ``"latency"`` (the measured milliseconds at batch
+            1, ``evaluation.latency_batch``); records without a finite value are left out.
 
     Returns:
         The non-dominated records (the same dict objects), sorted by the measure, then index.
     """
-    check_choice("measure", measure, ("params", "flops"), where="pareto_front")
+    check_choice("measure", measure, PARETO_MEASURES, where="pareto_front")
     candidates = sorted(
-        (r for r in records if _is_ok(r) and _finite(r.get(measure))),
-        key=lambda r: (r[measure], -r["accuracy"], _index(r)),
+        (r for r in records if _is_ok(r) and _finite(size_of(r, measure))),
+        key=lambda r: (size_of(r, measure), -r["accuracy"], _index(r)),
     )
     front: list[dict[str, Any]] = []
     best_fewer = -math.inf  # best accuracy among records with strictly fewer parameters
     start = 0
     while start < len(candidates):
-        params = candidates[start][measure]
+        params = size_of(candidates[start], measure)
         stop = start
-        while stop < len(candidates) and candidates[stop][measure] == params:
+        while stop < len(candidates) and size_of(candidates[stop], measure) == params:
             stop += 1
         group = candidates[start:stop]
         top = group[0]["accuracy"]  # sorted by decreasing accuracy within a parameter count
@@ -75,6 +76,19 @@ def pareto_front(records: Iterable[dict[str, Any]], measure: str = "params") -> 
             best_fewer = top
         start = stop
     return front
+
+
+PARETO_MEASURES = ("params", "flops", "latency")
+"""What a Pareto front or plot measures a student's size in (``latency``: milliseconds at batch 1)."""
+
+
+def size_of(record: dict[str, Any], measure: str) -> Any:
+    r"""A record's ``params`` or ``flops``, or for ``"latency"`` its measured milliseconds at batch 1
+    (``None`` where not measured)."""
+    if measure != "latency":
+        return record.get(measure)
+    latency = record.get("latency")
+    return latency.get("ms", {}).get("1") if isinstance(latency, dict) else None
 
 
 def plot_rewards(records: Sequence[dict[str, Any]], path: str | Path) -> Path:
@@ -174,20 +188,22 @@ def plot_pareto(records: Sequence[dict[str, Any]], teacher: dict[str, Any], path
         records: Journal records (failed ones are left out).
         teacher: The teacher's summary, with ``params`` (or ``flops``) and ``val_accuracy``.
         path: The PNG file to write (its folder is created).
-        measure: ``"params"`` or ``"flops"`` (multiply-accumulates per image).
+        measure: ``"params"``, ``"flops"`` (multiply-accumulates per image) or ``"latency"``
+            (measured milliseconds at batch 1).
 
     Returns:
         ``path`` as a :class:`~pathlib.Path`.
     """
     _check_records(records)
     _check_teacher(teacher)
-    check_choice("measure", measure, ("params", "flops"), where="plot_pareto")
+    check_choice("measure", measure, PARETO_MEASURES, where="plot_pareto")
     fig, ax = _new_figure()
-    by_method = _by_method([r for r in records if _is_ok(r) and _finite(r.get(measure)) and r[measure] > 0])
+    by_method = _by_method([r for r in records if _is_ok(r) and _finite(size_of(r, measure))
+                            and size_of(r, measure) > 0])
     for method, rows in by_method.items():
         color = _method_color(method, list(by_method))
         ax.scatter(
-            [r[measure] for r in rows],
+            [size_of(r, measure) for r in rows],
             [100 * r["accuracy"] for r in rows],
             s=12,
             alpha=0.5,
@@ -195,7 +211,7 @@ def plot_pareto(records: Sequence[dict[str, Any]], teacher: dict[str, Any], path
             label=method,
         )
         front = pareto_front(rows, measure)
-        x = [r[measure] for r in front] + [max(r[measure] for r in rows)]
+        x = [size_of(r, measure) for r in front] + [max(size_of(r, measure) for r in rows)]
         y = [100 * r["accuracy"] for r in front] + [100 * front[-1]["accuracy"]]
         ax.step(x, y, where="post", color=color, linewidth=2, label=f"{method} Pareto front")
     accuracy = teacher.get("val_accuracy")
@@ -214,7 +230,8 @@ def plot_pareto(records: Sequence[dict[str, Any]], teacher: dict[str, Any], path
         _no_data(ax, "no successful evaluation")
     if ax.get_legend_handles_labels()[0]:  # a log axis without positive data only warns
         ax.set_xscale("log")
-    ax.set_xlabel("number of parameters" if measure == "params" else "FLOPs (multiply-accumulates per image)")
+    ax.set_xlabel({"params": "number of parameters", "flops": "FLOPs (multiply-accumulates per image)",
+                   "latency": "measured latency at batch 1 (ms)"}[measure])
     ax.set_ylabel("validation accuracy (%)")
     ax.set_title("Accuracy against size")
     ax.grid(True, which="both", alpha=0.3)
@@ -285,11 +302,20 @@ def write_report(
             "The same against FLOPs (multiply-accumulates per image): every method side by side.",
         ),
     ]
+    timed = [r for r in records if _finite(size_of(r, "latency"))]
+    if timed:
+        figures.append((
+            plot_pareto(records, teacher, plots / "pareto_latency.png", measure="latency"),
+            "The same against the measured latency at batch 1 (evaluation.latency_batch), where FLOPs may mislead.",
+        ))
 
     lines = [f"# {_md(title)}", ""]
     lines += results_table(records, teacher, final)
     lines += ["", "## Cost", ""]
     lines += cost_table(records, teacher)
+    if timed:
+        lines += ["", "## Latency", ""]
+        lines += latency_table(records)
     if final:
         lines += ["", "## Fully trained students", ""]
         lines += _final_table(final, teacher["params"], _method_names(records, final))
@@ -627,6 +653,31 @@ def cost_table(records: Sequence[dict[str, Any]], teacher: dict[str, Any]) -> li
     return lines
 
 
+def latency_table(records: Sequence[dict[str, Any]]) -> list[str]:
+    r"""Per method, the measured latency of its best student by ``f(x)`` and of its fastest one
+    (``evaluation.latency_batch``), next to their FLOPs (Markdown lines; ``[]`` if nothing was
+    measured)."""
+    timed = [r for r in records if _is_ok(r) and _finite(size_of(r, "latency"))]
+    if not timed:
+        return []
+    batches = sorted({int(b) for r in timed for b in r["latency"].get("ms", {})})
+    header = ["Method", "student", "Accuracy", "#FLOPs"] + [f"ms at batch {b}" for b in batches] + ["layout"]
+    lines = [_row(header), _row(["---", "---"] + ["---:"] * (len(header) - 3) + ["---"])]
+    for method, rows in _by_method(timed).items():
+        best = max(rows, key=lambda r: (_reward(r), -_index(r)))
+        fastest = min(rows, key=lambda r: (size_of(r, "latency"), _index(r)))
+        for label, r in (("best f(x)", best), ("fastest", fastest)):
+            ms = r["latency"].get("ms", {})
+            lines.append(_row([_md(method), label, _percent(r["accuracy"]),
+                               format_params(r.get("flops")) if _finite(r.get("flops")) else "-"]
+                              + [f"{ms[str(b)]:.3g}" if _finite(ms.get(str(b))) else "-" for b in batches]
+                              + ["channels-last" if r["latency"].get("channels_last") else "contiguous"]))
+    devices = sorted({f"{r['latency'].get('device')} on {r['latency'].get('host')}" for r in timed})
+    lines += ["", f"Measured on {'; '.join(_md(d) for d in devices)}: the median of repeated forward passes "
+              "(torch.utils.benchmark) after a warm-up, in the faster layout that computes the same outputs."]
+    return lines
+
+
 def _final_table(final: list[dict[str, Any]], teacher_params: float, order: list[str]) -> list[str]:
     header = ["Method", "Rank", "#Params", "Ratio", "Acc. (search)", "Test accuracy", "f(x)", "Time", "Path"]
     lines = [_row(header), _row(["---"] + ["---:"] * 7 + ["---"])]
@@ -674,6 +725,7 @@ def _failed_list(records: Sequence[dict[str, Any]]) -> list[str]:
 __all__ = [
     "MAX_FAILED_LINES",
     "METHOD_ORDER",
+    "PARETO_MEASURES",
     "PLOTS_DIR",
     "REPORT_NAME",
     "TENSORBOARD_DIR",
@@ -682,9 +734,11 @@ __all__ = [
     "format_params",
     "format_ratio",
     "format_seconds",
+    "latency_table",
     "pareto_front",
     "plot_pareto",
     "plot_reward_histogram",
     "plot_rewards",
+    "size_of",
     "write_report",
 ]

@@ -329,3 +329,35 @@ def test_cost_table_sums_each_method_s_evaluations_and_overhead():
     assert rows["group_lasso"] == ["group_lasso", "0.7000", "90.00%", "100.00M", "5.5x", "5.3e+13", "5e+13", "0:02:30"]
     assert rows["esnac"] == ["esnac", "0.7500", "85.00%", "80.00M", "6.9x", "3e+12", "0", "0:00:35"]
     assert rows["old"][5:7] == ["-", "-"]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_latency_front_matches_brute_force_and_the_report_shows_it(tmp_path, seed):
+    from botorch_archsearch.search.report import latency_table, size_of
+
+    rng = random.Random(seed)
+    records = []
+    for index in range(30):
+        r = _record(index, rng.choice(["esnac", "random"]), rng.choice([10, 20, 30]), rng.choice([0.5, 0.7, 0.9]), 0.5)
+        if index % 7:  # the others were not measured: left out of the latency front
+            r["latency"] = {"ms": {"1": rng.choice([1.0, 2.0, 3.0, 4.0]), "8": 9.0}, "device": "cpu: X (1 thread)",
+                            "host": "h", "channels_last": bool(index % 2)}
+        records.append(r)
+    timed = [r for r in records if "latency" in r]
+    faster = [(r, s) for r in timed for s in timed if size_of(s, "latency") <= size_of(r, "latency")
+              and s["accuracy"] >= r["accuracy"] and (size_of(s, "latency") < size_of(r, "latency")
+                                                        or s["accuracy"] > r["accuracy"])]
+    expected = {r["index"] for r in timed} - {r["index"] for r, _ in faster}
+    assert {r["index"] for r in pareto_front(records, "latency")} == expected
+    table = latency_table(records)
+    assert table[0] == "| Method | student | Accuracy | #FLOPs | ms at batch 1 | ms at batch 8 | layout |"
+    fastest = min((r for r in timed if r["method"] == "random"), key=lambda r: (r["latency"]["ms"]["1"], r["index"]))
+    assert any(line.startswith("| random | fastest |") and f"| {fastest['latency']['ms']['1']:.3g} |" in line
+               for line in table)
+    assert "Measured on cpu: X (1 thread) on h" in table[-1]
+    text = write_report(tmp_path / "run", records, TEACHER).read_text()
+    assert "## Latency" in text and "plots/pareto_latency.png" in text
+    assert (tmp_path / "run" / "plots" / "pareto_latency.png").stat().st_size > 5000
+    plain = write_report(tmp_path / "plain", [{k: v for k, v in r.items() if k != "latency"} for r in records],
+                         TEACHER).read_text()
+    assert "## Latency" not in plain and "pareto_latency" not in plain and latency_table([]) == []
