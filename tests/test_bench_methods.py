@@ -21,12 +21,13 @@ def bench():
     return module
 
 
-def _cell(folder: Path, method: str, flops: int, test_accuracy: float, cost: float, teacher_flops: int = 900) -> None:
+def _cell(folder: Path, method: str, flops: int, test_accuracy: float, cost: float, teacher_flops: int = 900,
+          target: float | None = None) -> None:
     folder.mkdir(parents=True)
     records = [
         {"index": 0, "method": method, "step": 1, "key": "a", "architecture": {}, "status": "ok", "reward": 0.5,
          "params": 10, "accuracy": 0.8, "seconds": 30.0, "flops": flops, "cost": cost, "overhead_cost": cost,
-         "overhead_seconds": 30.0},
+         "overhead_seconds": 30.0, **({} if target is None else {"target": target})},
         {"index": 1, "method": method, "step": 2, "key": "b", "architecture": {}, "status": "ok", "reward": 0.1,
          "params": 20, "accuracy": 0.7, "seconds": 60.0, "flops": 2 * flops, "cost": cost},
     ]
@@ -94,13 +95,18 @@ def test_the_budget_variants_reward_accuracy_and_only_esnac_s_get_a_paired_table
     assert {"search.method=random", "reward.kind=accuracy"} <= set(random)
     base = tmp_path / "resnet18" / "1-3"
     for seed, (a, b) in enumerate([(0.90, 0.89), (0.88, 0.86)]):
-        _cell(base / "esnac_budget" / f"seed-{seed}", "esnac", 290, a, 1e9)
+        # seed 0's best is its first step's one-shot student (a target), seed 1's a searched one
+        _cell(base / "esnac_budget" / f"seed-{seed}", "esnac", 290, a, 1e9, target=0.33 if seed == 0 else None)
         _cell(base / "random_budget" / f"seed-{seed}", "random", 280, b, 1e9)  # the journal says random
     bench.main(["report", str(tmp_path)])
     out = capsys.readouterr().out
     assert "| random_budget | 2 | 0.000 | 10 | 87.50 +- 2.12 | 2/2 |" in out
     assert "esnac_budget minus each method" in out and "| random_budget | 2 | +1.50 |" in out
     assert "random_budget minus each method" not in out
+    rows = {line.split(" | ")[0][2:]: line for line in out.splitlines() if line.endswith("min | 1/2 |")
+            or line.endswith("min |  |")}
+    assert rows["esnac_budget"].startswith("| esnac_budget | 2 | 0.000 | 10 | 89.00 +- 1.41 | 2/2 |")
+    assert rows["random_budget"].endswith("min |  |")  # not a search from one-shot students
 
 
 def test_the_transfer_variant_uses_the_resnet18_esnac_cell_of_its_target_and_seed(tmp_path, bench, capsys):
