@@ -396,3 +396,24 @@ def test_the_field_s_methods_run_from_the_cli_and_meet_a_flops_target(tmp_path, 
     report = (run / "report.md").read_text()
     assert "## Cost" in report and all(f"| {m} |" in report for m in methods)
     assert (run / "plots" / "pareto_flops.png").is_file()
+
+
+def test_a_pareto_search_from_the_cli_on_digits_trains_and_exports_its_front(tmp_path, app, cli_env, tiny_cli_args):
+    out = app([*tiny_cli_args, "dataset=digits", "search.objective=pareto", "search.steps=3", "search.num_kernels=3",
+               "final.top_k=2", "hydra.run.dir=run"])
+    assert out.returncode == 0, out.stderr[-3000:]
+    run = tmp_path / "run"
+    records = [r for r in _records(run) if r["status"] == "ok"]
+    final = [json.loads(line) for line in (run / "final.jsonl").read_text().splitlines() if line.strip()]
+    front = [r for r in records if not any(s["params"] <= r["params"] and s["accuracy"] >= r["accuracy"]
+                                           and (s["params"] < r["params"] or s["accuracy"] > r["accuracy"])
+                                           for s in records)]
+    assert [f["rank"] for f in final] == list(range(1, min(2, len(front)) + 1))
+    assert [f["params"] for f in final] == sorted(f["params"] for f in final)
+    assert {f["index"] for f in final} <= {r["index"] for r in front}  # students of the front only
+    assert "## Pareto front" in (run / "report.md").read_text()
+    export = subprocess.run([sys.executable, "-m", "botorch_archsearch.export", str(run), "--format", "onnx"],
+                            capture_output=True, text=True, timeout=300, env=cli_env(tmp_path), cwd=tmp_path)
+    assert export.returncode == 0, export.stderr[-3000:]
+    assert all((run / f["path"] / "student.onnx").is_file() for f in final)
+    assert export.stdout.count("| esnac-") == len(final)

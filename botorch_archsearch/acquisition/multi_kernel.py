@@ -88,6 +88,7 @@ def propose_architectures(
     initial_kernels: Sequence[dict | None] | None = None,
     on_encoded: Callable[[Sequence[ArchGraph], Tensor, Sequence[Edit]], None] | None = None,
     feasible: Callable[[ArchGraph], bool] | None = None,
+    make_acquisition: Callable[[SingleTaskGP], AcquisitionFunction] | None = None,
 ) -> MultiKernelProposals:
     r"""Propose ``num_kernels`` distinct new architectures (one step of ESNAC's Algorithm 1).
 
@@ -137,6 +138,9 @@ def propose_architectures(
         feasible: An exact constraint on the candidates (see
             :func:`~botorch_archsearch.acquisition.optimize_acqf_edits`): infeasible ones are never
             scored nor proposed.
+        make_acquisition: Each kernel's acquisition, ``make_acquisition(model)`` for its fitted
+            model, instead of ``acquisition`` (e.g. the expected hypervolume improvement of
+            :class:`~botorch_archsearch.acquisition.pareto.LogExpectedHypervolumeImprovement`).
 
     Returns:
         A :class:`MultiKernelProposals`; its ``K`` architectures are distinct and not in ``train_X``.
@@ -163,7 +167,7 @@ def propose_architectures(
         acquisition=ACQUISITIONS[acquisition], max_layers=max_layers, max_edges=max_edges,
         num_candidates=num_candidates, method=method, extra_candidates=extra_candidates,
         top=min(num_kernels, num_candidates),  # enough for every kernel to find one not taken before it
-        known_factor=known_factor, on_encoded=on_encoded, feasible=feasible,
+        known_factor=known_factor, on_encoded=on_encoded, feasible=feasible, make_acquisition=make_acquisition,
     )
     outcomes = step.run(min(num_kernels, torch.get_num_threads() if num_workers is None else num_workers))
     students, X, values, fits = _distinct_proposals(outcomes, train_X, num_candidates)
@@ -277,6 +281,7 @@ class _KernelStep:
     known_factor: CompressionFactor | None = None
     on_encoded: Callable[[Sequence[ArchGraph], Tensor, Sequence[Edit]], None] | None = None
     feasible: Callable[[ArchGraph], bool] | None = None
+    make_acquisition: Callable[[SingleTaskGP], AcquisitionFunction] | None = None
 
     def run(self, workers: int) -> list[tuple[FitResult | None, EditOptimizationResult]]:
         """Every kernel's fit and best candidates, in kernel order; ``workers`` kernels at a time."""
@@ -295,7 +300,9 @@ class _KernelStep:
         fit = None if self.fit_options is None else fit_architecture_gp(self.models[k], **self.fit_options)
         observers = [f for f in (self.on_encoded, None if self.known_factor is None else self.known_factor.add)
                      if f is not None]
-        if self.known_factor is None:
+        if self.make_acquisition is not None:
+            acq = self.make_acquisition(self.models[k])
+        elif self.known_factor is None:
             acq = self.acquisition(self.models[k], best_f=self.best_f)
         else:
             acq = self.acquisition(self.models[k], best_f=self.best_f,

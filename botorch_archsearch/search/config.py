@@ -45,6 +45,7 @@ SEARCH_METHODS = ("esnac", "random", "both", "uniform", "magnitude")
 """The built-in values of ``search.method``; a method registered with
 :func:`~botorch_archsearch.search.policies.register_policy` is accepted too."""
 SEARCH_INITS = ("random", "oneshot")
+SEARCH_OBJECTIVES = ("reward", "pareto")
 LOCAL_EDITS = ("perturb", "mutate")
 ISOLATIONS = ("process", "none")
 BACKENDS = ("local", "dask")
@@ -171,6 +172,11 @@ class SearchConfig:
         channel_multiple: Every shrunk channel group keeps a multiple of this many channels (where
             the group's size is one; hardware that wants multiples of 8 or 16), in every method's
             students.
+        objective: What ESNAC optimises: ``"reward"`` (the reward ``f``, the paper) or
+            ``"pareto"`` (the front of accuracy against size in ``reward.budget_measure``, else
+            ``reward.measure``: the GPs model the accuracy ratio, each kernel's acquisition is the
+            expected hypervolume improvement with the candidates' exact sizes, and the final
+            training takes up to ``final.top_k`` students of the front).
     """
 
     method: str = "esnac"
@@ -193,6 +199,7 @@ class SearchConfig:
     shrink_spread: float | None = None
     constraints: list[str] = field(default_factory=list)
     channel_multiple: int = 1
+    objective: str = "reward"
 
 
 SearchSettings = SearchConfig
@@ -535,7 +542,8 @@ def upgrade_saved_config(saved: dict[str, Any]) -> dict[str, Any]:
     - ``search.channel_order`` ``"even"``, ``search.baselines`` ``[]``, ``search.targets``
       ``None``, ``search.magnitude_scope`` ``"group"``, ``search.init`` ``"random"``,
       ``search.local_fraction`` 0, ``search.local_edits`` ``"mutate"`` (the first local edits),
-      ``search.shrink_spread`` ``None``, ``search.constraints`` ``[]``, ``search.channel_multiple`` 1;
+      ``search.shrink_spread`` ``None``, ``search.constraints`` ``[]``, ``search.channel_multiple`` 1, ``search.objective``
+      ``"reward"``;
     - ``methods`` (the field's methods, which such runs could not use): the defaults;
     - ``reward.kind`` ``"n2n"`` (the only reward then).
 
@@ -570,7 +578,8 @@ def upgrade_saved_config(saved: dict[str, Any]) -> dict[str, Any]:
     if isinstance(search, dict):
         for key, value in (("channel_order", "even"), ("baselines", []), ("targets", None),
                            ("magnitude_scope", "group"), ("init", "random"), ("local_fraction", 0.0),
-                           ("local_edits", "mutate"), ("shrink_spread", None), ("constraints", []), ("channel_multiple", 1)):
+                           ("local_edits", "mutate"), ("shrink_spread", None), ("constraints", []), ("channel_multiple", 1),
+                           ("objective", "reward")):
             search.setdefault(key, value)
     reward = upgraded.setdefault("reward", {})
     if isinstance(reward, dict):
@@ -681,6 +690,7 @@ def check_config(config: CompressConfig) -> None:
     check_float("search.local_fraction", search.local_fraction, 0, 1, exclusive_maximum=True)
     parse_constraints(search.constraints)
     check_int("search.channel_multiple", search.channel_multiple, 1)
+    check_choice("search.objective", search.objective, SEARCH_OBJECTIVES)
     check_choice("search.local_edits", search.local_edits, LOCAL_EDITS)
     _optional(check_float, "search.shrink_spread", search.shrink_spread, 0)
     kernel = config.kernel
@@ -1011,6 +1021,7 @@ __all__ = [
     "RewardConfig",
     "SCHEMA_NAME",
     "SEARCH_INITS",
+    "SEARCH_OBJECTIVES",
     "SEARCH_METHODS",
     "SearchConfig",
     "SearchSettings",

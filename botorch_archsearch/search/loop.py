@@ -172,7 +172,8 @@ def _compress(teacher: nn.Module | Teacher | None, data: ImageDataset | None, co
     for line in summary.splitlines():
         logger.info("%s", line)
     if store.run_dir is not None:
-        write_report(store.run_dir, [r.to_dict() for r in history.records], teacher_info, [f.to_dict() for f in final])
+        write_report(store.run_dir, [r.to_dict() for r in history.records], teacher_info, [f.to_dict() for f in final],
+                     front_measure=context.size_measure if config.search.objective == "pareto" else None)
         logger.info("run directory: %s (report.md, journal.jsonl, best/, kernels/, tensorboard/)", store.run_dir)
     return SearchResult(history.records, best, final, teacher_info, store.run_dir, time.perf_counter() - start,
                         summary)
@@ -250,9 +251,14 @@ class _Search:
         if state_dict is None or not record.ok:
             return
         k = max(self.config.final.top_k, 1)
-        before = {r.index for r in self.history.top(record.method, k)}
-        ranked = sorted([*self.history.of(record.method, ok=True), record], key=lambda r: (-r.reward, r.index))
-        after = {r.index for r in ranked[:k]}
+        if self.config.search.objective == "pareto":  # the students of the front the final training takes
+            measure = self.context.size_measure
+            before = {r.index for r in self.history.front(record.method, measure, k)}
+            after = {r.index for r in self.history.front(record.method, measure, k, extra=record)}
+        else:
+            before = {r.index for r in self.history.top(record.method, k)}
+            ranked = sorted([*self.history.of(record.method, ok=True), record], key=lambda r: (-r.reward, r.index))
+            after = {r.index for r in ranked[:k]}
         if record.index in after:
             self.store.keep_weights(record.index, state_dict)
         for index in before - after:
@@ -260,12 +266,17 @@ class _Search:
 
     def train_final(self, methods: list[str]) -> list[FinalRecord]:
         """Train each method's ``final.top_k`` best students to the end (those trained before a
-        resume are reused)."""
+        resume are reused); with ``search.objective=pareto``, up to ``final.top_k`` students of its
+        Pareto front, spread along it (rank 1 the smallest)."""
         f = self.config.final
         done = self.store.final_records()
         final = []
         for method in methods:
-            for rank, record in enumerate(self.history.top(method, f.top_k), 1):
+            if self.config.search.objective == "pareto":
+                chosen = self.history.front(method, self.context.size_measure, f.top_k)
+            else:
+                chosen = self.history.top(method, f.top_k)
+            for rank, record in enumerate(chosen, 1):
                 if (method, record.index) in done:
                     final.append(done[(method, record.index)])
                     continue

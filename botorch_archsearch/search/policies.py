@@ -42,9 +42,10 @@ import torch
 from torch import Tensor, nn
 
 from botorch_archsearch.acquisition import CompressionFactor, propose_architectures, reward_factor
+from botorch_archsearch.acquisition.pareto import LogExpectedHypervolumeImprovement, pareto_mask
 from botorch_archsearch.exceptions import ArchSearchError
 from botorch_archsearch.gp import architecture_gp, fit_architecture_gp, transferred_gp
-from botorch_archsearch.graph import ArchGraph, encode
+from botorch_archsearch.graph import ArchGraph, count_flops, count_params, encode
 from botorch_archsearch.kernels import EditFeatures, WLFeatures
 from botorch_archsearch.search.config import options_for
 from botorch_archsearch.search.constraints import feasibility, parse_constraints
@@ -192,6 +193,23 @@ class SearchHistory:
     def top(self, method: str, k: int, before: int | None = None) -> list[EvaluationRecord]:
         r"""The method's ``k`` successful records with the highest rewards (ties: the earliest)."""
         return sorted(self.of(method, before=before, ok=True), key=lambda r: (-r.reward, r.index))[:k]
+
+    def front(self, method: str, measure: str, k: int | None = None,
+              extra: EvaluationRecord | None = None) -> list[EvaluationRecord]:
+        r"""The method's Pareto front of accuracy against ``measure`` (``"params"`` or ``"flops"``),
+        by increasing size (ties: the earliest); with ``k``, at most ``k`` of its students spread
+        evenly along it (its smallest and its largest included). ``extra``: a record counted as
+        if it were in the history."""
+        ok = self.of(method, ok=True) + ([extra] if extra is not None and extra.ok else [])
+        ok = [r for r in ok if r.accuracy is not None]
+        mask = pareto_mask([getattr(r, measure) for r in ok], [r.accuracy for r in ok])
+        front = sorted((r for r, keep in zip(ok, mask) if keep), key=lambda r: (getattr(r, measure), r.index))
+        if k is None or len(front) <= k:
+            return front
+        if k <= 1:
+            return front[-1:] if k == 1 else []
+        picks = sorted({round(i * (len(front) - 1) / (k - 1)) for i in range(k)})
+        return [front[i] for i in picks]
 
 
 class ProposalPolicy(ABC):
@@ -395,15 +413,25 @@ class MultiKernelSearch(ProposalPolicy):
         k, a = self.context.config.kernel, self.context.config.acquisition
         Y, known = self.targets(earlier)
         features = self.features(history, earlier, X)
+        observers = [features.add] if isinstance(features, EditFeatures) else []
+        make_acquisition = None
+        if c.objective == "pareto":
+            Y, make_acquisition, sizes = self.pareto(earlier)
+            known = None
+            observers.append(sizes.add)
+
+        def on_encoded(graphs, X, edits):
+            for observe in observers:
+                observe(graphs, X, edits)
+
         result = propose_architectures(
             self.context.space, X, Y, max_layers=self.max_layers, num_kernels=c.num_kernels,
             subset_prob=c.subset_prob, acquisition=a.name, num_candidates=a.num_candidates, method=a.method,
             kernel_options={**options_for(architecture_gp, k), "kernel": k.name, "features": features},
             fit_options=options_for(fit_architecture_gp, k), generator=generator, extra_candidates=local,
             models=self.models(), known_factor=known, best_f=max(r.reward for r in earlier),
-            initial_kernels=self.initial_kernels(step),
-            on_encoded=features.add if isinstance(features, EditFeatures) else None,
-            feasible=self.context.feasible,
+            initial_kernels=self.initial_kernels(step), on_encoded=on_encoded if observers else None,
+            feasible=self.context.feasible, make_acquisition=make_acquisition,
         )
         self.save(step, result)
         return [Proposal(s, kernel=i, acquisition=float(v)) for i, (s, v) in enumerate(zip(result.students,
@@ -421,6 +449,22 @@ class MultiKernelSearch(ProposalPolicy):
         factor = reward_factor(teacher, measure=r.measure, budget=r.budget, budget_measure=r.budget_measure,
                                kind=r.kind)
         return torch.tensor(ratios, dtype=torch.float64), CompressionFactor(factor)
+
+    def pareto(self, earlier: list[EvaluationRecord]) -> tuple[Tensor, Callable[[Any], Any], CompressionFactor]:
+        r"""``search.objective=pareto``: what the GPs model (the accuracy ratios ``A / A_teacher``,
+        0 for a failed student), each kernel's acquisition (the expected hypervolume improvement
+        over accuracy and relative size, the front of the evaluated students, the reference size
+        the budget's fraction or 1) and the candidates' relative sizes, looked up by encoding."""
+        teacher, measure = self.context.teacher, self.context.size_measure
+        count = count_flops if measure == "flops" else count_params
+        full, a_teacher = float(teacher[measure]), float(teacher["val_accuracy"])
+        sizes = CompressionFactor(lambda graph: count(graph) / full)
+        Y = torch.tensor([[(r.accuracy or 0.0) / a_teacher if r.ok else 0.0] for r in earlier], dtype=torch.float64)
+        ok = [r for r in earlier if r.ok and r.accuracy is not None]
+        front_sizes, front_values = [getattr(r, measure) / full for r in ok], [r.accuracy / a_teacher for r in ok]
+        ref = min(1.0, self.context.budget_fraction or 1.0)
+        return Y, lambda model: LogExpectedHypervolumeImprovement(model, sizes, front_sizes, front_values,
+                                                                  ref_size=ref), sizes
 
     def features(self, history: SearchHistory, earlier: list[EvaluationRecord], X: Tensor) -> nn.Module | None:
         r"""The feature map of ``kernel.name`` (``None``: the learned kernel's own embedding): the

@@ -246,6 +246,7 @@ def write_report(
     teacher: dict[str, Any],
     final: Sequence[dict[str, Any]] | None = None,
     title: str = "Compression search",
+    front_measure: str | None = None,
 ) -> Path:
     r"""Write ``run_dir/report.md`` and its plots in ``run_dir/plots/``.
 
@@ -267,6 +268,8 @@ def write_report(
             ``flops``, ``search_accuracy``, ``reward``, ``val_accuracy``, ``test_accuracy``,
             ``seconds``, ``path``), or ``None``.
         title: The report's title.
+        front_measure: ``"params"`` or ``"flops"``: add each method's Pareto front and its
+            hypervolume against evaluations (:func:`front_table`; ``search.objective=pareto``).
 
     Returns:
         The path of ``report.md``.
@@ -316,6 +319,9 @@ def write_report(
     if timed:
         lines += ["", "## Latency", ""]
         lines += latency_table(records)
+    if front_measure is not None:
+        lines += ["", "## Pareto front", ""]
+        lines += front_table(records, teacher, front_measure)
     if final:
         lines += ["", "## Fully trained students", ""]
         lines += _final_table(final, teacher["params"], _method_names(records, final))
@@ -653,6 +659,32 @@ def cost_table(records: Sequence[dict[str, Any]], teacher: dict[str, Any]) -> li
     return lines
 
 
+def front_table(records: Sequence[dict[str, Any]], teacher: dict[str, Any], measure: str = "flops") -> list[str]:
+    r"""Each method's Pareto front of validation accuracy against ``measure`` (``search.objective=
+    pareto``) and its hypervolume after a quarter, half and all of its evaluations (Markdown
+    lines). The hypervolume is over (accuracy ratio ``A / A_teacher``, relative size), bounded by
+    the teacher's size and accuracy 0: 1 would be the teacher's accuracy at no size."""
+    from botorch_archsearch.acquisition.pareto import hypervolume_2d
+
+    full, a_teacher = float(teacher[measure]), float(teacher["val_accuracy"])
+    lines = [_row(["Method", "evaluations", "HV at 1/4", "HV at 1/2", "HV (all)", "front"]),
+             _row(["---"] + ["---:"] * 4 + ["---"])]
+    for method, rows in _by_method(records).items():
+        def hv(n: int) -> float:
+            ok = [r for r in rows[:n] if _is_ok(r) and _finite(r.get(measure))]
+            return hypervolume_2d([r[measure] / full for r in ok], [r["accuracy"] / a_teacher for r in ok], 1.0)
+
+        front = pareto_front(rows, measure)
+        points = ", ".join(f"{format_params(r[measure])} {_percent(r['accuracy'])}" for r in front)
+        n = len(rows)
+        lines.append(_row([_md(method), str(n), f"{hv(max(1, n // 4)):.4f}", f"{hv(max(1, n // 2)):.4f}",
+                           f"{hv(n):.4f}", points or "-"]))
+    lines += ["", f"HV: the area dominated by the method's successful students in (relative {measure}, validation "
+              "accuracy / the teacher's), up to the teacher's size; the front: its non-dominated students "
+              f"({measure}, validation accuracy), smallest first. The final training takes up to final.top_k of them."]
+    return lines
+
+
 def latency_table(records: Sequence[dict[str, Any]]) -> list[str]:
     r"""Per method, the measured latency of its best student by ``f(x)`` and of its fastest one
     (``evaluation.latency_batch``), next to their FLOPs (Markdown lines; ``[]`` if nothing was
@@ -734,6 +766,7 @@ __all__ = [
     "format_params",
     "format_ratio",
     "format_seconds",
+    "front_table",
     "latency_table",
     "pareto_front",
     "plot_pareto",

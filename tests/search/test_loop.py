@@ -670,3 +670,54 @@ def test_measured_latency_is_recorded_in_the_journal(tmp_path, small_config, sea
     plain = compress(search_teacher, search_data, small_config(method="random"), run_dir=tmp_path / "plain")
     assert all(r.latency is None for r in plain.records)
     assert "latency" not in (tmp_path / "plain" / "journal.jsonl").read_text()  # left out when not measured
+
+
+def test_a_pareto_search_proposes_by_hypervolume_and_trains_its_front(
+        tmp_path, monkeypatch, small_config, search_data, search_teacher):
+    """``search.objective=pareto``: from the second step ESNAC's kernels model the accuracy ratio
+    and score candidates by the expected hypervolume improvement with their exact sizes; the final
+    training takes students of each method's front, which is non-dominated; the report shows it."""
+    from botorch_archsearch.acquisition.pareto import LogExpectedHypervolumeImprovement, pareto_mask
+    from botorch_archsearch.export import export_student
+    from botorch_archsearch.search import policies
+
+    calls = []
+    original = policies.propose_architectures
+
+    def spy(space, X, Y, **kwargs):
+        calls.append((Y, kwargs))
+        return original(space, X, Y, **kwargs)
+
+    monkeypatch.setattr(policies, "propose_architectures", spy)
+    config = small_config(method="both", steps=3, num_kernels=3, objective="pareto")
+    config.final.top_k = 3
+    result = compress(search_teacher, search_data, config, run_dir=tmp_path)
+    assert len(calls) == 2  # ESNAC's steps 2 and 3
+    for step, (Y, kwargs) in zip((2, 3), calls):
+        earlier = [r for r in result.records if r.method == "esnac" and r.step < step]
+        torch.testing.assert_close(Y, torch.tensor([[r.accuracy / search_teacher.val_accuracy] for r in earlier],
+                                                   dtype=torch.float64))
+        assert kwargs["known_factor"] is None and kwargs["make_acquisition"] is not None
+    for method in ("esnac", "random"):
+        records = [r for r in result.records if r.method == method and r.ok]
+        front = [r for r, keep in zip(records, pareto_mask([r.params for r in records], [r.accuracy for r in records]))
+                 if keep]
+        trained = [f for f in result.final if f.method == method]
+        assert 1 <= len(trained) <= 3 and [f.rank for f in trained] == list(range(1, len(trained) + 1))
+        assert {f.index for f in trained} <= {r.index for r in front}  # only front students, smallest first
+        assert [f.params for f in trained] == sorted(f.params for f in trained)
+        if len(front) >= 3:
+            assert len(trained) == 3 and trained[0].params == min(r.params for r in front)
+    text = (tmp_path / "report.md").read_text()
+    assert "## Pareto front" in text and "| esnac | 9 |" in text
+    exported = export_student(tmp_path / result.final[0].path, "torchscript")  # the front's students load and export
+    assert exported.path.is_file()
+    # the acquisition it made, on a fitted model: the analytic EHVI of the module
+    assert isinstance(calls[0][1]["make_acquisition"](_fitted_gp(calls[0][0])), LogExpectedHypervolumeImprovement)
+
+
+def _fitted_gp(Y):
+    from botorch.models import SingleTaskGP
+
+    X = torch.rand(len(Y), 2, dtype=torch.float64)
+    return SingleTaskGP(X, Y)

@@ -1,0 +1,124 @@
+r"""Expected hypervolume improvement over (accuracy, size) with the size known exactly.
+
+A Pareto search (``search.objective=pareto``) maximises the accuracy ratio ``g = A / A_teacher``
+and minimises a student's relative size ``s = size / size_teacher`` (parameters or FLOPs). ``s``
+is known before the student is trained, so only ``g`` is uncertain, and the expected hypervolume
+improvement (EHVI) of a candidate has a closed form: with the front's staircase ``G(x)`` (the best
+``g`` of the front at size at most ``x``), adding ``(s, g)`` adds the area
+``sum_k w_k(s) max(0, g - L_k)``, where the sizes of the front cut ``[s, s_ref]`` into intervals
+of widths ``w_k(s)`` and levels ``L_k``. Under the GP's ``g ~ N(mu, sigma^2)``, each term is an
+expected improvement over ``L_k``, so
+
+``EHVI(x) = sum_k w_k(s) sigma h((mu - L_k) / sigma)``, ``h(z) = phi(z) + z Phi(z)``,
+
+computed in log space (BoTorch's ``log h``), exact (no Monte Carlo), for thousands of candidates
+at once. It is the analytic equivalent of BoTorch's ``qLogNoisyExpectedHypervolumeImprovement``
+for two objectives of which one is deterministic.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+from botorch.acquisition.analytic import AnalyticAcquisitionFunction, _log_ei_helper
+from botorch.models.model import Model
+from botorch.utils.transforms import t_batch_mode_transform
+from torch import Tensor
+
+from botorch_archsearch.exceptions import ArchSearchError
+
+
+def pareto_mask(sizes: Sequence[float], values: Sequence[float]) -> list[bool]:
+    r"""Which points are non-dominated (smaller-or-equal size and higher-or-equal value, better
+    in one): ``True`` for the front. Equal points are all kept."""
+    n = len(sizes)
+    return [not any(sizes[j] <= sizes[i] and values[j] >= values[i] and (sizes[j] < sizes[i] or values[j] > values[i])
+                    for j in range(n)) for i in range(n)]
+
+
+def hypervolume_2d(sizes: Sequence[float], values: Sequence[float], ref_size: float, ref_value: float = 0.0) -> float:
+    r"""The hypervolume dominated by points ``(size, value)`` (size minimised, value maximised)
+    and bounded by the reference point ``(ref_size, ref_value)``: the area of
+    ``{(x, y): some point has size <= x <= ref_size and ref_value <= y <= value}``."""
+    points = sorted((s, v) for s, v in zip(sizes, values) if s <= ref_size and v > ref_value)
+    area, best = 0.0, ref_value
+    for (s, v), nxt in zip(points, [p[0] for p in points[1:]] + [ref_size]):
+        best = max(best, v)
+        area += (nxt - s) * (best - ref_value)
+    return area
+
+
+def staircase(sizes: Sequence[float], values: Sequence[float], ref_size: float, ref_value: float = 0.0
+              ) -> tuple[Tensor, Tensor]:
+    r"""The front's staircase below ``ref_size``: interval starts ``t`` (`m + 1`, from 0) and
+    levels ``L`` (`m + 1`): on ``[t_k, t_{k+1})`` (the last up to ``ref_size``) the best value of a
+    point of size at most ``t_k``, ``ref_value`` where there is none."""
+    points = sorted((float(s), float(v)) for s, v in zip(sizes, values) if s < ref_size)
+    t, levels, best = [0.0], [float(ref_value)], float(ref_value)
+    for s, v in points:
+        best = max(best, v)
+        if s == t[-1]:
+            levels[-1] = best
+        else:
+            t.append(s)
+            levels.append(best)
+    return torch.tensor(t, dtype=torch.float64), torch.tensor(levels, dtype=torch.float64)
+
+
+class LogExpectedHypervolumeImprovement(AnalyticAcquisitionFunction):
+    r"""Log of the expected hypervolume improvement over (``g``, ``s``) with ``s`` known (the
+    module's formula): a BoTorch analytic acquisition over single-output models of ``g``.
+
+    Args:
+        model: A single-output model of ``g`` (the accuracy ratio).
+        size: Maps `batch_shape x 1 x d` inputs to their `batch_shape x 1` relative sizes (e.g. a
+            :class:`~botorch_archsearch.acquisition.CompressionFactor` of the size).
+        front_sizes: Relative sizes of the evaluated students (all of them: dominated ones do not
+            change the staircase).
+        front_values: Their ``g``.
+        ref_size: The reference size (1: the teacher's; or the budget's fraction).
+        ref_value: The reference value of ``g`` (0).
+
+    Example:
+        >>> sizes = CompressionFactor(lambda graph: count_flops(graph) / teacher_flops)
+        >>> acqf = LogExpectedHypervolumeImprovement(gp, sizes, s_evaluated, g_evaluated, ref_size=1.0)
+        >>> result = optimize_acqf_edits(acqf, space, max_layers=L, on_encoded=sizes.add)
+    """
+
+    def __init__(
+        self,
+        model: Model,
+        size: Callable[[Tensor], Tensor],
+        front_sizes: Sequence[float],
+        front_values: Sequence[float],
+        ref_size: float = 1.0,
+        ref_value: float = 0.0,
+    ) -> None:
+        super().__init__(model=model)
+        if not (ref_size > 0 and math.isfinite(ref_size)):
+            raise ArchSearchError(f"LogExpectedHypervolumeImprovement: ref_size must be > 0, got {ref_size!r}.")
+        if len(front_sizes) != len(front_values):
+            raise ArchSearchError("LogExpectedHypervolumeImprovement: front_sizes and front_values differ in length.")
+        self.size, self.ref_size = size, float(ref_size)
+        t, levels = staircase(front_sizes, front_values, ref_size, ref_value)
+        self.register_buffer("starts", t)
+        self.register_buffer("levels", levels)
+
+    @t_batch_mode_transform(expected_q=1)
+    def forward(self, X: Tensor) -> Tensor:
+        r"""``log EHVI`` of `batch_shape x 1 x d` candidates: a `batch_shape` tensor (``-inf`` for
+        a candidate at or above ``ref_size``)."""
+        mean, sigma = self._mean_and_sigma(X)  # batch_shape x 1
+        mean, sigma = mean.squeeze(-1), sigma.squeeze(-1)
+        s = self.size(X).reshape(mean.shape).to(mean)
+        starts, levels = self.starts.to(mean), self.levels.to(mean)
+        ends = torch.cat([starts[1:], starts.new_tensor([self.ref_size])])
+        widths = (ends - torch.maximum(starts, s.unsqueeze(-1))).clamp_min(0.0)  # batch_shape x (m + 1)
+        z = (mean.unsqueeze(-1) - levels) / sigma.unsqueeze(-1)
+        terms = widths.log() + _log_ei_helper(z)  # log(w_k h(z_k)); -inf where w_k = 0
+        return torch.logsumexp(terms, dim=-1) + sigma.log()
+
+
+__all__ = ["LogExpectedHypervolumeImprovement", "hypervolume_2d", "pareto_mask", "staircase"]
