@@ -28,6 +28,7 @@ from botorch.utils.transforms import t_batch_mode_transform
 from torch import Tensor
 
 from botorch_archsearch.exceptions import ArchSearchError
+from botorch_archsearch.graph.encoding import EncodingTable
 
 
 def pareto_mask(sizes: Sequence[float], values: Sequence[float]) -> list[bool]:
@@ -121,4 +122,35 @@ class LogExpectedHypervolumeImprovement(AnalyticAcquisitionFunction):
         return torch.logsumexp(terms, dim=-1) + sigma.log()
 
 
-__all__ = ["LogExpectedHypervolumeImprovement", "hypervolume_2d", "pareto_mask", "staircase"]
+class PredictedSize:
+    r"""Sizes of candidates that are not known before training but predicted by a model: for a
+    Pareto front over measured latency, ``exp`` of a GP's posterior mean of the log latency, divided
+    by ``scale`` (the teacher's latency). Computed per batch as candidates are encoded
+    (:meth:`add`, the ``on_encoded`` hook of ``optimize_acqf_edits``), looked up by encoding; the
+    EHVI then treats the prediction as the size (its uncertainty is left out).
+
+    Args:
+        model: A single-output model of the log size (on the encodings).
+        scale: What the predicted size is divided by.
+    """
+
+    def __init__(self, model: Model, scale: float = 1.0) -> None:
+        self.model, self.scale = model, float(scale)
+        self._table = EncodingTable("PredictedSize: a candidate's size was never predicted; register it with add().")
+
+    def __len__(self) -> int:
+        return len(self._table)
+
+    def add(self, graphs: Sequence[object], X: Tensor, edits: Sequence[object] | None = None) -> None:
+        r"""Predict and register the sizes of the rows of ``X`` (`n x d`)."""
+        with torch.no_grad():
+            mean = self.model.posterior(X).mean.reshape(-1)
+        values = (mean.exp() / self.scale).tolist()
+        self._table.add(X, lambda i: values[i])
+
+    def __call__(self, X: Tensor) -> Tensor:
+        r"""The sizes of `batch_shape x d` encodings: a `batch_shape` tensor."""
+        return torch.tensor(self._table.lookup(X), dtype=X.dtype, device=X.device).reshape(X.shape[:-1])
+
+
+__all__ = ["LogExpectedHypervolumeImprovement", "PredictedSize", "hypervolume_2d", "pareto_mask", "staircase"]

@@ -46,6 +46,7 @@ SEARCH_METHODS = ("esnac", "random", "both", "uniform", "magnitude")
 :func:`~botorch_archsearch.search.policies.register_policy` is accepted too."""
 SEARCH_INITS = ("random", "oneshot")
 SEARCH_OBJECTIVES = ("reward", "pareto")
+PARETO_COSTS = ("latency",)
 LOCAL_EDITS = ("perturb", "mutate")
 ISOLATIONS = ("process", "none")
 BACKENDS = ("local", "dask")
@@ -177,6 +178,9 @@ class SearchConfig:
             ``reward.measure``: the GPs model the accuracy ratio, each kernel's acquisition is the
             expected hypervolume improvement with the candidates' exact sizes, and the final
             training takes up to ``final.top_k`` students of the front).
+        pareto_cost: The front's cost with ``objective=pareto``: ``None`` (the size, known
+            exactly) or ``"latency"`` (the measured latency at batch 1, ``evaluation.latency_batch``:
+            a GP on the log latency of the evaluated students predicts the candidates').
     """
 
     method: str = "esnac"
@@ -200,6 +204,7 @@ class SearchConfig:
     constraints: list[str] = field(default_factory=list)
     channel_multiple: int = 1
     objective: str = "reward"
+    pareto_cost: str | None = None
 
 
 SearchSettings = SearchConfig
@@ -543,7 +548,7 @@ def upgrade_saved_config(saved: dict[str, Any]) -> dict[str, Any]:
       ``None``, ``search.magnitude_scope`` ``"group"``, ``search.init`` ``"random"``,
       ``search.local_fraction`` 0, ``search.local_edits`` ``"mutate"`` (the first local edits),
       ``search.shrink_spread`` ``None``, ``search.constraints`` ``[]``, ``search.channel_multiple`` 1, ``search.objective``
-      ``"reward"``;
+      ``"reward"``, ``search.pareto_cost`` ``None``;
     - ``methods`` (the field's methods, which such runs could not use): the defaults;
     - ``reward.kind`` ``"n2n"`` (the only reward then).
 
@@ -579,7 +584,7 @@ def upgrade_saved_config(saved: dict[str, Any]) -> dict[str, Any]:
         for key, value in (("channel_order", "even"), ("baselines", []), ("targets", None),
                            ("magnitude_scope", "group"), ("init", "random"), ("local_fraction", 0.0),
                            ("local_edits", "mutate"), ("shrink_spread", None), ("constraints", []), ("channel_multiple", 1),
-                           ("objective", "reward")):
+                           ("objective", "reward"), ("pareto_cost", None)):
             search.setdefault(key, value)
     reward = upgraded.setdefault("reward", {})
     if isinstance(reward, dict):
@@ -691,6 +696,12 @@ def check_config(config: CompressConfig) -> None:
     parse_constraints(search.constraints)
     check_int("search.channel_multiple", search.channel_multiple, 1)
     check_choice("search.objective", search.objective, SEARCH_OBJECTIVES)
+    _optional(check_choice, "search.pareto_cost", search.pareto_cost, PARETO_COSTS)
+    if search.pareto_cost == "latency" and (search.objective != "pareto" or config.evaluation.latency_batch is None):
+        raise ArchSearchError(
+            "search.pareto_cost=latency is the cost of a Pareto search over measured latency: it needs "
+            "search.objective=pareto and evaluation.latency_batch (the batch latency is also measured at, e.g. 32)."
+        )
     check_choice("search.local_edits", search.local_edits, LOCAL_EDITS)
     _optional(check_float, "search.shrink_spread", search.shrink_spread, 0)
     kernel = config.kernel

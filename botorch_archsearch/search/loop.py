@@ -172,8 +172,11 @@ def _compress(teacher: nn.Module | Teacher | None, data: ImageDataset | None, co
     for line in summary.splitlines():
         logger.info("%s", line)
     if store.run_dir is not None:
+        pareto = config.search.objective == "pareto"
         write_report(store.run_dir, [r.to_dict() for r in history.records], teacher_info, [f.to_dict() for f in final],
-                     front_measure=context.size_measure if config.search.objective == "pareto" else None)
+                     front_measure=context.front_measure if pareto else None,
+                     front_reference=context.teacher_latency() if pareto and context.front_measure == "latency"
+                     else None)
         logger.info("run directory: %s (report.md, journal.jsonl, best/, kernels/, tensorboard/)", store.run_dir)
     return SearchResult(history.records, best, final, teacher_info, store.run_dir, time.perf_counter() - start,
                         summary)
@@ -252,7 +255,7 @@ class _Search:
             return
         k = max(self.config.final.top_k, 1)
         if self.config.search.objective == "pareto":  # the students of the front the final training takes
-            measure = self.context.size_measure
+            measure = self.context.front_measure
             before = {r.index for r in self.history.front(record.method, measure, k)}
             after = {r.index for r in self.history.front(record.method, measure, k, extra=record)}
         else:
@@ -273,7 +276,7 @@ class _Search:
         final = []
         for method in methods:
             if self.config.search.objective == "pareto":
-                chosen = self.history.front(method, self.context.size_measure, f.top_k)
+                chosen = self.history.front(method, self.context.front_measure, f.top_k)
             else:
                 chosen = self.history.top(method, f.top_k)
             for rank, record in enumerate(chosen, 1):

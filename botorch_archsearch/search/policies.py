@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -42,7 +43,11 @@ import torch
 from torch import Tensor, nn
 
 from botorch_archsearch.acquisition import CompressionFactor, propose_architectures, reward_factor
-from botorch_archsearch.acquisition.pareto import LogExpectedHypervolumeImprovement, pareto_mask
+from botorch_archsearch.acquisition.pareto import (
+    LogExpectedHypervolumeImprovement,
+    PredictedSize,
+    pareto_mask,
+)
 from botorch_archsearch.exceptions import ArchSearchError
 from botorch_archsearch.gp import architecture_gp, fit_architecture_gp, transferred_gp
 from botorch_archsearch.graph import ArchGraph, count_flops, count_params, encode
@@ -158,10 +163,36 @@ class SearchContext:
         return self._cache["feasible"]
 
     @property
+    def front_measure(self) -> str:
+        r"""What a Pareto search's front measures: ``"latency"`` (``search.pareto_cost``) or the
+        size measure."""
+        return self.config.search.pareto_cost or self.size_measure
+
+    def teacher_latency(self) -> float:
+        r"""The teacher's measured latency at batch 1, in milliseconds, on the evaluation device
+        (measured once per process): the reference of a front over latency."""
+        if "teacher_latency" not in self._cache:
+            from botorch_archsearch.evaluation.latency import measure_latency
+
+            self._cache["teacher_latency"] = measure_latency(
+                self.model, self.space.graph.input_shape, device=self.config.evaluation.device, batch_sizes=(1,),
+            ).milliseconds[0]
+        return self._cache["teacher_latency"]
+
+    @property
     def budget_fraction(self) -> float | None:
         r"""``reward.budget`` as a fraction of the teacher's size (``None`` without a budget)."""
         budget = self.config.reward.budget
         return None if budget is None else budget / self.teacher[self.size_measure]
+
+
+def record_size(record: EvaluationRecord, measure: str) -> float | None:
+    r"""A record's ``params`` or ``flops``, or for ``"latency"`` its measured milliseconds at batch 1
+    (``None`` where not measured)."""
+    if measure != "latency":
+        return getattr(record, measure)
+    latency = record.latency
+    return latency.get("ms", {}).get("1") if isinstance(latency, dict) else None
 
 
 class SearchHistory:
@@ -196,14 +227,14 @@ class SearchHistory:
 
     def front(self, method: str, measure: str, k: int | None = None,
               extra: EvaluationRecord | None = None) -> list[EvaluationRecord]:
-        r"""The method's Pareto front of accuracy against ``measure`` (``"params"`` or ``"flops"``),
-        by increasing size (ties: the earliest); with ``k``, at most ``k`` of its students spread
-        evenly along it (its smallest and its largest included). ``extra``: a record counted as
-        if it were in the history."""
+        r"""The method's Pareto front of accuracy against ``measure`` (``"params"``, ``"flops"`` or
+        ``"latency"``, :func:`record_size`), by increasing size (ties: the earliest); with ``k``, at
+        most ``k`` of its students spread evenly along it (its smallest and its largest included).
+        ``extra``: a record counted as if it were in the history."""
         ok = self.of(method, ok=True) + ([extra] if extra is not None and extra.ok else [])
-        ok = [r for r in ok if r.accuracy is not None]
-        mask = pareto_mask([getattr(r, measure) for r in ok], [r.accuracy for r in ok])
-        front = sorted((r for r, keep in zip(ok, mask) if keep), key=lambda r: (getattr(r, measure), r.index))
+        ok = [r for r in ok if r.accuracy is not None and record_size(r, measure) is not None]
+        mask = pareto_mask([record_size(r, measure) for r in ok], [r.accuracy for r in ok])
+        front = sorted((r for r, keep in zip(ok, mask) if keep), key=lambda r: (record_size(r, measure), r.index))
         if k is None or len(front) <= k:
             return front
         if k <= 1:
@@ -416,7 +447,7 @@ class MultiKernelSearch(ProposalPolicy):
         observers = [features.add] if isinstance(features, EditFeatures) else []
         make_acquisition = None
         if c.objective == "pareto":
-            Y, make_acquisition, sizes = self.pareto(earlier)
+            Y, make_acquisition, sizes = self.pareto(earlier, X)
             known = None
             observers.append(sizes.add)
 
@@ -450,19 +481,35 @@ class MultiKernelSearch(ProposalPolicy):
                                kind=r.kind)
         return torch.tensor(ratios, dtype=torch.float64), CompressionFactor(factor)
 
-    def pareto(self, earlier: list[EvaluationRecord]) -> tuple[Tensor, Callable[[Any], Any], CompressionFactor]:
+    def pareto(self, earlier: list[EvaluationRecord], X: Tensor) -> tuple[Tensor, Callable[[Any], Any], Any]:
         r"""``search.objective=pareto``: what the GPs model (the accuracy ratios ``A / A_teacher``,
         0 for a failed student), each kernel's acquisition (the expected hypervolume improvement
-        over accuracy and relative size, the front of the evaluated students, the reference size
-        the budget's fraction or 1) and the candidates' relative sizes, looked up by encoding."""
-        teacher, measure = self.context.teacher, self.context.size_measure
-        count = count_flops if measure == "flops" else count_params
-        full, a_teacher = float(teacher[measure]), float(teacher["val_accuracy"])
-        sizes = CompressionFactor(lambda graph: count(graph) / full)
+        over accuracy and relative cost, the front of the evaluated students ``earlier``, encoded
+        as ``X``; the reference size the budget's fraction or 1) and the candidates' relative
+        costs, looked up by encoding: their exact sizes, or with ``search.pareto_cost=latency``
+        their latencies predicted by a GP of the log latency of the evaluated students (``wl``
+        kernel), relative to the teacher's."""
+        teacher, measure = self.context.teacher, self.context.front_measure
+        a_teacher = float(teacher["val_accuracy"])
         Y = torch.tensor([[(r.accuracy or 0.0) / a_teacher if r.ok else 0.0] for r in earlier], dtype=torch.float64)
-        ok = [r for r in earlier if r.ok and r.accuracy is not None]
-        front_sizes, front_values = [getattr(r, measure) / full for r in ok], [r.accuracy / a_teacher for r in ok]
-        ref = min(1.0, self.context.budget_fraction or 1.0)
+        ok = [i for i, r in enumerate(earlier) if r.ok and r.accuracy is not None
+              and record_size(r, measure) is not None]
+        if measure == "latency":
+            full = self.context.teacher_latency()
+            if len(ok) < 2:
+                raise ArchSearchError("search.pareto_cost=latency: fewer than 2 students with a measured latency.")
+            log_ms = torch.tensor([[math.log(record_size(earlier[i], measure))] for i in ok], dtype=torch.float64)
+            model = architecture_gp(X[ok], log_ms, max_layers=self.max_layers, kernel="wl")
+            fit_architecture_gp(model)
+            sizes: Any = PredictedSize(model, scale=full)
+            ref = 1.0
+        else:
+            count = count_flops if measure == "flops" else count_params
+            full = float(teacher[measure])
+            sizes = CompressionFactor(lambda graph: count(graph) / full)
+            ref = min(1.0, self.context.budget_fraction or 1.0)
+        front_sizes = [record_size(earlier[i], measure) / full for i in ok]
+        front_values = [earlier[i].accuracy / a_teacher for i in ok]
         return Y, lambda model: LogExpectedHypervolumeImprovement(model, sizes, front_sizes, front_values,
                                                                   ref_size=ref), sizes
 

@@ -247,6 +247,7 @@ def write_report(
     final: Sequence[dict[str, Any]] | None = None,
     title: str = "Compression search",
     front_measure: str | None = None,
+    front_reference: float | None = None,
 ) -> Path:
     r"""Write ``run_dir/report.md`` and its plots in ``run_dir/plots/``.
 
@@ -268,8 +269,10 @@ def write_report(
             ``flops``, ``search_accuracy``, ``reward``, ``val_accuracy``, ``test_accuracy``,
             ``seconds``, ``path``), or ``None``.
         title: The report's title.
-        front_measure: ``"params"`` or ``"flops"``: add each method's Pareto front and its
-            hypervolume against evaluations (:func:`front_table`; ``search.objective=pareto``).
+        front_measure: ``"params"``, ``"flops"`` or ``"latency"``: add each method's Pareto front
+            and its hypervolume against evaluations (:func:`front_table`; ``search.objective=pareto``).
+        front_reference: The size the front's sizes are relative to (default: the teacher's
+            ``front_measure``; for latency, the teacher's measured latency).
 
     Returns:
         The path of ``report.md``.
@@ -321,7 +324,7 @@ def write_report(
         lines += latency_table(records)
     if front_measure is not None:
         lines += ["", "## Pareto front", ""]
-        lines += front_table(records, teacher, front_measure)
+        lines += front_table(records, teacher, front_measure, front_reference)
     if final:
         lines += ["", "## Fully trained students", ""]
         lines += _final_table(final, teacher["params"], _method_names(records, final))
@@ -659,23 +662,29 @@ def cost_table(records: Sequence[dict[str, Any]], teacher: dict[str, Any]) -> li
     return lines
 
 
-def front_table(records: Sequence[dict[str, Any]], teacher: dict[str, Any], measure: str = "flops") -> list[str]:
+def front_table(records: Sequence[dict[str, Any]], teacher: dict[str, Any], measure: str = "flops",
+                reference: float | None = None) -> list[str]:
     r"""Each method's Pareto front of validation accuracy against ``measure`` (``search.objective=
     pareto``) and its hypervolume after a quarter, half and all of its evaluations (Markdown
     lines). The hypervolume is over (accuracy ratio ``A / A_teacher``, relative size), bounded by
     the teacher's size and accuracy 0: 1 would be the teacher's accuracy at no size."""
     from botorch_archsearch.acquisition.pareto import hypervolume_2d
 
-    full, a_teacher = float(teacher[measure]), float(teacher["val_accuracy"])
+    full = float(reference if reference is not None else teacher[measure])
+    a_teacher = float(teacher["val_accuracy"])
     lines = [_row(["Method", "evaluations", "HV at 1/4", "HV at 1/2", "HV (all)", "front"]),
              _row(["---"] + ["---:"] * 4 + ["---"])]
     for method, rows in _by_method(records).items():
         def hv(n: int) -> float:
-            ok = [r for r in rows[:n] if _is_ok(r) and _finite(r.get(measure))]
-            return hypervolume_2d([r[measure] / full for r in ok], [r["accuracy"] / a_teacher for r in ok], 1.0)
+            ok = [r for r in rows[:n] if _is_ok(r) and _finite(size_of(r, measure))]
+            return hypervolume_2d([size_of(r, measure) / full for r in ok], [r["accuracy"] / a_teacher for r in ok],
+                                  1.0)
 
         front = pareto_front(rows, measure)
-        points = ", ".join(f"{format_params(r[measure])} {_percent(r['accuracy'])}" for r in front)
+        def size(r: dict[str, Any]) -> str:
+            return f"{size_of(r, measure):.3g} ms" if measure == "latency" else format_params(size_of(r, measure))
+
+        points = ", ".join(f"{size(r)} {_percent(r['accuracy'])}" for r in front)
         n = len(rows)
         lines.append(_row([_md(method), str(n), f"{hv(max(1, n // 4)):.4f}", f"{hv(max(1, n // 2)):.4f}",
                            f"{hv(n):.4f}", points or "-"]))

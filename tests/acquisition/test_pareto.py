@@ -75,3 +75,20 @@ def test_a_candidate_at_the_reference_size_cannot_improve_and_bad_arguments():
     assert values[0] == -math.inf and values[1] == -math.inf and math.isfinite(values[2])
     with pytest.raises(ArchSearchError, match="ref_size must be > 0"):
         LogExpectedHypervolumeImprovement(gp, lambda x: x[..., 0], [], [], ref_size=0.0)
+
+
+def test_predicted_sizes_are_the_model_s_exp_mean_relative_to_the_scale():
+    from botorch_archsearch.acquisition.pareto import PredictedSize
+
+    torch.manual_seed(0)
+    X = torch.rand(8, 3, dtype=torch.float64)
+    gp = SingleTaskGP(X, X.sum(-1, keepdim=True).log())
+    sizes = PredictedSize(gp, scale=2.0)
+    Z = torch.rand(5, 3, dtype=torch.float64)
+    sizes.add([None] * 5, Z)
+    with torch.no_grad():
+        expected = gp.posterior(Z).mean.squeeze(-1).exp() / 2.0
+    torch.testing.assert_close(sizes(Z.unsqueeze(-2)).squeeze(-1), expected)
+    assert len(sizes) == 5
+    with pytest.raises(ArchSearchError, match="never predicted"):
+        sizes(torch.rand(1, 1, 3, dtype=torch.float64))

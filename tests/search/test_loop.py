@@ -721,3 +721,43 @@ def _fitted_gp(Y):
 
     X = torch.rand(len(Y), 2, dtype=torch.float64)
     return SingleTaskGP(X, Y)
+
+
+def test_a_pareto_search_over_measured_latency(tmp_path, monkeypatch, small_config, search_data, search_teacher):
+    """``search.pareto_cost=latency``: the candidates' latencies are predicted by a GP of the log
+    latency of the evaluated students; the final training and the report use the front over the
+    measured latency."""
+    from botorch_archsearch.acquisition.pareto import PredictedSize
+    from botorch_archsearch.search import policies
+
+    made = []
+    original = policies.LogExpectedHypervolumeImprovement
+
+    def spy(model, size, *args, **kwargs):
+        made.append(size)
+        return original(model, size, *args, **kwargs)
+
+    monkeypatch.setattr(policies, "LogExpectedHypervolumeImprovement", spy)
+    config = small_config(method="esnac", steps=3, num_kernels=3, objective="pareto", pareto_cost="latency")
+    config.evaluation.latency_batch = 2
+    config.final.top_k = 2
+    result = compress(search_teacher, search_data, config, run_dir=tmp_path)
+    assert made and all(isinstance(size, PredictedSize) and len(size) > 0 for size in made)
+    timed = [r for r in result.records if r.ok]
+    ms = {r.index: r.latency["ms"]["1"] for r in timed}
+    front = {r.index for r in timed if not any(ms[s.index] <= ms[r.index] and s.accuracy >= r.accuracy
+                                                and (ms[s.index] < ms[r.index] or s.accuracy > r.accuracy)
+                                                for s in timed)}
+    assert {f.index for f in result.final} <= front and len(result.final) == min(2, len(front))
+    text = (tmp_path / "report.md").read_text()
+    assert "## Pareto front" in text and " ms " in text.split("## Pareto front")[1]
+
+
+def test_a_pareto_search_over_latency_needs_it_measured():
+    config = CompressConfig()
+    config.search.objective, config.search.pareto_cost = "pareto", "latency"
+    from botorch_archsearch.search.config import check_config
+
+    with pytest.raises(ArchSearchError, match="search.pareto_cost=latency .* needs search.objective=pareto and "
+                                              "evaluation.latency_batch"):
+        check_config(config)
