@@ -98,7 +98,8 @@ def test_a_run_directory_is_locked_while_a_search_runs_in_it(
     from botorch_archsearch.search import RunDirectoryLock, RunDirectoryLockedError, loop
 
     seen = []
-    monkeypatch.setattr(loop, "write_report", lambda run_dir, *args: seen.append(RunDirectoryLock(run_dir).acquire()))
+    monkeypatch.setattr(loop, "write_report",
+                        lambda run_dir, *args, **kwargs: seen.append(RunDirectoryLock(run_dir).acquire()))
     with pytest.raises(RunDirectoryLockedError, match=rf"in use by process {os.getpid()}"):
         compress(search_teacher, search_data, small_config(steps=1), run_dir=tmp_path)
     assert not seen
