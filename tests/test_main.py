@@ -412,8 +412,9 @@ def test_a_pareto_search_from_the_cli_on_digits_trains_and_exports_its_front(tmp
     assert [f["params"] for f in final] == sorted(f["params"] for f in final)
     assert {f["index"] for f in final} <= {r["index"] for r in front}  # students of the front only
     assert "## Pareto front" in (run / "report.md").read_text()
-    export = subprocess.run([sys.executable, "-m", "botorch_archsearch.export", str(run), "--format", "onnx"],
+    # ONNX is tested on every zoo teacher in tests/test_export.py; here the command on a run's front
+    export = subprocess.run([sys.executable, "-m", "botorch_archsearch.export", str(run), "--format", "torchscript"],
                             capture_output=True, text=True, timeout=300, env=cli_env(tmp_path), cwd=tmp_path)
     assert export.returncode == 0, export.stderr[-3000:]
-    assert all((run / f["path"] / "student.onnx").is_file() for f in final)
+    assert all((run / f["path"] / "student.pt").is_file() for f in final)
     assert export.stdout.count("| esnac-") == len(final)
