@@ -116,6 +116,13 @@ def check() -> int:
                             del search["constraints"]
                         if search.get("channel_multiple") == 1:  # search.channel_multiple (issue 19): 1, as then
                             del search["channel_multiple"]
+                        if search.get("objective") == "reward":  # search.objective (issue 19): the reward, as then
+                            del search["objective"]
+                        if "pareto_cost" in search and search["pareto_cost"] is None:
+                            del search["pareto_cost"]
+                        evaluation = entry.get("evaluation", {}) if isinstance(entry, dict) else {}
+                        if "latency_batch" in evaluation and evaluation["latency_batch"] is None:
+                            del evaluation["latency_batch"]  # evaluation.latency_batch (issue 19): not measured
                 if golden == now:
                     print(f"[golden] {name}/{file}: same ({len(now)} records)")
                     continue
