@@ -299,6 +299,16 @@ def report(args: argparse.Namespace) -> None:
                       f"{acc.mean():.2f} +- {acc.std(ddof=1) if len(acc) > 1 else 0:.2f} | {within}/{len(values)} | "
                       f"{cost.mean():.3g} | {seconds.mean() / 60:.1f} min | {start} |")
             print()
+            pairs = [(r["accuracy"], r["test_accuracy"]) for (t, m), rows in cells.items()
+                     if t == target and m not in (PEER, "variational_dropout") for r in rows.values()
+                     if r.get("accuracy") is not None and r.get("test_accuracy") is not None]
+            if len(pairs) > 2:
+                from scipy.stats import spearmanr
+
+                rho = spearmanr([a for a, _ in pairs], [b for _, b in pairs]).statistic
+                print(f"Does the search's short evaluation predict the final accuracy? Over the {len(pairs)} fully "
+                      f"trained best students of every method but VD and the peer, the rank correlation of their "
+                      f"accuracy in the search with their test accuracy after final training is {rho:.2f}.\n")
             for name in REFERENCES:
                 reference = cells.get((target, name))
                 if not reference:
