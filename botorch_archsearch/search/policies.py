@@ -55,7 +55,7 @@ from botorch_archsearch.kernels import EditFeatures, WLFeatures
 from botorch_archsearch.search.config import options_for
 from botorch_archsearch.search.constraints import feasibility, parse_constraints
 from botorch_archsearch.search.records import EvaluationRecord, Proposal
-from botorch_archsearch.search.report import format_seconds
+from botorch_archsearch.search.report import format_seconds, size_of
 from botorch_archsearch.search.store import RunStore, WeightSource, saved_kernels
 from botorch_archsearch.space import Edit, SearchSpace, Student, mutate_edits, oneshot_edit, perturb_edits
 
@@ -186,15 +186,6 @@ class SearchContext:
         return None if budget is None else budget / self.teacher[self.size_measure]
 
 
-def record_size(record: EvaluationRecord, measure: str) -> float | None:
-    r"""A record's ``params`` or ``flops``, or for ``"latency"`` its measured milliseconds at batch 1
-    (``None`` where not measured)."""
-    if measure != "latency":
-        return getattr(record, measure)
-    latency = record.latency
-    return latency.get("ms", {}).get("1") if isinstance(latency, dict) else None
-
-
 class SearchHistory:
     r"""Every evaluated student of a search, in order, with its record."""
 
@@ -228,13 +219,14 @@ class SearchHistory:
     def front(self, method: str, measure: str, k: int | None = None,
               extra: EvaluationRecord | None = None) -> list[EvaluationRecord]:
         r"""The method's Pareto front of accuracy against ``measure`` (``"params"``, ``"flops"`` or
-        ``"latency"``, :func:`record_size`), by increasing size (ties: the earliest); with ``k``, at
-        most ``k`` of its students spread evenly along it (its smallest and its largest included).
+        ``"latency"``, :func:`~botorch_archsearch.search.report.size_of`), by increasing size (ties:
+        the earliest); with ``k``, at most ``k`` of its students spread evenly along it (its
+        smallest and its largest included).
         ``extra``: a record counted as if it were in the history."""
         ok = self.of(method, ok=True) + ([extra] if extra is not None and extra.ok else [])
-        ok = [r for r in ok if r.accuracy is not None and record_size(r, measure) is not None]
-        mask = pareto_mask([record_size(r, measure) for r in ok], [r.accuracy for r in ok])
-        front = sorted((r for r, keep in zip(ok, mask) if keep), key=lambda r: (record_size(r, measure), r.index))
+        ok = [r for r in ok if r.accuracy is not None and size_of(r, measure) is not None]
+        mask = pareto_mask([size_of(r, measure) for r in ok], [r.accuracy for r in ok])
+        front = sorted((r for r, keep in zip(ok, mask) if keep), key=lambda r: (size_of(r, measure), r.index))
         if k is None or len(front) <= k:
             return front
         if k <= 1:
@@ -493,12 +485,12 @@ class MultiKernelSearch(ProposalPolicy):
         a_teacher = float(teacher["val_accuracy"])
         Y = torch.tensor([[(r.accuracy or 0.0) / a_teacher if r.ok else 0.0] for r in earlier], dtype=torch.float64)
         ok = [i for i, r in enumerate(earlier) if r.ok and r.accuracy is not None
-              and record_size(r, measure) is not None]
+              and size_of(r, measure) is not None]
         if measure == "latency":
             full = self.context.teacher_latency()
             if len(ok) < 2:
                 raise ArchSearchError("search.pareto_cost=latency: fewer than 2 students with a measured latency.")
-            log_ms = torch.tensor([[math.log(record_size(earlier[i], measure))] for i in ok], dtype=torch.float64)
+            log_ms = torch.tensor([[math.log(size_of(earlier[i], measure))] for i in ok], dtype=torch.float64)
             model = architecture_gp(X[ok], log_ms, max_layers=self.max_layers, kernel="wl")
             fit_architecture_gp(model)
             sizes: Any = PredictedSize(model, scale=full)
@@ -508,7 +500,7 @@ class MultiKernelSearch(ProposalPolicy):
             full = float(teacher[measure])
             sizes = CompressionFactor(lambda graph: count(graph) / full)
             ref = min(1.0, self.context.budget_fraction or 1.0)
-        front_sizes = [record_size(earlier[i], measure) / full for i in ok]
+        front_sizes = [size_of(earlier[i], measure) / full for i in ok]
         front_values = [earlier[i].accuracy / a_teacher for i in ok]
         return Y, lambda model: LogExpectedHypervolumeImprovement(model, sizes, front_sizes, front_values,
                                                                   ref_size=ref), sizes

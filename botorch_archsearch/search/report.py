@@ -82,12 +82,16 @@ PARETO_MEASURES = ("params", "flops", "latency")
 """What a Pareto front or plot measures a student's size in (``latency``: milliseconds at batch 1)."""
 
 
-def size_of(record: dict[str, Any], measure: str) -> Any:
+def size_of(record: Any, measure: str) -> Any:
     r"""A record's ``params`` or ``flops``, or for ``"latency"`` its measured milliseconds at batch 1
-    (``None`` where not measured)."""
+    (``None`` where not measured); a journal dict or an
+    :class:`~botorch_archsearch.search.records.EvaluationRecord`."""
+    def get(key: str) -> Any:
+        return record.get(key) if isinstance(record, dict) else getattr(record, key, None)
+
     if measure != "latency":
-        return record.get(measure)
-    latency = record.get("latency")
+        return get(measure)
+    latency = get("latency")
     return latency.get("ms", {}).get("1") if isinstance(latency, dict) else None
 
 
