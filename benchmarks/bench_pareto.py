@@ -17,13 +17,15 @@ the teacher's, FLOPs / the teacher's) and over (test accuracy, latency at batch 
 reference point (accuracy 0, the teacher's size); the Pareto search's paired differences to every
 method (95% t-interval over seeds); and, over every student measured, the rank correlation of FLOPs
 and latency with the pairs FLOPs order wrongly. Latencies are measured here, one student at a time,
-on this machine (``measure_latency``, batch 1, the faster layout), and cached in each cell.
+on this machine (``measure_latency``, batch 1, the faster layout), and cached in ``<out>/latency_cache.json``. With
+``--figures``, a plot per teacher: each method's students and front over FLOPs and over latency,
+and latency against FLOPs for every student.
 
 Usage::
 
     B=".venv/bin/python benchmarks/bench_pareto.py"
     $B run --teacher resnet18 --seeds 0 1 2 --jobs 2
-    $B report --methods-out benchmarks/runs/methods
+    $B report --methods-out benchmarks/runs/methods --figures benchmarks/figures/pareto
 """
 
 from __future__ import annotations
@@ -108,18 +110,21 @@ def latency_ms(student_dir: Path, cache: dict) -> float:
 
 
 def teacher_latency_ms(teacher: str, cache: dict) -> float:
-    """The (untrained) teacher network's latency at batch 1: the reference of the latency axis."""
+    """The teacher's latency at batch 1, the reference of the latency axis: its traced graph run by
+    the students' runtime (``build_student``), so that the ratios compare like with like."""
     key = f"teacher:{teacher}"
     if key not in cache:
         import torch
 
         from botorch_archsearch.evaluation.latency import measure_latency
+        from botorch_archsearch.graph import build_student, trace
         from botorch_archsearch.models import build_teacher
 
         torch.set_num_threads(1)
         _, size = bench_methods.TEACHERS[teacher]
-        model = build_teacher(teacher, num_classes=10, in_channels=1, width=0.125)
-        cache[key] = measure_latency(model, (1, size, size), batch_sizes=(1,)).milliseconds[0]
+        model = build_teacher(teacher, num_classes=10, in_channels=1, width=0.125).eval()
+        net = build_student(trace(model, torch.zeros(1, 1, size, size)), model)
+        cache[key] = measure_latency(net, (1, size, size), batch_sizes=(1,)).milliseconds[0]
     return cache[key]
 
 
@@ -194,6 +199,56 @@ def report(args: argparse.Namespace) -> None:
         rho = spearmanr(flops, ms).statistic if len(everyone) > 2 else math.nan
         print(f"\nFLOPs against latency over the {len(everyone)} fully trained students: Spearman {rho:.3f}; in "
               f"{wrong} of {pairs} pairs the student with fewer FLOPs is the slower one.\n")
+        if args.figures:
+            path = Path(args.figures) / f"pareto_{teacher}.png"
+            figure(students, (t_acc, t_flops, t_ms), cache, path, teacher)
+            print(f"Figure: `{path}`\n")
+
+
+def figure(students: dict[tuple[str, int], list[dict]], teacher: tuple[float, float, float], cache: dict,
+           path: Path, title: str) -> None:
+    """Three panels: every method's fully trained students of the first seed with its front's staircase,
+    over FLOPs and over latency (relative to the teacher), and latency against FLOPs of every student."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from botorch_archsearch.acquisition.pareto import staircase
+
+    t_acc, t_flops, t_ms = teacher
+    seed = min(s for _, s in students)
+    methods = list(dict.fromkeys(m for m, _ in students))
+    colours = dict(zip(methods, plt.rcParams["axes.prop_cycle"].by_key()["color"] * 3))
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.6))
+    for (method, s), rows in students.items():
+        acc = [r["test_accuracy"] / t_acc for r in rows]
+        flops = [r["flops"] / t_flops for r in rows]
+        ms = [latency_ms(r["dir"], cache) / t_ms for r in rows]
+        marker = "*" if method == "pareto" else "o"
+        axes[2].scatter(flops, ms, s=40 if method == "pareto" else 18, marker=marker, color=colours[method],
+                        label=method if s == seed else None)
+        if s != seed:
+            continue
+        for ax, size in ((axes[0], flops), (axes[1], ms)):
+            ax.scatter(size, acc, s=60 if method == "pareto" else 25, marker=marker, color=colours[method],
+                       label=method)
+            t, levels = staircase(size, acc, 1.0)
+            ax.step([*t.tolist(), 1.0], [*levels.tolist(), levels[-1].item()], where="post", color=colours[method],
+                    alpha=0.6)
+    axes[0].set(xlabel="FLOPs / teacher's", ylabel="test accuracy / teacher's", title=f"{title}, seed {seed}: FLOPs")
+    axes[1].set(xlabel="latency at batch 1 / teacher's", ylabel="test accuracy / teacher's",
+                title=f"{title}, seed {seed}: latency")
+    axes[2].set(xlabel="FLOPs / teacher's", ylabel="latency at batch 1 / teacher's",
+                title="every fully trained student, all seeds")
+    for ax in axes[:2]:
+        ax.set_ylim(bottom=max(0.0, min(ax.get_ylim()[0], 0.8)))
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -208,6 +263,7 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("report", help="hypervolumes and the FLOPs-latency comparison")
     p.add_argument("out", nargs="?", default=str(DEFAULT_OUT))
     p.add_argument("--methods-out", default=str(bench_methods.DEFAULT_OUT))
+    p.add_argument("--figures", default=None, help="a folder for the plots (none without it)")
     p.set_defaults(func=report)
     args = parser.parse_args(argv)
     args.func(args)

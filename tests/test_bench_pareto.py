@@ -55,7 +55,8 @@ def test_the_report_s_hypervolumes(tmp_path, bench, capsys):
     _cell(out / "resnet18" / "pareto" / "seed-0", "esnac", [(1, 0.85), (2, 0.80), (3, 0.70)], space, teacher)
     _cell(methods / "resnet18" / "1-3" / "magnitude" / "seed-0", "magnitude", [(4, 0.88)], space, teacher)
     _cell(methods / "resnet18" / "1-10" / "magnitude" / "seed-0", "magnitude", [(5, 0.75)], space, teacher)
-    bench.main(["report", str(out), "--methods-out", str(methods)])
+    figures = tmp_path / "figures"
+    bench.main(["report", str(out), "--methods-out", str(methods), "--figures", str(figures)])
     text = capsys.readouterr().out
     full = count_flops(space.graph)
 
@@ -76,3 +77,4 @@ def test_the_report_s_hypervolumes(tmp_path, bench, capsys):
     assert "FLOPs against latency over the 5 fully trained students: Spearman" in text
     cache = json.loads((out / "latency_cache.json").read_text())
     assert len(cache) == 6 and all(v > 0 for v in cache.values())  # five students and the teacher, measured once
+    assert (figures / "pareto_resnet18.png").stat().st_size > 0 and f"Figure: `{figures / 'pareto_resnet18.png'}`" in text
