@@ -29,6 +29,10 @@ from botorch_archsearch.utils.validation import check_choice, check_float, check
 
 EDIT_OPTIMIZATION_METHODS: tuple[str, ...] = ("evolutionary", "random")
 
+MAX_MEASURED = 200
+"""Scored candidates measured at most, best first, by a ``feasible`` test that measures (a latency
+constraint) before :func:`optimize_acqf_edits` finds too few that pass."""
+
 
 class EditOptimizationResult(NamedTuple):
     r"""The best students found by :func:`optimize_acqf_edits`, best first.
@@ -134,6 +138,10 @@ def optimize_acqf_edits(
         feasible: An exact constraint: ``feasible(graph)`` is false for an architecture that may
             not be proposed (e.g. one over a size budget, whose reward is known to be 0); such
             candidates are dropped before they are encoded or scored, and do not count as scored.
+            A test that measures (a :class:`~botorch_archsearch.search.constraints.Feasibility`
+            with a latency bound, ``measured`` true) drops them with its ``known`` part, then
+            measures the best scored candidates in turn (at most :data:`MAX_MEASURED`) until ``q``
+            pass.
 
     Returns:
         An :class:`EditOptimizationResult` with the ``q`` best ``students``, best first (their
@@ -283,6 +291,9 @@ class _Scorer:
         feasible: Callable[[ArchGraph], bool] | None = None,
     ) -> None:
         self.acq_function, self.space, self.on_encoded, self.feasible = acq_function, space, on_encoded, feasible
+        # a test that measures (a latency constraint) screens with its known part and measures in best()
+        self.measured = bool(getattr(feasible, "measured", False))
+        self.screen = feasible.known if self.measured else feasible
         self.num_infeasible = 0
         self.max_layers, self.max_edges, self.dtype, self.device = max_layers, max_edges, dtype, device
         self.max_batch_size = max_batch_size
@@ -304,7 +315,7 @@ class _Scorer:
                 key = graph.key()
                 if key not in self.seen_keys:
                     self.seen_keys.add(key)
-                    if self.feasible is not None and not self.feasible(graph):
+                    if self.screen is not None and not self.screen(graph):
                         self.num_infeasible += 1
                         continue
                     batch.append(edit)
@@ -342,6 +353,26 @@ class _Scorer:
             self._ranking = torch.sort(key, descending=True, stable=True).indices
         return self._ranking
 
+    def _measured_top(self, q: int, num_candidates: int) -> Tensor:
+        """The ``q`` best candidates that pass the measured test, best first, measuring at most
+        :data:`MAX_MEASURED` of them."""
+        chosen, measured = [], 0
+        for i in self._rank().tolist():
+            if len(chosen) == q or measured == MAX_MEASURED:
+                break
+            measured += 1
+            if self.feasible(self.space.apply(self.edits[i])):
+                chosen.append(i)
+            else:
+                self.num_infeasible += 1
+        if len(chosen) < q:
+            raise ArchSearchError(
+                f"optimize_acqf_edits: only {len(chosen)} of the {measured} best of {self.num_scored} scored candidates "
+                f"(num_candidates={num_candidates}) met the measured constraints, fewer than q={q}; loosen them "
+                "(a latency constraint: search.constraints)."
+            )
+        return torch.tensor(chosen, dtype=torch.long)
+
     def top_edits(self, k: int) -> list[Edit]:
         return [self.edits[i] for i in self._rank()[:k].tolist()]
 
@@ -353,7 +384,7 @@ class _Scorer:
                 f"among num_candidates={num_candidates} generated edits{infeasible}, fewer than q={q}; raise "
                 "num_candidates or lower q."
             )
-        top = self._rank()[:q]
+        top = self._rank()[:q] if not self.measured else self._measured_top(q, num_candidates)
         students = [self.space.student(self.edits[i]) for i in top.tolist()]
         X = encode([s.graph for s in students], self.max_layers, self.max_edges, dtype=self.dtype).to(self.device)
         values = torch.cat(self.values)[top.to(self.values[0].device)]
@@ -450,4 +481,4 @@ def _avoid_digests(X_avoid: Tensor | None, d: int) -> set[bytes]:
     return set(row_digests(X_avoid))
 
 
-__all__ = ["EDIT_OPTIMIZATION_METHODS", "EditOptimizationResult", "optimize_acqf_edits"]
+__all__ = ["EDIT_OPTIMIZATION_METHODS", "EditOptimizationResult", "MAX_MEASURED", "optimize_acqf_edits"]

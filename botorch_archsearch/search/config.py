@@ -165,11 +165,13 @@ class SearchConfig:
             of the ratios and about one removal flip, :func:`~botorch_archsearch.space.perturb_edits`).
         shrink_spread: The sampler's shrink ratios: ``None``, independent per group (the
             reference); a number ``s``, one ratio per candidate plus ``s * N(0, 1)`` per group.
-        constraints: Exact constraints on every student, ``"<measure><=<limit>"`` with measure
-            ``params`` or ``flops`` and the limit a fraction of the teacher's size (at most 1) or
-            an absolute count (:mod:`botorch_archsearch.search.constraints`): no ESNAC or random
-            candidate that breaks one is scored, the one-shot methods build the largest student
-            that meets them, and a student that breaks one scores 0.
+        constraints: Constraints on every student, ``"<measure><=<limit>"`` with measure
+            ``params``, ``flops`` or ``latency`` and the limit a fraction of the teacher's (at most
+            1) or an absolute count or milliseconds (``latency<=0.4ms``;
+            :mod:`botorch_archsearch.search.constraints`): no ESNAC or random candidate that
+            breaks one is proposed, the one-shot methods build the largest student that meets
+            them, and a student that breaks one scores 0. A latency is timed on the untrained
+            network at batch 1 on ``evaluation.device``, before training.
         channel_multiple: Every shrunk channel group keeps a multiple of this many channels (where
             the group's size is one; hardware that wants multiples of 8 or 16), in every method's
             students.

@@ -35,6 +35,7 @@ from botorch_archsearch.evaluation import (
     reward,
     trained_teacher,
 )
+from botorch_archsearch.evaluation.latency import graph_latency
 from botorch_archsearch.exceptions import ArchSearchError, failure_reason
 from botorch_archsearch.graph import build_student, count_flops, count_params, encode, save_student, trace
 from botorch_archsearch.models import build_teacher
@@ -387,11 +388,17 @@ def resolve_teacher(teacher: nn.Module | Teacher | None, data: ImageDataset, con
     )
 
 
+def _amount(value: float) -> str:
+    """A count with thousands separators, a time (a float) with 3 significant digits."""
+    return f"{value:,}" if isinstance(value, int) else f"{value:.3g}"
+
+
 def check_targets(space: SearchSpace, config: CompressConfig) -> None:
     r"""Refuse a size target that no student of the search's methods can meet, before any training:
     a ``search.targets`` entry of a method of one student per target (even one channel block per
     group exceeds it) or a ``reward.budget`` that the smallest student of the search space (every
-    group at one block, every removable layer removed where removal is on) exceeds.
+    group at one block, every removable layer removed where removal is on) exceeds; so too a
+    ``search.constraints`` entry (a latency one: timed on the untrained graphs).
 
     Args:
         space: A search space of the teacher (its sizes are known before training).
@@ -426,17 +433,21 @@ def check_targets(space: SearchSpace, config: CompressConfig) -> None:
         except ArchSearchError:  # removing every removable layer at once is not an edit of this teacher
             pass
     teacher = {"params": count_params(space.graph), "flops": count_flops(space.graph)}
+    counters = {"params": count_params, "flops": count_flops}
+    if any(c.measured for c in constraints):  # a latency: timed on the graphs, untrained
+        device = config.evaluation.device
+        counters["latency"] = lambda g: graph_latency(g, device=device)
+        teacher["latency"] = graph_latency(space.graph, device=device, min_run_time=0.2)
     limits = [(f"reward.budget={r.budget:.6g}", measure, r.budget)] if r.budget is not None else []
     limits += [(f"search.constraints {str(c)!r}", c.measure, c.bound(teacher)) for c in constraints]
     for name, limit_measure, limit in limits:
-        counter = count_flops if limit_measure == "flops" else count_params
-        smallest = min(counter(g) for g in smallest_graphs)
+        smallest = min(counters[limit_measure](g) for g in smallest_graphs)
         if smallest > limit:
             what = "budget" if name.startswith("reward") else "constraint"
             raise ArchSearchError(
-                f"{name} {limit_measure} cannot be met: the smallest student of this teacher has {smallest:,} "
-                f"{limit_measure} ({smallest / teacher[limit_measure]:.4g} of the teacher's "
-                f"{teacher[limit_measure]:,}). Give a larger {what}."
+                f"{name} {limit_measure} cannot be met: the smallest student of this teacher has {_amount(smallest)} "
+                f"{limit_measure if limit_measure != 'latency' else 'ms of latency'} ({smallest / teacher[limit_measure]:.4g} "
+                f"of the teacher's {_amount(teacher[limit_measure])}). Give a larger {what}."
             )
 
 

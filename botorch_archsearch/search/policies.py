@@ -48,12 +48,13 @@ from botorch_archsearch.acquisition.pareto import (
     PredictedSize,
     pareto_mask,
 )
+from botorch_archsearch.evaluation.latency import graph_latency
 from botorch_archsearch.exceptions import ArchSearchError
 from botorch_archsearch.gp import architecture_gp, fit_architecture_gp, transferred_gp
 from botorch_archsearch.graph import ArchGraph, count_flops, count_params, encode
 from botorch_archsearch.kernels import EditFeatures, WLFeatures
 from botorch_archsearch.search.config import options_for
-from botorch_archsearch.search.constraints import feasibility, parse_constraints
+from botorch_archsearch.search.constraints import Feasibility, parse_constraints, search_feasibility
 from botorch_archsearch.search.records import EvaluationRecord, Proposal
 from botorch_archsearch.search.report import format_seconds, size_of
 from botorch_archsearch.search.store import RunStore, WeightSource, saved_kernels
@@ -151,16 +152,28 @@ class SearchContext:
         return r.budget_measure or r.measure
 
     @property
-    def feasible(self) -> Callable[[ArchGraph], bool] | None:
-        r"""The search's exact feasibility test, ``search.constraints`` and ``reward.budget``
+    def feasible(self) -> Feasibility | None:
+        r"""The search's feasibility test, ``search.constraints`` and ``reward.budget``
         (:func:`~botorch_archsearch.search.constraints.feasibility`): ``graph -> bool``, or ``None``
-        with neither. A student's size is known before it is trained: ESNAC and random search never
-        propose an infeasible one."""
+        with neither. A student's size and latency are known before it is trained: ESNAC and random
+        search never propose an infeasible one."""
         if "feasible" not in self._cache:
-            r = self.config.reward
-            self._cache["feasible"] = feasibility(parse_constraints(self.config.search.constraints), self.teacher,
-                                                  r.budget, self.size_measure)
+            self._cache["feasible"] = self._feasibility(budget=True)
         return self._cache["feasible"]
+
+    @property
+    def constraint_test(self) -> Feasibility | None:
+        r"""The test of ``search.constraints`` alone (no budget): what the one-shot methods' largest
+        student must meet."""
+        if "constraint_test" not in self._cache:
+            self._cache["constraint_test"] = self._feasibility(budget=False)
+        return self._cache["constraint_test"]
+
+    def _feasibility(self, budget: bool) -> Feasibility | None:
+        r = self.config.reward
+        return search_feasibility(parse_constraints(self.config.search.constraints), self.teacher,
+                                  device=self.config.evaluation.device, teacher_latency=self.teacher_latency,
+                                  budget=r.budget if budget else None, budget_measure=self.size_measure)
 
     @property
     def front_measure(self) -> str:
@@ -170,13 +183,11 @@ class SearchContext:
 
     def teacher_latency(self) -> float:
         r"""The teacher's measured latency at batch 1, in milliseconds, on the evaluation device
-        (measured once per process): the reference of a front over latency."""
+        (measured once per process; its traced graph, run as the students are): the reference of a
+        front over latency and of a relative latency constraint."""
         if "teacher_latency" not in self._cache:
-            from botorch_archsearch.evaluation.latency import measure_latency
-
-            self._cache["teacher_latency"] = measure_latency(
-                self.model, self.space.graph.input_shape, device=self.config.evaluation.device, batch_sizes=(1,),
-            ).milliseconds[0]
+            self._cache["teacher_latency"] = graph_latency(self.space.graph, device=self.config.evaluation.device,
+                                                           min_run_time=0.2)
         return self._cache["teacher_latency"]
 
     @property
@@ -669,7 +680,7 @@ class OneShot(ProposalPolicy):
             ArchSearchError: If no student of the method meets the constraints.
         """
         constraints = parse_constraints(self.context.config.search.constraints)
-        test = feasibility(constraints, self.context.teacher)
+        test = self.context.constraint_test
         edit = build(target)
         if test is None:
             return edit

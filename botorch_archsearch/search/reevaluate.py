@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from botorch_archsearch.evaluation import load_dataset, reward
+from botorch_archsearch.evaluation.latency import graph_latency
 from botorch_archsearch.exceptions import ArchSearchError
 from botorch_archsearch.graph import build_student, count_flops, count_params, trace
 from botorch_archsearch.search.config import (
@@ -32,7 +33,7 @@ from botorch_archsearch.search.config import (
     read_saved_config,
     upgrade_saved_config,
 )
-from botorch_archsearch.search.constraints import feasibility, parse_constraints
+from botorch_archsearch.search.constraints import parse_constraints, search_feasibility
 from botorch_archsearch.search.journal import JOURNAL_NAME, RECORD_KEYS, read_journal
 from botorch_archsearch.search.loop import derive_seed, make_backend, resolve_teacher, space_options
 from botorch_archsearch.search.store import TEACHER_NAME, RunStore
@@ -111,7 +112,10 @@ class RunEvaluator:
             nets = [build_student(student, model) for student in students]
         results = self.backend.evaluate(nets, derive_seed(self.config.seed, "reevaluate", int(seed)))
         r, out = self.config.reward, []
-        feasible = feasibility(parse_constraints(self.config.search.constraints), self.teacher_info)
+        feasible = search_feasibility(
+            parse_constraints(self.config.search.constraints), self.teacher_info, device=self.config.evaluation.device,
+            teacher_latency=lambda: graph_latency(self.space.graph, device=self.config.evaluation.device,
+                                                  min_run_time=0.2))
         for student, result in zip(students, results):
             params, flops = count_params(student.graph), count_flops(student.graph)
             f = reward(result.accuracy if result.ok else 0.0, self.teacher.val_accuracy, params,

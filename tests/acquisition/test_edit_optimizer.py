@@ -131,6 +131,39 @@ def test_infeasible_candidates_are_never_scored_and_the_rest_are_ranked_as_witho
                             generator=_gen(2), feasible=lambda graph: False)
 
 
+def test_a_measured_constraint_screens_with_the_counts_and_measures_only_the_best():
+    """A latency-like bound (a measurement, here a deterministic function of the graph so that the
+    test can check it): candidates are screened by the counted bound before scoring, and measured
+    best first only until q pass; the result is brute force's q best among those meeting both."""
+    from botorch_archsearch.graph import count_flops, count_params
+    from botorch_archsearch.search.constraints import Feasibility
+
+    space = _space()
+    acqf = _minus_channels(space)
+    graphs, X, values = _brute_force(space, acqf, 300, seed=2)
+
+    def fake_ms(graph):
+        return count_params(graph) / 1e3 + graph.num_layers / 10
+
+    budget = sorted(count_flops(g) for g in graphs)[200]
+    ms = sorted(fake_ms(g) for g in graphs if count_flops(g) <= budget)
+    limit = ms[len(ms) // 2]  # the best (smallest) by the acquisition are mostly within it, not all
+    test = Feasibility([("flops", budget), ("latency", limit)], latency=fake_ms)
+    assert test.measured and test.known(graphs[0]) == (count_flops(graphs[0]) <= budget)
+    screened = [i for i, g in enumerate(graphs) if count_flops(g) <= budget]
+    both = [i for i in screened if fake_ms(graphs[i]) <= limit]
+    result = optimize_acqf_edits(acqf, space, max_layers=space.graph.num_layers, q=4, num_candidates=300,
+                                 generator=_gen(2), feasible=test)
+    assert [g.key() for g in result.graphs] == [graphs[i].key() for i in both[:4]]
+    torch.testing.assert_close(result.values, values[both[:4]])
+    assert result.num_scored == len(screened)  # scored: all that the counts allow
+    assert test.num_measured == screened.index(both[3]) + 1 < len(screened)  # measured: down to the 4th passing
+    with pytest.raises(ArchSearchError, match=r"only 0 of the 200 best of \d+ scored candidates .* met the measured "
+                                              r"constraints, fewer than q=1; loosen them"):
+        optimize_acqf_edits(acqf, space, max_layers=space.graph.num_layers, q=1, num_candidates=300,
+                            generator=_gen(2), feasible=Feasibility([("latency", 0.0)], latency=fake_ms))
+
+
 def test_duplicates_are_scored_once_and_never_returned_twice():
     # Removal only, with tiny removal probabilities: most candidates are the teacher itself.
     space = _space(shrinkage=False, skip=False, removal_probs=(0.0, 0.01))

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from botorch_archsearch.exceptions import ArchSearchError
-from botorch_archsearch.graph import count_flops, count_params, trace
+from botorch_archsearch.graph import ArchGraph, count_flops, count_params, trace
 from botorch_archsearch.models import get_teacher
 from botorch_archsearch.search import compress
 from botorch_archsearch.search.config import check_config
@@ -25,13 +25,20 @@ def test_parsing_relative_and_absolute_limits():
     c = parse_constraint("params<=50000")
     assert not c.relative and c.bound(teacher) == 50_000 and c.fraction(teacher) == 0.25
     assert parse_constraints([]) == []
+    teacher["latency"] = 2.0
+    c = parse_constraint("latency<=0.5")
+    assert c.relative and c.measured and c.bound(teacher) == 1.0 and str(c) == "latency<=0.5"
+    c = parse_constraint("latency<=0.4ms")
+    assert c == Constraint("latency", 0.4, absolute=True) and not c.relative and c.bound(teacher) == 0.4
+    assert str(c) == "latency<=0.4ms" and parse_constraint(str(c)) == c
+    assert parse_constraint("latency<=3").bound(teacher) == 3.0 and not parse_constraint("flops<=0.3").measured
 
 
-@pytest.mark.parametrize("text", ["latency<=3", "flops>=0.3", "flops<0.3", "flops<=0", "flops<=-1", "flops<=abc",
+@pytest.mark.parametrize("text", ["flops<=3ms", "latency<=0.5s", "latency<=ms", "flops>=0.3", "flops<0.3", "flops<=0", "flops<=-1", "flops<=abc",
                                   "flops<=inf", 0.3, "params<=nan"])
 def test_a_bad_constraint_is_one_error_naming_it_and_what_is_accepted(text):
     with pytest.raises(ArchSearchError, match=r"is not a constraint; write '<measure><=<limit>' with measure one of "
-                                              r"\['params', 'flops'\]"):
+                                              r"\['params', 'flops', 'latency'\]"):
         parse_constraint(text)
 
 
@@ -48,6 +55,82 @@ def test_feasibility_against_brute_force_counts():
     assert 0 < sum(map(test, graphs)) < len(graphs)  # both cases occur
     budget_only = feasibility([], teacher, budget=30000, budget_measure="params")
     assert [budget_only(g) for g in graphs] == [count_params(g) <= 30000 for g in graphs]
+
+
+def _fake_ms(graph):
+    """A stand-in for a measured latency, deterministic so that tests can check every decision: it
+    grows with parameters and layers (not FLOPs, so that it is not another FLOPs constraint)."""
+    return count_params(graph) / 1e4 + graph.num_layers / 20
+
+
+def test_a_latency_constraint_is_measured_once_per_architecture_and_after_the_counts():
+    space = SearchSpace(trace(get_teacher("resnet18", width=0.125).eval(), torch.randn(1, 3, 32, 32)))
+    teacher = {"params": count_params(space.graph), "flops": count_flops(space.graph), "latency": _fake_ms(space.graph)}
+    graphs = [space.apply(e) for e in space.sample(40, generator=torch.Generator().manual_seed(0))]
+    measured = []
+
+    def ms(graph):
+        measured.append(graph.key())
+        return _fake_ms(graph)
+
+    test = feasibility(parse_constraints(["latency<=0.5", "flops<=0.6"]), teacher, latency=ms)
+    expected = [count_flops(g) <= 0.6 * teacher["flops"] and _fake_ms(g) <= 0.5 * teacher["latency"] for g in graphs]
+    assert [test(g) for g in graphs] == expected and 0 < sum(expected) < len(graphs)
+    assert [test(g) for g in graphs] == expected  # again: from the cache
+    over_flops = [g for g in graphs if count_flops(g) > 0.6 * teacher["flops"]]
+    assert len(measured) == test.num_measured == len(graphs) - len(over_flops)  # never measured: over the counts
+    assert all(test.known(g) for g in graphs if count_flops(g) <= 0.6 * teacher["flops"])
+    with pytest.raises(ArchSearchError, match="a latency constraint needs latency="):
+        feasibility(parse_constraints(["latency<=2ms"]), teacher)
+    with pytest.raises(ArchSearchError, match=r"the relative constraint latency<=0.5 needs the teacher's latency"):
+        feasibility(parse_constraints(["latency<=0.5"]), {"params": 1, "flops": 1}, latency=ms)
+
+
+def test_graph_latency_times_the_untrained_network_of_a_graph():
+    from botorch_archsearch.evaluation.latency import graph_latency
+
+    space = SearchSpace(trace(get_teacher("resnet18", width=0.125).eval(), torch.randn(1, 3, 32, 32)))
+    small = space.apply(space.uniform_edit(0.2))
+    assert 0 < graph_latency(small, min_run_time=0.01) < 10_000
+    assert 0 < graph_latency(space.graph, min_run_time=0.01) < 10_000
+
+
+@pytest.mark.parametrize("method", ["esnac", "random", "magnitude"])
+def test_every_student_meets_a_latency_constraint(method, monkeypatch, small_config, search_data, search_teacher):
+    """With the timing replaced by a deterministic stand-in, every student of every method meets a
+    relative latency constraint; ESNAC measures far fewer candidates than it scores."""
+    import botorch_archsearch.evaluation.latency as latency
+    import botorch_archsearch.search.loop as loop
+    import botorch_archsearch.search.policies as policies
+
+    calls = []
+
+    def fake(graph, device="cpu", min_run_time=0.05):
+        calls.append(graph.key())
+        return _fake_ms(graph)
+
+    for module in (latency, loop, policies):
+        monkeypatch.setattr(module, "graph_latency", fake)
+    config = small_config(method=method, steps=3, num_kernels=3, init="oneshot", targets=[0.5])
+    config.search.constraints = ["latency<=0.6"]
+    result = compress(search_teacher, search_data, config)
+    space = SearchSpace(trace(search_teacher.model, torch.zeros(1, 3, 16, 16)))
+    limit = 0.6 * _fake_ms(space.graph)
+    records = [r for r in result.records if r.method == method]
+    assert records
+    sizes = [_fake_ms(ArchGraph.from_dict(r.architecture)) for r in records]
+    assert all(ms <= limit for ms in sizes), (sizes, limit)
+    if method == "esnac":
+        scored = config.acquisition.num_candidates * config.search.num_kernels * (config.search.steps - 1)
+        assert 0 < len(set(calls)) < scored / 4
+
+
+def test_an_unmeetable_latency_constraint_is_refused_before_training(small_config, search_data, search_teacher):
+    config = small_config(method="random")
+    config.search.constraints = ["latency<=0.0001ms"]  # no network runs in a tenth of a microsecond
+    with pytest.raises(ArchSearchError, match=r"search.constraints 'latency<=0.0001ms' latency cannot be met: the "
+                                              r"smallest student of this teacher has [\d.e+-]+ ms of latency"):
+        compress(search_teacher, search_data, config)
 
 
 def test_the_config_refuses_a_bad_constraint():
