@@ -204,11 +204,12 @@ def search_feasibility(
     teacher_latency: Callable[[], float],
     budget: float | None = None,
     budget_measure: str = "params",
+    log: bool = True,
 ) -> Feasibility | None:
     r""":func:`feasibility` for a search: latencies timed by
     :func:`~botorch_archsearch.evaluation.latency.graph_latency` on ``device``, the teacher's
     latency (``teacher_latency()``, milliseconds) measured only for a relative latency constraint,
-    and the limits logged."""
+    and the limits logged (with ``log``)."""
     from botorch_archsearch.evaluation.latency import graph_latency
 
     teacher, latency = dict(teacher), None
@@ -217,7 +218,8 @@ def search_feasibility(
         if any(c.measured and c.relative for c in constraints):
             teacher["latency"] = teacher_latency()
         limits = ", ".join(f"{c} ({c.bound(teacher):.3f} ms)" for c in constraints if c.measured)
-        _log.info(f"latency constraints {limits}: timed at batch 1 on {device}, before training")
+        if log:
+            _log.info(f"latency constraints {limits}: timed at batch 1 on {device}, before training")
     return feasibility(constraints, teacher, budget, budget_measure, latency=latency)
 
 

@@ -440,6 +440,16 @@ def check_targets(space: SearchSpace, config: CompressConfig) -> None:
         teacher["latency"] = graph_latency(space.graph, device=device, min_run_time=0.2)
     limits = [(f"reward.budget={r.budget:.6g}", measure, r.budget)] if r.budget is not None else []
     limits += [(f"search.constraints {str(c)!r}", c.measure, c.bound(teacher)) for c in constraints]
+    for name, limit_measure, limit in limits[1 if r.budget is not None else 0:]:
+        smallest = counters[limit_measure](smallest_graphs[0])  # the one-shots shrink channels, remove nothing
+        if per_target and smallest > limit:
+            raise ArchSearchError(
+                f"{name} {limit_measure} cannot be met by {', '.join(per_target)} (they shrink channels and remove "
+                f"no layer): their smallest student has {_amount(smallest)} "
+                f"{limit_measure if limit_measure != 'latency' else 'ms of latency'} ({smallest / teacher[limit_measure]:.4g} "
+                f"of the teacher's {_amount(teacher[limit_measure])}). Give a larger constraint, or leave them out "
+                "(search.baselines=[] for the baselines)."
+            )
     for name, limit_measure, limit in limits:
         smallest = min(counters[limit_measure](g) for g in smallest_graphs)
         if smallest > limit:

@@ -173,7 +173,7 @@ class SearchContext:
         r = self.config.reward
         return search_feasibility(parse_constraints(self.config.search.constraints), self.teacher,
                                   device=self.config.evaluation.device, teacher_latency=self.teacher_latency,
-                                  budget=r.budget if budget else None, budget_measure=self.size_measure)
+                                  budget=r.budget if budget else None, budget_measure=self.size_measure, log=budget)
 
     @property
     def front_measure(self) -> str:

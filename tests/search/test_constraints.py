@@ -133,6 +133,22 @@ def test_an_unmeetable_latency_constraint_is_refused_before_training(small_confi
         compress(search_teacher, search_data, config)
 
 
+def test_a_constraint_the_one_shots_cannot_meet_is_refused_before_training(
+        monkeypatch, small_config, search_data, search_teacher):
+    """Only layer removal reaches the limit: the one-shot baselines (which shrink channels only)
+    cannot meet it; one error naming them and the way out, before any student is trained."""
+    import botorch_archsearch.search.loop as loop
+
+    monkeypatch.setattr(loop, "graph_latency", lambda graph, device="cpu", min_run_time=0.05: _fake_ms(graph))
+    space = SearchSpace(trace(search_teacher.model, torch.zeros(1, 3, 16, 16)))
+    thinnest = _fake_ms(space.apply(space.uniform_edit(1 - 1e-9)))
+    config = small_config(method="random", baselines=["uniform", "magnitude"])
+    config.search.constraints = [f"latency<={0.9 * thinnest / _fake_ms(space.graph):.4f}"]
+    with pytest.raises(ArchSearchError, match=r"latency cannot be met by uniform, magnitude \(they shrink channels and "
+                                              r"remove no layer\).*search.baselines=\[\]"):
+        compress(search_teacher, search_data, config)
+
+
 def test_the_config_refuses_a_bad_constraint():
     from botorch_archsearch.search import CompressConfig
 
