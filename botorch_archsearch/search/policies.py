@@ -46,6 +46,7 @@ from botorch_archsearch.acquisition import CompressionFactor, propose_architectu
 from botorch_archsearch.acquisition.pareto import (
     LogExpectedHypervolumeImprovement,
     PredictedSize,
+    hypervolume_2d,
     pareto_mask,
 )
 from botorch_archsearch.evaluation.latency import graph_latency
@@ -300,8 +301,23 @@ class ProposalPolicy(ABC):
         found = "n/a" if best is None else (
             f"{best.reward:.4f} (accuracy {best.accuracy:.4f}, "
             f"{teacher['params'] / max(best.params, 1):.1f}x fewer parameters)")
+        if self.context.config.search.objective == "pareto":
+            found += self._front_summary(history)
         return (f"{self.name} step {step}/{num_steps}: {evaluated} evaluated ({n} in all), best f(x) {found}, "
                 f"step {format_seconds(seconds)}")
+
+    def _front_summary(self, history: SearchHistory) -> str:
+        """``"; front: <n> students, hypervolume <h>"`` of a Pareto search (over the accuracy ratio
+        and the relative size or latency, the reference the acquisition's)."""
+        measure, teacher = self.context.front_measure, self.context.teacher
+        front = history.front(self.name, measure)
+        if not front:
+            return ""
+        full = self.context.teacher_latency() if measure == "latency" else float(teacher[measure])
+        ref = 1.0 if measure == "latency" else min(1.0, self.context.budget_fraction or 1.0)
+        hv = hypervolume_2d([size_of(r, measure) / full for r in front],
+                            [r.accuracy / teacher["val_accuracy"] for r in front], ref)
+        return f"; front: {len(front)} students, hypervolume {hv:.4f} (accuracy, {measure})"
 
 
 POLICIES: dict[str, type[ProposalPolicy]] = {}

@@ -674,7 +674,7 @@ def test_measured_latency_is_recorded_in_the_journal(tmp_path, small_config, sea
 
 
 def test_a_pareto_search_proposes_by_hypervolume_and_trains_its_front(
-        tmp_path, monkeypatch, small_config, search_data, search_teacher):
+        tmp_path, monkeypatch, caplog, small_config, search_data, search_teacher):
     """``search.objective=pareto``: from the second step ESNAC's kernels model the accuracy ratio
     and score candidates by the expected hypervolume improvement with their exact sizes; the final
     training takes students of each method's front, which is non-dominated; the report shows it."""
@@ -690,6 +690,7 @@ def test_a_pareto_search_proposes_by_hypervolume_and_trains_its_front(
         return original(space, X, Y, **kwargs)
 
     monkeypatch.setattr(policies, "propose_architectures", spy)
+    caplog.set_level("INFO", logger="botorch_archsearch")
     config = small_config(method="both", steps=3, num_kernels=3, objective="pareto")
     config.final.top_k = 3
     result = compress(search_teacher, search_data, config, run_dir=tmp_path)
@@ -711,6 +712,14 @@ def test_a_pareto_search_proposes_by_hypervolume_and_trains_its_front(
             assert len(trained) == 3 and trained[0].params == min(r.params for r in front)
     text = (tmp_path / "report.md").read_text()
     assert "## Pareto front" in text and "| esnac | 9 |" in text
+    from botorch_archsearch.acquisition.pareto import hypervolume_2d
+
+    esnac = [r for r in result.records if r.method == "esnac" and r.ok]
+    front = [r for r, keep in zip(esnac, pareto_mask([r.params for r in esnac], [r.accuracy for r in esnac])) if keep]
+    hv = hypervolume_2d([r.params / result.teacher["params"] for r in front],
+                        [r.accuracy / search_teacher.val_accuracy for r in front], 1.0)
+    last = [m for m in caplog.messages if m.startswith("esnac step 3/3")]
+    assert last and f"; front: {len(front)} students, hypervolume {hv:.4f} (accuracy, params)" in last[0]
     exported = export_student(tmp_path / result.final[0].path, "torchscript")  # the front's students load and export
     assert exported.path.is_file()
     # the acquisition it made, on a fitted model: the analytic EHVI of the module
