@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import platform
 import socket
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -82,6 +83,7 @@ def measure_latency(
     batch_sizes: Sequence[int] = (1, 32),
     min_run_time: float = 0.1,
     channels_last: bool | None = None,
+    num_threads: int | None = None,
 ) -> Latency:
     r"""Time ``model``'s forward pass on ``device`` (inference mode, float32, random input).
 
@@ -95,6 +97,7 @@ def measure_latency(
         channels_last: ``None``: time both layouts for 4-d inputs and keep channels-last where it
             is faster at the largest batch and its outputs match the contiguous ones (float32
             tolerance); ``True``/``False``: that layout only.
+        num_threads: torch's intra-op threads while timing (``None``: the current setting).
 
     Returns:
         A :class:`Latency`.
@@ -120,7 +123,8 @@ def measure_latency(
                 x = inputs[b].contiguous(memory_format=fmt)
                 for _ in range(WARMUP):
                     out = m(x)
-                timer = benchmark.Timer(stmt="m(x)", globals={"m": m, "x": x}, num_threads=torch.get_num_threads())
+                timer = benchmark.Timer(stmt="m(x)", globals={"m": m, "x": x},
+                                        num_threads=num_threads or torch.get_num_threads())
                 times[layout].append(timer.blocked_autorange(min_run_time=min_run_time).median * 1e3)
             outputs[layout] = out.float().cpu()
     chosen = layouts[0]
@@ -132,16 +136,23 @@ def measure_latency(
                    milliseconds=tuple(times[chosen]), channels_last=chosen)
 
 
-def graph_latency(graph: Any, *, device: str | torch.device = "cpu", min_run_time: float = 0.05) -> float:
+_TIMING = threading.Lock()
+
+
+def graph_latency(graph: Any, *, device: str | torch.device = "cpu", min_run_time: float = 0.05,
+                  num_threads: int = 1) -> float:
     r"""The latency at batch 1, in milliseconds, of the network of an architecture (an
     :class:`~botorch_archsearch.graph.ArchGraph`), timed untrained: its weights do not change the
     time, so a candidate's latency is known before it is trained (``latency`` constraints,
-    :mod:`botorch_archsearch.search.constraints`). The faster layout, as :func:`measure_latency`."""
+    :mod:`botorch_archsearch.search.constraints`). The faster layout, as :func:`measure_latency`,
+    on ``num_threads`` intra-op threads (a CPU), one network at a time in a process (kernels
+    scored in threads do not time each other's load)."""
     from botorch_archsearch.graph import build_student  # the graph package does not import this one
 
     net = build_student(graph)
-    return measure_latency(net, graph.input_shape, device=device, batch_sizes=(1,),
-                           min_run_time=min_run_time).milliseconds[0]
+    with _TIMING:
+        return measure_latency(net, graph.input_shape, device=device, batch_sizes=(1,), min_run_time=min_run_time,
+                               num_threads=num_threads).milliseconds[0]
 
 
 __all__ = ["Latency", "WARMUP", "device_name", "graph_latency", "measure_latency"]

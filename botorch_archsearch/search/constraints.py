@@ -10,9 +10,9 @@ regularised methods build the largest student that meets them, and any student t
 one (N2N's and evolutionary synthesis's own proposals) gets a reward of 0.
 
 Params and FLOPs are counted exactly. A latency is measured: the candidate's network is built
-untrained (weights do not change the time) and timed at batch 1 on ``evaluation.device`` of the
-process that proposes (:func:`~botorch_archsearch.evaluation.latency.graph_latency`), once per
-architecture; ESNAC measures only the candidates it would propose, best first, after scoring, as
+untrained (weights do not change the time) and timed at batch 1 (one thread on a CPU) on
+``evaluation.device`` of the process that proposes
+(:func:`~botorch_archsearch.evaluation.latency.graph_latency`), once per architecture; ESNAC measures only the candidates it would propose, best first, after scoring, as
 measuring thousands would cost more than the search. A measurement has the noise of the machine:
 a student within a few percent of the limit can fall on either side, and a resumed search can
 decide differently.
@@ -219,7 +219,8 @@ def search_feasibility(
             teacher["latency"] = teacher_latency()
         limits = ", ".join(f"{c} ({c.bound(teacher):.3f} ms)" for c in constraints if c.measured)
         if log:
-            _log.info(f"latency constraints {limits}: timed at batch 1 on {device}, before training")
+            _log.info(f"latency constraints {limits}: timed at batch 1 on {device} (one thread on a CPU), "
+                      "before training")
     return feasibility(constraints, teacher, budget, budget_measure, latency=latency)
 
 

@@ -393,6 +393,11 @@ def _amount(value: float) -> str:
     return f"{value:,}" if isinstance(value, int) else f"{value:.3g}"
 
 
+def _unit(measure: str) -> str:
+    """What ``measure``'s amounts count, in words."""
+    return "ms of latency" if measure == "latency" else measure
+
+
 def check_targets(space: SearchSpace, config: CompressConfig) -> None:
     r"""Refuse a size target that no student of the search's methods can meet, before any training:
     a ``search.targets`` entry of a method of one student per target (even one channel block per
@@ -446,7 +451,7 @@ def check_targets(space: SearchSpace, config: CompressConfig) -> None:
             raise ArchSearchError(
                 f"{name} {limit_measure} cannot be met by {', '.join(per_target)} (they shrink channels and remove "
                 f"no layer): their smallest student has {_amount(smallest)} "
-                f"{limit_measure if limit_measure != 'latency' else 'ms of latency'} ({smallest / teacher[limit_measure]:.4g} "
+                f"{_unit(limit_measure)} ({smallest / teacher[limit_measure]:.4g} "
                 f"of the teacher's {_amount(teacher[limit_measure])}). Give a larger constraint, or leave them out "
                 "(search.baselines=[] for the baselines)."
             )
@@ -456,7 +461,7 @@ def check_targets(space: SearchSpace, config: CompressConfig) -> None:
             what = "budget" if name.startswith("reward") else "constraint"
             raise ArchSearchError(
                 f"{name} {limit_measure} cannot be met: the smallest student of this teacher has {_amount(smallest)} "
-                f"{limit_measure if limit_measure != 'latency' else 'ms of latency'} ({smallest / teacher[limit_measure]:.4g} "
+                f"{_unit(limit_measure)} ({smallest / teacher[limit_measure]:.4g} "
                 f"of the teacher's {_amount(teacher[limit_measure])}). Give a larger {what}."
             )
 

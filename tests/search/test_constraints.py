@@ -34,7 +34,8 @@ def test_parsing_relative_and_absolute_limits():
     assert parse_constraint("latency<=3").bound(teacher) == 3.0 and not parse_constraint("flops<=0.3").measured
 
 
-@pytest.mark.parametrize("text", ["flops<=3ms", "latency<=0.5s", "latency<=ms", "flops>=0.3", "flops<0.3", "flops<=0", "flops<=-1", "flops<=abc",
+@pytest.mark.parametrize("text", ["flops<=3ms", "latency<=0.5s", "latency<=ms", "flops>=0.3",
+                                  "flops<0.3", "flops<=0", "flops<=-1", "flops<=abc",
                                   "flops<=inf", 0.3, "params<=nan"])
 def test_a_bad_constraint_is_one_error_naming_it_and_what_is_accepted(text):
     with pytest.raises(ArchSearchError, match=r"is not a constraint; write '<measure><=<limit>' with measure one of "
@@ -65,7 +66,8 @@ def _fake_ms(graph):
 
 def test_a_latency_constraint_is_measured_once_per_architecture_and_after_the_counts():
     space = SearchSpace(trace(get_teacher("resnet18", width=0.125).eval(), torch.randn(1, 3, 32, 32)))
-    teacher = {"params": count_params(space.graph), "flops": count_flops(space.graph), "latency": _fake_ms(space.graph)}
+    teacher = {"params": count_params(space.graph), "flops": count_flops(space.graph),
+               "latency": _fake_ms(space.graph)}
     graphs = [space.apply(e) for e in space.sample(40, generator=torch.Generator().manual_seed(0))]
     measured = []
 
@@ -144,8 +146,8 @@ def test_a_constraint_the_one_shots_cannot_meet_is_refused_before_training(
     thinnest = _fake_ms(space.apply(space.uniform_edit(1 - 1e-9)))
     config = small_config(method="random", baselines=["uniform", "magnitude"])
     config.search.constraints = [f"latency<={0.9 * thinnest / _fake_ms(space.graph):.4f}"]
-    with pytest.raises(ArchSearchError, match=r"latency cannot be met by uniform, magnitude \(they shrink channels and "
-                                              r"remove no layer\).*search.baselines=\[\]"):
+    with pytest.raises(ArchSearchError, match=r"latency cannot be met by uniform, magnitude \(they shrink channels "
+                                              r"and remove no layer\).*search.baselines=\[\]"):
         compress(search_teacher, search_data, config)
 
 
