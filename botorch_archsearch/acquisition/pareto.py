@@ -51,6 +51,39 @@ def hypervolume_2d(sizes: Sequence[float], values: Sequence[float], ref_size: fl
     return area
 
 
+def front_subset(sizes: Sequence[float], values: Sequence[float], k: int) -> list[int]:
+    r"""The ``k`` points of a front that dominate the largest area up to its largest point, which
+    is always one of them: indices, by increasing size. Exact (dynamic programming over the front,
+    `O(k n^2)`): a front sorted by size has values increasing with it, and a subset
+    `i_1 < ... < i_k = n - 1` dominates `sum_m (s_{i_{m+1}} - s_{i_m}) v_{i_m}`.
+
+    Args:
+        sizes: The front's sizes, increasing.
+        values: Its values (increasing with the sizes).
+        k: How many to keep (at least 1).
+    """
+    n = len(sizes)
+    if k >= n:
+        return list(range(n))
+    # best[m][j]: the largest area of m + 1 chosen points ending at j; back[m][j]: the point before j
+    best = [[0.0] * n]
+    back: list[list[int]] = [[-1] * n]
+    for m in range(1, k):
+        row, prev = [-math.inf] * n, [-1] * n
+        for j in range(m, n):
+            for i in range(m - 1, j):
+                area = best[m - 1][i] + (sizes[j] - sizes[i]) * values[i]
+                if area > row[j]:
+                    row[j], prev[j] = area, i
+        best.append(row)
+        back.append(prev)
+    chosen, j = [n - 1], n - 1
+    for m in range(k - 1, 0, -1):
+        j = back[m][j]
+        chosen.append(j)
+    return sorted(chosen)
+
+
 def staircase(sizes: Sequence[float], values: Sequence[float], ref_size: float, ref_value: float = 0.0
               ) -> tuple[Tensor, Tensor]:
     r"""The front's staircase below ``ref_size``: interval starts ``t`` (`m + 1`, from 0) and
@@ -153,4 +186,5 @@ class PredictedSize:
         return torch.tensor(self._table.lookup(X), dtype=X.dtype, device=X.device).reshape(X.shape[:-1])
 
 
-__all__ = ["LogExpectedHypervolumeImprovement", "PredictedSize", "hypervolume_2d", "pareto_mask", "staircase"]
+__all__ = ["LogExpectedHypervolumeImprovement", "PredictedSize", "front_subset", "hypervolume_2d", "pareto_mask",
+           "staircase"]

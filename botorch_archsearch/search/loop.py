@@ -271,7 +271,8 @@ class _Search:
     def train_final(self, methods: list[str]) -> list[FinalRecord]:
         """Train each method's ``final.top_k`` best students to the end (those trained before a
         resume are reused); with ``search.objective=pareto``, up to ``final.top_k`` students of its
-        Pareto front, spread along it (rank 1 the smallest)."""
+        Pareto front, its largest and those that dominate the most area with it
+        (:meth:`SearchHistory.front`; rank 1 the smallest)."""
         f = self.config.final
         done = self.store.final_records()
         final = []

@@ -46,6 +46,7 @@ from botorch_archsearch.acquisition import CompressionFactor, propose_architectu
 from botorch_archsearch.acquisition.pareto import (
     LogExpectedHypervolumeImprovement,
     PredictedSize,
+    front_subset,
     hypervolume_2d,
     pareto_mask,
 )
@@ -232,8 +233,10 @@ class SearchHistory:
               extra: EvaluationRecord | None = None) -> list[EvaluationRecord]:
         r"""The method's Pareto front of accuracy against ``measure`` (``"params"``, ``"flops"`` or
         ``"latency"``, :func:`~botorch_archsearch.search.report.size_of`), by increasing size (ties:
-        the earliest); with ``k``, at most ``k`` of its students spread evenly along it (its
-        smallest and its largest included).
+        the earliest); with ``k``, at most ``k`` of its students: its largest (the most accurate)
+        and those with which it dominates the largest area up to it
+        (:func:`~botorch_archsearch.acquisition.pareto.front_subset`; a near-chance student at the
+        small end adds little and is left out).
         ``extra``: a record counted as if it were in the history."""
         ok = self.of(method, ok=True) + ([extra] if extra is not None and extra.ok else [])
         ok = [r for r in ok if r.accuracy is not None and size_of(r, measure) is not None]
@@ -241,9 +244,9 @@ class SearchHistory:
         front = sorted((r for r, keep in zip(ok, mask) if keep), key=lambda r: (size_of(r, measure), r.index))
         if k is None or len(front) <= k:
             return front
-        if k <= 1:
-            return front[-1:] if k == 1 else []
-        picks = sorted({round(i * (len(front) - 1) / (k - 1)) for i in range(k)})
+        if k < 1:
+            return []
+        picks = front_subset([size_of(r, measure) for r in front], [r.accuracy for r in front], k)
         return [front[i] for i in picks]
 
 

@@ -92,3 +92,25 @@ def test_predicted_sizes_are_the_model_s_exp_mean_relative_to_the_scale():
     assert len(sizes) == 5
     with pytest.raises(ArchSearchError, match="never predicted"):
         sizes(torch.rand(1, 1, 3, dtype=torch.float64))
+
+
+def test_front_subset_is_the_largest_area_subset_with_the_largest_point_by_brute_force():
+    """Against every subset of k points that keeps the largest one, on random fronts."""
+    import itertools
+
+    from botorch_archsearch.acquisition.pareto import front_subset
+
+    generator = torch.Generator().manual_seed(0)
+    for n, k in [(1, 1), (2, 1), (5, 2), (7, 3), (9, 4), (8, 8), (6, 9)]:
+        sizes = torch.rand(n, generator=generator, dtype=torch.float64).sort().values.tolist()
+        values = torch.rand(n, generator=generator, dtype=torch.float64).sort().values.tolist()
+        chosen = front_subset(sizes, values, k)
+        assert chosen == sorted(chosen) and chosen[-1] == n - 1 and len(chosen) == min(k, n)
+
+        def area(subset):
+            return hypervolume_2d([sizes[i] for i in subset], [values[i] for i in subset], sizes[-1])
+
+        best = max(area((*rest, n - 1)) for rest in itertools.combinations(range(n - 1), min(k, n) - 1))
+        assert area(chosen) == pytest.approx(best, rel=1e-12, abs=1e-15)
+    # a near-chance student at the small end is left out for one that dominates more
+    assert front_subset([0.01, 0.2, 0.3, 1.0], [0.1, 0.8, 0.85, 0.9], 3) == [1, 2, 3]

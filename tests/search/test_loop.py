@@ -708,8 +708,13 @@ def test_a_pareto_search_proposes_by_hypervolume_and_trains_its_front(
         assert 1 <= len(trained) <= 3 and [f.rank for f in trained] == list(range(1, len(trained) + 1))
         assert {f.index for f in trained} <= {r.index for r in front}  # only front students, smallest first
         assert [f.params for f in trained] == sorted(f.params for f in trained)
-        if len(front) >= 3:
-            assert len(trained) == 3 and trained[0].params == min(r.params for r in front)
+        if len(front) >= 3:  # its largest, and those dominating the most area with it (exact subset selection)
+            from botorch_archsearch.acquisition.pareto import front_subset
+
+            assert len(trained) == 3 and trained[-1].params == max(r.params for r in front)
+            by_size = sorted(front, key=lambda r: (r.params, r.index))
+            picks = front_subset([r.params for r in by_size], [r.accuracy for r in by_size], 3)
+            assert [f.index for f in trained] == [by_size[i].index for i in picks]
     text = (tmp_path / "report.md").read_text()
     assert "## Pareto front" in text and "| esnac | 9 |" in text
     from botorch_archsearch.acquisition.pareto import hypervolume_2d
