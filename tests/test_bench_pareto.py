@@ -60,20 +60,30 @@ def test_the_report_s_hypervolumes(tmp_path, bench, capsys):
     text = capsys.readouterr().out
     full = count_flops(space.graph)
 
-    def hv(cells):
+    def hv(cells, ref_value=0.0):
         flops, acc = [], []
         for cell in cells:
             for line in (cell / "final.jsonl").read_text().splitlines():
                 r = json.loads(line)
                 flops.append(r["flops"] / full)
                 acc.append(r["test_accuracy"] / 0.9)
-        return hypervolume_2d(flops, acc, 1.0)
+        return hypervolume_2d(flops, acc, 1.0, ref_value)
 
-    pareto = hv([out / "resnet18" / "pareto" / "seed-0"])
-    magnitude = hv([methods / "resnet18" / t / "magnitude" / "seed-0" for t in ("1-3", "1-10")])
-    assert f"| pareto | 1 | front | {pareto:.4f} +- 0.0000 |" in text
-    assert f"| magnitude | 1 | 1/10, 1/3 | {magnitude:.4f} +- 0.0000 |" in text
-    assert f"| magnitude | 1 | {pareto - magnitude:+.4f} [+nan, +nan] |" in text
+    def row(start):
+        return [c.strip() for c in next(line for line in text.splitlines() if line.startswith(start)).split("|")[1:-1]]
+
+    pareto_cells = [out / "resnet18" / "pareto" / "seed-0"]
+    magnitude_cells = [methods / "resnet18" / t / "magnitude" / "seed-0" for t in ("1-3", "1-10")]
+    pareto, magnitude = hv(pareto_cells), hv(magnitude_cells)
+    useful = hv(pareto_cells, bench.USEFUL), hv(magnitude_cells, bench.USEFUL)
+    assert 0 < useful[0] < pareto and 0 < useful[1] < magnitude  # the near-chance students count less
+    assert row("| pareto | 1 | front |")[3] == f"{pareto:.4f} +- 0.0000"
+    assert row("| pareto | 1 | front |")[5] == f"{useful[0]:.4f} +- 0.0000"
+    assert row("| magnitude | 1 | 1/10, 1/3 |")[3] == f"{magnitude:.4f} +- 0.0000"
+    assert row("| magnitude | 1 | 1/10, 1/3 |")[5] == f"{useful[1]:.4f} +- 0.0000"
+    paired = row("| magnitude | 1 | +")
+    assert paired[2] == f"{pareto - magnitude:+.4f} [+nan, +nan]"
+    assert paired[4] == f"{useful[0] - useful[1]:+.4f} [+nan, +nan]"
     assert "FLOPs against latency over the 5 fully trained students: Spearman" in text
     cache = json.loads((out / "latency_cache.json").read_text())
     assert len(cache) == 6 and all(v > 0 for v in cache.values())  # five students and the teacher, measured once
