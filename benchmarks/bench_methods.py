@@ -36,6 +36,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -78,6 +79,7 @@ def target_label(target: Fraction) -> str:
     return f"{target.numerator}-{target.denominator}"
 
 
+@functools.cache
 def teacher_flops(teacher: str) -> int:
     """MACs per image of the (untrained) teacher network: the size is known before training."""
     import torch

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import operator
+import threading
 from typing import Any
 
 import torch
@@ -21,6 +22,10 @@ from torch.fx.passes.shape_prop import _extract_tensor_metadata
 
 from botorch_archsearch.exceptions import ArchSearchError, UnsupportedLayerError
 from botorch_archsearch.graph.arch_graph import ArchGraph, LayerSpec
+
+_TRACE_LOCK = threading.RLock()
+"""Held while torch.fx traces and the traced module runs: fx patches process-wide functions while
+it traces, so two traces in threads at once break each other."""
 
 SUPPORTED_MODULES: tuple[str, ...] = (
     "AdaptiveAvgPool2d",
@@ -253,48 +258,50 @@ def trace(module: nn.Module, example_input: torch.Tensor) -> ArchGraph:
             "trace expects example_input to be a tensor with a batch dimension "
             f"(b x C x H x W), got {_describe(example_input)}."
         )
-    # The traced module shares its submodules with `module`: remember every training flag, the
-    # buffers (a functional batch norm in training mode would update them) and the attributes (fx
-    # stores tensors made in forward on the module).
-    flags = [(m, m.training) for m in module.modules()]
-    tensors = dict(module.named_parameters()) | dict(module.named_buffers())
-    buffers = [(b, b.detach().clone()) for _, b in module.named_buffers()]
-    attributes = set(vars(module))
-    try:
-        module.eval()
+    # torch.fx patches process-wide functions while it traces: one trace at a time (threads)
+    with _TRACE_LOCK:
+        # The traced module shares its submodules with `module`: remember every training flag, the
+        # buffers (a functional batch norm in training mode would update them) and the attributes (fx
+        # stores tensors made in forward on the module).
+        flags = [(m, m.training) for m in module.modules()]
+        tensors = dict(module.named_parameters()) | dict(module.named_buffers())
+        buffers = [(b, b.detach().clone()) for _, b in module.named_buffers()]
+        attributes = set(vars(module))
         try:
-            gm = torch.fx.GraphModule(module, _LeafTracer().trace(module))
-        except Exception as e:  # fx raises many types; report them all as one clear error
-            _check_attention_module(module)
-            raise ArchSearchError(
-                f"trace: torch.fx could not trace {type(module).__name__} ({type(e).__name__}: "
-                f"{_first_line(e)}). {_fx_hint(e)}"
-            ) from None
-        _check_attention(gm, type(module).__name__)
-        placeholders = [n.name for n in gm.graph.nodes if n.op == "placeholder"]
-        if len(placeholders) != 1:
-            raise UnsupportedLayerError(
-                f"trace: the network takes {len(placeholders)} inputs ({', '.join(placeholders)}); only "
-                "networks with a single tensor input are supported."
-            )
-        recorder = _ShapeRecorder(gm)
-        try:
+            module.eval()
+            try:
+                gm = torch.fx.GraphModule(module, _LeafTracer().trace(module))
+            except Exception as e:  # fx raises many types; report them all as one clear error
+                _check_attention_module(module)
+                raise ArchSearchError(
+                    f"trace: torch.fx could not trace {type(module).__name__} ({type(e).__name__}: "
+                    f"{_first_line(e)}). {_fx_hint(e)}"
+                ) from None
+            _check_attention(gm, type(module).__name__)
+            placeholders = [n.name for n in gm.graph.nodes if n.op == "placeholder"]
+            if len(placeholders) != 1:
+                raise UnsupportedLayerError(
+                    f"trace: the network takes {len(placeholders)} inputs ({', '.join(placeholders)}); only "
+                    "networks with a single tensor input are supported."
+                )
+            recorder = _ShapeRecorder(gm)
+            try:
+                with torch.no_grad():
+                    recorder.run(example_input)
+            except Exception as e:
+                raise ArchSearchError(
+                    f"trace: running {type(module).__name__} on an input of shape {tuple(example_input.shape)} failed"
+                    f"{'' if recorder.node is None else f' at node {recorder.node.name!r}'} ({type(e).__name__}: "
+                    f"{_first_line(e)})."
+                ) from None
+        finally:
+            for m, training in flags:
+                m.training = training
             with torch.no_grad():
-                recorder.run(example_input)
-        except Exception as e:
-            raise ArchSearchError(
-                f"trace: running {type(module).__name__} on an input of shape {tuple(example_input.shape)} failed"
-                f"{'' if recorder.node is None else f' at node {recorder.node.name!r}'} ({type(e).__name__}: "
-                f"{_first_line(e)})."
-            ) from None
-    finally:
-        for m, training in flags:
-            m.training = training
-        with torch.no_grad():
-            for b, saved in buffers:
-                b.copy_(saved)
-        for name in set(vars(module)) - attributes:
-            delattr(module, name)
+                for b, saved in buffers:
+                    b.copy_(saved)
+            for name in set(vars(module)) - attributes:
+                delattr(module, name)
     tracer = _Tracer(gm, tensors)
     try:
         return tracer.run()

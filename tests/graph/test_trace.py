@@ -594,3 +594,20 @@ def test_trace_keeps_mixed_training_flags():
 def test_trace_with_any_batch_size_gives_the_same_graph(zoo_teachers):
     module, x = zoo_teachers["shufflenet"]
     assert trace(module, x[:1]).nodes == trace(module, torch.cat([x, x, x])).nodes
+
+
+def test_traces_in_threads_at_once_give_the_graph_of_one_alone():
+    """torch.fx patches process-wide functions while it traces: without one trace at a time, two
+    threads tracing together broke each other ("CURRENT_PATCHER is None", a traced variable in
+    control flow), as the benchmarks' threads did."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from botorch_archsearch.models import get_teacher
+
+    nets = [get_teacher(name, num_classes=10, in_channels=1, width=0.125).eval()
+            for name in ("resnet18", "vgg19", "resnet18", "mobilenetv2")]
+    x = torch.zeros(1, 1, 32, 32)
+    alone = [trace(net, x).key() for net in nets]
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(3):
+            assert list(pool.map(lambda net: trace(net, x).key(), nets)) == alone
