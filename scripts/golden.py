@@ -83,7 +83,7 @@ def record() -> None:
             for file in FILES:
                 if (run_dir / file).is_file():
                     shutil.copy(run_dir / file, target / file)
-    machine = {"machine": platform.machine(), "processor": _cpu(), "python": platform.python_version()}
+    machine = {"machine": platform.machine(), "processor": _cpu(), "isa": _isa(), "python": platform.python_version()}
     import torch
 
     machine["torch"] = torch.__version__
@@ -133,10 +133,21 @@ def check() -> int:
                 print(f"[golden] {name}/{file}: DIFFERENT ({len(golden)} golden, {len(now)} now records; first "
                       f"difference at record {first}{f', keys {keys}' if keys else ''})")
     recorded = json.loads((GOLDEN / "machine.json").read_text()) if (GOLDEN / "machine.json").is_file() else {}
-    if recorded.get("processor") != _cpu():
-        print(f"[golden] note: recorded on {recorded.get('processor')!r}, checked on {_cpu()!r}: results may differ "
-              "between instruction sets")
+    if recorded.get("processor") != _cpu() or recorded.get("isa") != _isa():
+        print(f"[golden] note: recorded on {recorded.get('processor')!r} with {recorded.get('isa', 'unrecorded')} "
+              f"instruction sets, checked on {_cpu()!r} with {_isa()}: results differ between instruction sets "
+              "(oneDNN and ATen pick other kernels), so a difference here says nothing about the code")
     return 1 if differences else 0
+
+
+def _isa() -> list[str]:
+    """The vector instruction sets of the CPU that pick torch's kernels (from ``/proc/cpuinfo``)."""
+    try:
+        flags = next((line.split(":", 1)[1].split() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                      if line.startswith("flags")), [])
+    except OSError:
+        return []
+    return [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16") if f in flags]
 
 
 def _cpu() -> str:
