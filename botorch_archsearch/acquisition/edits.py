@@ -368,8 +368,8 @@ class _Scorer:
         if len(chosen) < q:
             raise ArchSearchError(
                 f"optimize_acqf_edits: only {len(chosen)} of the {measured} best of {self.num_scored} scored "
-                f"candidates (num_candidates={num_candidates}) met the measured constraints, fewer than q={q}; loosen them "
-                "(a latency constraint: search.constraints)."
+                f"candidates (num_candidates={num_candidates}) met the measured constraints, fewer than q={q}; "
+                "loosen them (a latency constraint: search.constraints)."
             )
         return torch.tensor(chosen, dtype=torch.long)
 

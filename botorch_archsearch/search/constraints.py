@@ -12,8 +12,9 @@ one (N2N's and evolutionary synthesis's own proposals) gets a reward of 0.
 Params and FLOPs are counted exactly. A latency is measured: the candidate's network is built
 untrained (weights do not change the time) and timed at batch 1 (one thread on a CPU) on
 ``evaluation.device`` of the process that proposes
-(:func:`~botorch_archsearch.evaluation.latency.graph_latency`), once per architecture; ESNAC measures only the candidates it would propose, best first, after scoring, as
-measuring thousands would cost more than the search. A measurement has the noise of the machine:
+(:func:`~botorch_archsearch.evaluation.latency.graph_latency`), once per architecture; ESNAC
+measures only the candidates it would propose, best first, after scoring, as measuring thousands
+would cost more than the search. A measurement has the noise of the machine:
 a student within a few percent of the limit can fall on either side, and a resumed search can
 decide differently.
 
@@ -41,6 +42,7 @@ CONSTRAINT_MEASURES = ("params", "flops", "latency")
 measured latency at batch 1 (milliseconds)."""
 
 _log = logging.getLogger("botorch_archsearch")
+_COUNTS = {"params": count_params, "flops": count_flops}
 
 _PATTERN = re.compile(r"^\s*(\w+)\s*<=\s*([0-9.eE+\-_]+)\s*(ms)?\s*$")
 
@@ -138,11 +140,10 @@ class Feasibility:
 
     def known(self, graph: ArchGraph) -> bool:
         r"""Whether ``graph`` meets the bounds on counts (true for the latency ones)."""
-        counts = {"params": count_params, "flops": count_flops}
         sizes: dict[str, int] = {}
         for measure, bound in self.bounds:
             if measure not in sizes:
-                sizes[measure] = counts[measure](graph)
+                sizes[measure] = _COUNTS[measure](graph)
             if sizes[measure] > bound:
                 return False
         return True
