@@ -37,6 +37,13 @@ from botorch_archsearch.utils.torchvision import import_torchvision
 # Tests run two workers on two cores; more intra-op threads only oversubscribe them.
 torch.set_num_threads(1)
 
+
+def pytest_collection_modifyitems(config, items):
+    """The slow tests (subprocesses, whole searches: up to minutes each) first, the rest after them in
+    their order: with ``--dist worksteal`` (scripts/test.sh) the workers then end on short tests
+    together instead of one waiting for the other's last long one."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
 TINY_WIDTH = 0.125
 NUM_CLASSES = 10
 IN_CHANNELS = 3
@@ -110,7 +117,9 @@ def zoo_name(request) -> str:
 
 
 # ---------------------------------------------------------------------------- the command-line app
-# Overrides that make the app's default job (ESNAC, then the one-shot baselines) take seconds.
+# Overrides that make the app's default job (ESNAC, then the one-shot baselines) take seconds. Students
+# train in the search's process (no worker process to start: ~10 s a run); the tests of the worker
+# process ask for it (``evaluation.isolation=process``).
 TINY_DEFAULT_JOB = (
     "dataset=synthetic",
     "teacher.epochs=1",
@@ -121,6 +130,7 @@ TINY_DEFAULT_JOB = (
     "acquisition.num_candidates=30",
     "evaluation.epochs=1",
     "evaluation.max_batches=3",
+    "evaluation.isolation=none",
     "final.top_k=1",
     "final.epochs=1",
     "final.max_batches=1",

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TINY = [
     "dataset=synthetic", "teacher.epochs=1", "teacher.max_batches=2", "search.steps=2", "search.num_kernels=2",
     "kernel.hidden_size=8", "kernel.num_layers=1", "kernel.max_steps=3", "acquisition.num_candidates=30",
-    "evaluation.epochs=1", "evaluation.max_batches=2",
+    "evaluation.epochs=1", "evaluation.max_batches=2", "evaluation.isolation=none",
 ]
 
 

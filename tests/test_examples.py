@@ -1,8 +1,12 @@
 r"""Every example runs: the per-teacher scripts and kernel transfer with ``--smoke`` (synthetic
-data, seconds), and the plain BoTorch loop."""
+data, seconds), and the plain BoTorch loop. The per-teacher scripts are one call of
+``_paper.main(teacher)`` each: two of them (a ResNet and MobileNetV2's depthwise blocks) run end to
+end, and every one is checked to call it with its own zoo teacher; the other teachers' students are
+built and run in tests/graph/test_build.py."""
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
@@ -13,6 +17,7 @@ import pytest
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 TEACHERS = ["vgg19", "resnet18", "resnet34", "shufflenet", "mobilenetv2"]
+RUN = ["resnet18", "mobilenetv2"]  # the per-teacher scripts run end to end
 pytestmark = pytest.mark.slow  # each example runs in a subprocess (a search of half a minute or so)
 
 
@@ -23,6 +28,19 @@ def _run(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize("teacher", TEACHERS)
+def test_each_teacher_example_calls_the_shared_main_with_its_own_zoo_teacher(teacher):
+    from botorch_archsearch.models import TEACHER_NAMES
+
+    tree = ast.parse((EXAMPLES / f"{teacher}.py").read_text())
+    calls = [node for node in ast.walk(tree)
+             if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "main"]
+    assert [ast.literal_eval(call.args[0]) for call in calls] == [teacher] and teacher in TEACHER_NAMES
+    imports = [node for node in tree.body if isinstance(node, ast.ImportFrom)]
+    assert [(i.module, [a.name for a in i.names]) for i in imports] == [("_paper", ["main"])]
+    assert sorted(p.stem for p in EXAMPLES.glob("*.py") if p.stem in TEACHER_NAMES) == sorted(TEACHERS)
+
+
+@pytest.mark.parametrize("teacher", RUN)
 def test_teacher_example_smoke(teacher, tmp_path):
     out = _run(f"{teacher}.py", "--smoke", cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]

@@ -67,8 +67,8 @@ def test_the_installed_command_runs_from_another_directory(installed, tmp_path, 
     assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr[-3000:]
     assert "== Configuration groups ==" in out.stdout and "tiny_resnet18" in out.stdout  # conf/ was found
 
-    out = _command(installed, [*tiny_cli_args, "search.steps=2", "search.num_kernels=2", "hydra.run.dir=run"],
-                   work, env)
+    args = [*tiny_cli_args, "search.steps=2", "search.num_kernels=2", "hydra.run.dir=run"]
+    out = _command(installed, [*args, "evaluation.isolation=process"], work, env)  # a worker process too
     assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr[-3000:]
     run = work / "run"
     assert len((run / "journal.jsonl").read_text().splitlines()) == 4 and (run / "report.md").is_file()

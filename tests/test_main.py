@@ -179,7 +179,8 @@ def test_joblib_launcher_runs_a_two_job_sweep(tmp_path, app, tiny_cli_args):
 
 
 def test_ctrl_c_ends_with_one_line_naming_how_to_resume(tmp_path, app, cli_env, tiny_cli_args):
-    args = [*tiny_cli_args, "search.steps=3", "search.num_kernels=2", "evaluation.max_batches=6"]
+    args = [*tiny_cli_args, "search.steps=3", "search.num_kernels=2", "evaluation.max_batches=6",
+            "evaluation.isolation=process"]  # the CPU default: a worker process trains
     proc = subprocess.Popen([sys.executable, "-m", "botorch_archsearch", *args, "hydra.run.dir=interrupted"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=cli_env(tmp_path),
                             cwd=tmp_path)
@@ -270,7 +271,7 @@ COMMAND = ["-P"] if sys.version_info >= (3, 11) else []
 def test_a_torchvision_teacher_by_name_on_a_grayscale_dataset(tmp_path, app, tiny_cli_args):
     args = [a for a in tiny_cli_args if not a.startswith("dataset=")]
     out = app([*args, "dataset=digits", "teacher=torchvision", "teacher.name=mobilenet_v2", "search.steps=1",
-               "search.num_kernels=1", "hydra.run.dir=run"])
+               "search.num_kernels=1", "evaluation.isolation=process", "hydra.run.dir=run"])
     assert out.returncode == 0, out.stderr[-3000:]
     records = _records(tmp_path / "run")
     assert len(records) == 1 and records[0]["status"] == "ok", records[0]["reason"]  # trained in the worker process
