@@ -40,9 +40,11 @@ torch.set_num_threads(1)
 
 def pytest_collection_modifyitems(config, items):
     """The slow tests (subprocesses, whole searches: up to minutes each) first, the rest after them in
-    their order: with ``--dist worksteal`` (scripts/test.sh) the workers then end on short tests
-    together instead of one waiting for the other's last long one."""
+    their order. With ``--dist worksteal`` (scripts/test.sh) an idle worker takes tests from the end of
+    the other's queue; what the order itself saves against collection order was not measured apart
+    from the rest of the change that brought the suite from 25.5 to 20 minutes."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
 
 TINY_WIDTH = 0.125
 NUM_CLASSES = 10
