@@ -38,14 +38,15 @@ def paper_config(teacher: str, dataset: str, device: str) -> CompressConfig:
 
 def smoke_config(teacher: str) -> CompressConfig:
     """Seconds on a CPU: a 1/8-width teacher, 2 steps x 2 kernels, a few batches of training, in the
-    search's own process (no worker process to start)."""
+    search's own process (no worker process to start), contiguous (no numerics guard probe)."""
     return CompressConfig(
         teacher=TeacherConfig(name=teacher, width=0.125, epochs=1, max_batches=2),
         dataset=DatasetConfig(name="synthetic"),
         search=SearchSettings(method="both", steps=2, num_kernels=2),
         kernel=KernelConfig(hidden_size=16, num_layers=1, max_steps=3),
         acquisition=AcquisitionConfig(num_candidates=40),
-        evaluation=EvaluationConfig(epochs=1, max_batches=2, batch_size=32, isolation="none"),
+        evaluation=EvaluationConfig(epochs=1, max_batches=2, batch_size=32, isolation="none",
+                                    channels_last=False),
         final=FinalConfig(top_k=1, epochs=1, max_batches=1, step_size=1),
         progress=False,
     )

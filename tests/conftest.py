@@ -121,7 +121,9 @@ def zoo_name(request) -> str:
 # ---------------------------------------------------------------------------- the command-line app
 # Overrides that make the app's default job (ESNAC, then the one-shot baselines) take seconds. Students
 # train in the search's process (no worker process to start: ~10 s a run); the tests of the worker
-# process ask for it (``evaluation.isolation=process``).
+# process ask for it (``evaluation.isolation=process``). They train in the contiguous layout: no numerics
+# guard probe (~9 s of a core a run, more on CPUs where its canary crashes it); the tests of the guard are
+# tests/evaluation/test_numerics.py, and the installed command's test runs the app with it.
 TINY_DEFAULT_JOB = (
     "dataset=synthetic",
     "teacher.epochs=1",
@@ -133,6 +135,7 @@ TINY_DEFAULT_JOB = (
     "evaluation.epochs=1",
     "evaluation.max_batches=3",
     "evaluation.isolation=none",
+    "evaluation.channels_last=false",
     "final.top_k=1",
     "final.epochs=1",
     "final.max_batches=1",
@@ -174,13 +177,16 @@ def cli_env():
 def _small_config(isolation: str = "none", **search) -> CompressConfig:
     """A search of a few seconds: 2 steps x 2 kernels, tiny kernel, one batch of training; the
     students train in the test's process (the worker process of the CPU default is tested in
-    tests/search/test_backends.py and, through the app, in tests/test_main.py)."""
+    tests/search/test_backends.py and, through the app, in tests/test_main.py), in the contiguous
+    layout: no numerics guard, whose probe costs seconds of a core in every process that trains (a
+    worker process, each Dask worker); the guard is tested in tests/evaluation/test_numerics.py and
+    with a search in tests/search/test_backends.py."""
     return CompressConfig(
         teacher=TeacherConfig(name="resnet18", width=0.125),
         search=SearchSettings(**{"method": "esnac", "steps": 2, "num_kernels": 2, **search}),
         kernel=KernelConfig(hidden_size=8, num_layers=1, max_steps=3),
         acquisition=AcquisitionConfig(num_candidates=30),
-        evaluation=EvaluationConfig(epochs=2, max_batches=2, batch_size=32, isolation=isolation),
+        evaluation=EvaluationConfig(epochs=2, max_batches=2, batch_size=32, isolation=isolation, channels_last=False),
         final=FinalConfig(top_k=1, epochs=1, max_batches=1, step_size=1),
         progress=False,
     )

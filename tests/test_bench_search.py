@@ -16,6 +16,7 @@ TINY = [
     "dataset=synthetic", "teacher.epochs=1", "teacher.max_batches=2", "search.steps=2", "search.num_kernels=2",
     "kernel.hidden_size=8", "kernel.num_layers=1", "kernel.max_steps=3", "acquisition.num_candidates=30",
     "evaluation.epochs=1", "evaluation.max_batches=2", "evaluation.isolation=none",
+    "evaluation.channels_last=false",
 ]
 
 
@@ -25,7 +26,7 @@ def _bench(*args, cwd):
                           capture_output=True, text=True, timeout=600, cwd=cwd, env=env)
 
 
-@pytest.mark.slow  # the harness in subprocesses: searches, re-evaluation, report
+@pytest.mark.slow  # the harness in subprocesses: searches, re-evaluation, report; bench_bo, kernel_quality
 def test_harness_smoke(tmp_path):
     out = _bench("run", "--name", "main", "--seeds", "0", "1", "--out", str(tmp_path / "runs"), "--", *TINY,
                  cwd=tmp_path)
@@ -55,6 +56,7 @@ def test_harness_smoke(tmp_path):
     ablations = text.split("Ablations paired against main/esnac")[1]
     assert f"| k1/esnac | 2 | {difference:+.4f} |" in ablations, ablations
     _check_reevaluation(tmp_path)  # on these runs (the default search.baselines ran the one-shots)
+    _check_bench_bo_and_kernel_quality(tmp_path)  # and the BO-step and kernel benchmarks on their journals
 
 
 def _check_reevaluation(tmp_path):
@@ -107,35 +109,31 @@ def _check_reevaluation(tmp_path):
         assert f"| main | {seed} | {len(f)} | {share:.3f} | {uniform:.4f} |" in sampled.stdout, sampled.stdout
 
 
-@pytest.mark.slow  # a search and the benchmarks in subprocesses
-def test_bench_bo_and_kernel_quality_on_journals(tmp_path):
+def _check_bench_bo_and_kernel_quality(tmp_path):
     """benchmarks/bench_bo.py --journals and benchmarks/kernel_quality.py fit on the rewards of
-    search journals; kernel_quality.py tallies the saved kernels' step counts."""
-    out = _bench("run", "--name", "main", "--seeds", "0", "--out", str(tmp_path / "runs"), "--", *TINY,
-                 cwd=tmp_path)
-    assert out.returncode == 0, out.stderr[-3000:]
-    journal = tmp_path / "runs" / "main" / "seed-0" / "journal.jsonl"
-    records = [json.loads(line) for line in journal.read_text().splitlines() if line.strip()]
+    the search journals; kernel_quality.py tallies the saved kernels' step counts."""
+    runs = tmp_path / "runs" / "main"
+    journals = sorted(runs.glob("seed-*/journal.jsonl"))
+    records = [json.loads(line) for j in journals for line in j.read_text().splitlines() if line.strip()]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     bench = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_bo.py"), "--quick", "--sizes", "6",
-                            "--journals", str(tmp_path / "runs" / "main")],
+                            "--journals", str(runs)],
                            capture_output=True, text=True, timeout=600, cwd=tmp_path, env=env)
     assert bench.returncode == 0, bench.stderr[-3000:]
-    assert f"data: 6 of the {len(records)} evaluated architectures in 1 journal(s), real rewards" in bench.stdout
+    assert f"data: 6 of the {len(records)} evaluated architectures in 2 journal(s), real rewards" in bench.stdout
     assert "One BO step" in bench.stdout and "propose_architectures" in bench.stdout
     too_many = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_bo.py"), "--quick", "--sizes",
-                               str(len(records) + 1), "--journals", str(journal)],
+                               str(len(records) + 1), "--journals", str(runs)],
                               capture_output=True, text=True, timeout=600, cwd=tmp_path, env=env)
     assert too_many.returncode != 0 and f"need {len(records) + 1}" in too_many.stderr
     quality = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "kernel_quality.py"), "--journals",
-                              str(tmp_path / "runs" / "main"), "--scales", "5", "--sizes", "6", "--reps", "2",
-                              "--saved-kernels", str(tmp_path / "runs" / "main")],
+                              str(runs), "--scales", "5", "--sizes", "6", "--reps", "2", "--saved-kernels", str(runs)],
                              capture_output=True, text=True, timeout=600, cwd=tmp_path, env=env)
     assert quality.returncode == 0, quality.stderr[-3000:]
     lines = quality.stdout.splitlines()
     assert sum(line.startswith(("   6 |          1 |", "   6 |          5 |")) for line in lines) == 2, quality.stdout
     assert "init_scale 5 vs 1 over all N:" in quality.stdout
-    saved = sorted((tmp_path / "runs" / "main" / "seed-0" / "kernels").glob("*/kernel*.pt"))
+    saved = sorted(runs.glob("seed-*/kernels/*/kernel*.pt"))
     (tally,) = [line for line in lines if line.strip().startswith("main |")]
     assert tally.split("|")[1].strip() == str(len(saved)), quality.stdout
 

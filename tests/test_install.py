@@ -68,7 +68,8 @@ def test_the_installed_command_runs_from_another_directory(installed, tmp_path, 
     assert "== Configuration groups ==" in out.stdout and "tiny_resnet18" in out.stdout  # conf/ was found
 
     args = [*tiny_cli_args, "search.steps=2", "search.num_kernels=2", "hydra.run.dir=run"]
-    out = _command(installed, [*args, "evaluation.isolation=process"], work, env)  # a worker process too
+    # as a user's run: a worker process, the numerics guard
+    out = _command(installed, [*args, "evaluation.isolation=process", "evaluation.channels_last=true"], work, env)
     assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr[-3000:]
     run = work / "run"
     assert len((run / "journal.jsonl").read_text().splitlines()) == 4 and (run / "report.md").is_file()

@@ -77,10 +77,12 @@ class LocalBackend:
         if self.isolation not in ISOLATIONS:
             raise ArchSearchError(f"isolation must be one of {list(ISOLATIONS)} or None, got {isolation!r}.")
         self._worker: _WorkerProcess | None = None
+        # The numerics guard's probe starts while the search gets ready (where it will be asked).
+        self._probe = device.type == "cpu" and options.get("channels_last", True)
         if self.isolation == "process":
-            self._worker = _WorkerProcess(teacher, data)
-        elif device.type == "cpu" and options.get("channels_last", True):
-            start_probe()  # the numerics guard's probe starts while the search gets ready
+            self._worker = _WorkerProcess(teacher, data, self._probe)
+        elif self._probe:
+            start_probe()
 
     def evaluate(self, students: Sequence[Student | ArchGraph], seed: int) -> list[StudentResult]:
         r"""Distil ``students`` (weights inherited from the teacher through each
@@ -123,7 +125,7 @@ class LocalBackend:
 
     def _call(self, name: str, *args: Any) -> Any:
         if self._worker is None or not self._worker.alive():
-            self._worker = _WorkerProcess(self.teacher, self.data)
+            self._worker = _WorkerProcess(self.teacher, self.data, self._probe)
         try:
             return self._worker.call(name, *args)
         except _WorkerDied:
@@ -145,11 +147,11 @@ class _WorkerDied(RuntimeError):
 class _WorkerProcess:
     """A spawned process that holds the teacher and the dataset and trains students on request."""
 
-    def __init__(self, teacher: nn.Module, data: ImageDataset) -> None:
+    def __init__(self, teacher: nn.Module, data: ImageDataset, probe: bool = True) -> None:
         context = multiprocessing.get_context("spawn")  # no fork of a process with threads
         self.connection, child = context.Pipe()
         self.process = context.Process(
-            target=_worker_main, args=(child, _Shipped(teacher), data, torch.get_num_threads()), daemon=True,
+            target=_worker_main, args=(child, _Shipped(teacher), data, torch.get_num_threads(), probe), daemon=True,
             name="botorch-archsearch-student-worker",
         )
         self.process.start()
@@ -187,8 +189,9 @@ class _WorkerProcess:
         self.connection.close()
 
 
-def _worker_main(connection: Any, shipped: _Shipped, data: ImageDataset, threads: int) -> None:
-    """The worker process: distil or fine-tune the students it is sent until told to stop."""
+def _worker_main(connection: Any, shipped: _Shipped, data: ImageDataset, threads: int, probe: bool) -> None:
+    """The worker process: distil or fine-tune the students it is sent until told to stop (``probe``:
+    start the numerics guard's probe at once)."""
     teacher = shipped.module
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the search's process
     torch.set_num_threads(threads)
@@ -196,7 +199,8 @@ def _worker_main(connection: Any, shipped: _Shipped, data: ImageDataset, threads
     logger.addHandler(said)
     logger.setLevel(logging.INFO)
     logger.propagate = False
-    start_probe()
+    if probe:
+        start_probe()
     while True:
         # Plain pickles, not the multiprocessing pickler: that one puts tensors in shared memory,
         # where training here would change the search's copies of the students (and is slower).

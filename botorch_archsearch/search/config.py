@@ -314,6 +314,10 @@ class EvaluationConfig:
             ``None``: ``"process"`` on a CPU, ``"none"`` on CUDA.
         backend: ``"local"`` or ``"dask"``.
         dask: The Dask backend's settings.
+        channels_last: Train students channels-last where the numerics guard finds that layout
+            computes correctly on this machine (faster; the guard's probe process checks the
+            convolutions, a few seconds of one core per run); ``False``: always the contiguous
+            layout (no probe).
         latency_batch: Measure every trained student's inference latency on the evaluation
             device (with Dask, the worker that trained it) at batch 1 and this batch, recorded in
             the journal (``latency``: milliseconds per batch, the device, the host, the layout);
@@ -335,6 +339,7 @@ class EvaluationConfig:
     isolation: str | None = None
     backend: str = "local"
     dask: DaskConfig = field(default_factory=DaskConfig)
+    channels_last: bool = True
     latency_batch: int | None = None
 
 
@@ -544,6 +549,7 @@ def upgrade_saved_config(saved: dict[str, Any]) -> dict[str, Any]:
     - ``teacher.kind`` ``"zoo"`` and ``teacher.module`` ``None`` (teachers were zoo networks);
     - ``evaluation.bf16`` (bf16 autocast was then only on CUDA): ``None`` (automatic) on a CUDA
       device, ``False`` on a CPU; ``evaluation.latency_batch`` ``None`` (not measured);
+      ``evaluation.channels_last`` true (students always trained channels-last where the guard let them);
     - ``kernel.init_scale``: 1.0; ``kernel.target`` ``"reward"``, ``kernel.width_init``
       ``"paper"``, ``kernel.warm_start`` false, ``kernel.name`` ``"bilstm"`` (the paper's kernel);
     - ``search.channel_order`` ``"even"``, ``search.baselines`` ``[]``, ``search.targets``
@@ -576,6 +582,7 @@ def upgrade_saved_config(saved: dict[str, Any]) -> dict[str, Any]:
         evaluation["bf16"] = None if device.startswith("cuda") else False
     if isinstance(evaluation, dict):
         evaluation.setdefault("latency_batch", None)
+        evaluation.setdefault("channels_last", True)
     kernel = upgraded.setdefault("kernel", {})
     if isinstance(kernel, dict):
         for key, value in (("init_scale", 1.0), ("target", "reward"), ("width_init", "paper"),

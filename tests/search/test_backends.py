@@ -123,7 +123,7 @@ def _kill_a_busy_worker(address, stop):
 def test_a_killed_worker_s_student_is_retried_and_nothing_is_lost(
         cluster, tmp_path, small_config, search_data, search_teacher):
     config = dataclasses.replace(small_config(steps=2), evaluation=EvaluationConfig(
-        epochs=2, max_batches=6, batch_size=32))
+        epochs=2, max_batches=6, batch_size=32, channels_last=False))
     expected = compress(search_teacher, search_data, config, run_dir=tmp_path / "local")
     stop, killed = threading.Event(), []
     killer = threading.Thread(target=lambda: killed.append(_kill_a_busy_worker(cluster.scheduler_address, stop)))
@@ -240,6 +240,39 @@ def test_local_backend_is_evaluate_students(search_data, search_teacher):
     students = [space.student(e) for e in space.sample(2, generator=torch.Generator().manual_seed(0))]
     results = backend.evaluate(students, seed=3)
     assert len(results) == 2 and all(r.ok for r in results)
+
+
+def test_evaluation_channels_last_false_trains_without_asking_the_numerics_guard(
+        monkeypatch, tmp_path, small_config, search_data, search_teacher):
+    """``evaluation.channels_last=false``: no probe process is started and no convolution checked
+    (the students train in the contiguous layout); the default asks the guard."""
+    from botorch_archsearch.evaluation import numerics
+
+    asked = []
+
+    class Probe:  # stands in for the probe process: records what the guard asks, fails everything
+        def send(self, request):  # (passing would train channels-last on kernels that can be wrong here)
+            asked.append(request)
+
+        def ask(self, request):
+            asked.append(request)
+            return numerics.ConvCheck(False, float("inf"), 0.0, "the test's probe")
+
+    monkeypatch.setattr(numerics, "_probe", Probe)
+    monkeypatch.setattr(numerics, "_cache", {})  # this process's verdicts, restored afterwards
+    monkeypatch.setattr(numerics, "_families", {})
+    formats = []
+    original = numerics.training_memory_format
+    monkeypatch.setattr("botorch_archsearch.evaluation.distill.training_memory_format",
+                        lambda model, *args, **kwargs: formats.append(original(model, *args, **kwargs)) or formats[-1])
+    config = small_config(steps=1)
+    assert config.evaluation.channels_last is False
+    result = compress(search_teacher, search_data, config, run_dir=tmp_path / "off")
+    assert result.records and all(r.status == "ok" for r in result.records)
+    assert asked == [] and formats and set(formats) == {torch.contiguous_format}
+    on = dataclasses.replace(config, evaluation=dataclasses.replace(config.evaluation, channels_last=True))
+    compress(search_teacher, search_data, on, run_dir=tmp_path / "on")
+    assert any("family" in request for request in asked)  # the default asks the guard
 
 
 # ---------------------------------------------------------------- the local backend's worker process

@@ -182,7 +182,11 @@ def test_upgrade_saved_config_fills_newer_keys_as_the_old_code_ran():
     old = json.loads(json.dumps(current))
     del old["dataset"]["split_seed"], old["teacher"]["seed"], old["evaluation"]["bf16"]
     del old["kernel"]["init_scale"], old["teacher"]["kind"], old["teacher"]["module"], old["reward"]["kind"]
+    old["evaluation"]["channels_last"] = False  # not the default: the upgrade must fill only what is missing
+    assert upgrade_saved_config(old)["evaluation"]["channels_last"] is False
+    del old["evaluation"]["channels_last"]
     upgraded = upgrade_saved_config(old)
+    assert upgraded["evaluation"]["channels_last"] is True  # channels-last where the guard let it, as then
     assert upgraded["reward"]["kind"] == "n2n"  # the only reward then
     assert upgraded["teacher"]["kind"] == "zoo" and upgraded["teacher"]["module"] is None  # a zoo teacher, as then
     assert upgraded["kernel"]["init_scale"] == 1.0  # the initialisation of then
@@ -197,7 +201,7 @@ def test_upgrade_saved_config_fills_newer_keys_as_the_old_code_ran():
 BOOLEAN_KEYS = [
     ("search", "removal", False), ("search", "shrinkage", False), ("search", "skip", False),
     ("dataset", "download", False), ("evaluation.dask", "dashboard", False), (None, "progress", True),
-    ("evaluation", "bf16", True),
+    ("evaluation", "bf16", True), ("evaluation", "channels_last", False),
 ]
 
 
