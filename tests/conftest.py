@@ -44,8 +44,8 @@ def pytest_collection_modifyitems(config, items):
     contiguous ``n``-th of this order and lets an idle worker take tests from the end of another's
     queue, so each ``n``-th starts with every ``n``-th slow test and is filled up with the quick ones (in
     collection order): the slow tests all start early, on every worker, and the quick ones even out the
-    end. (Sorting them all to the front gave them all to the first worker: 20 minutes, its slow tests
-    last.)"""
+    end. (Sorting them all to the front put them all in the first worker's share; the suite took 18:08
+    so and 17:15 so spread, on the 2-core AVX2 CPU: one run each, within that machine's noise.)"""
     n = getattr(config, "workerinput", {}).get("workercount", 1)
     slow = [item for item in items if item.get_closest_marker("slow") is not None]
     quick = [item for item in items if item.get_closest_marker("slow") is None]
@@ -135,8 +135,8 @@ def zoo_name(request) -> str:
 # Overrides that make the app's default job (ESNAC, then the one-shot baselines) take seconds. Students
 # train in the search's process (no worker process to start: ~10 s a run); the tests of the worker
 # process ask for it (``evaluation.isolation=process``). They train in the contiguous layout: no numerics
-# guard probe (~9 s of a core a run, more on CPUs where its canary crashes it); the tests of the guard are
-# tests/evaluation/test_numerics.py, and the installed command's test runs the app with it.
+# guard probe (seconds of a core a run: its torch import and canary, twice where the canary crashes it);
+# the guard's tests are tests/evaluation/test_numerics.py, and the installed command's test runs with it.
 TINY_DEFAULT_JOB = (
     "dataset=synthetic",
     "teacher.epochs=1",
