@@ -39,7 +39,7 @@ from botorch_archsearch.search.journal import JOURNAL_NAME, RECORD_KEYS, Journal
 from botorch_archsearch.search.lock import RunDirectoryLock
 from botorch_archsearch.search.records import EvaluationRecord, FinalRecord
 from botorch_archsearch.search.report import TENSORBOARD_DIR, TensorBoardLogger
-from botorch_archsearch.utils.files import make_dir
+from botorch_archsearch.utils.files import make_dir, write_text_atomic
 
 if TYPE_CHECKING:
     from botorch_archsearch.search.config import CompressConfig
@@ -186,7 +186,7 @@ class RunStore:
                     f"resume: the teacher differs from the one {str(self.run_dir)!r} was started with "
                     f"({TEACHER_NAME}): {'; '.join(differ)}. Resume with the run's teacher."
                 )
-        path.write_text(json.dumps(teacher, indent=2))
+        write_text_atomic(path, json.dumps(teacher, indent=2))
 
     # ------------------------------------------------------------------ journal
     def open_journal(self) -> list[EvaluationRecord]:
@@ -330,7 +330,7 @@ def _read_json(path: Path) -> Any:
 
 
 def _write_json(path: Path, values: dict[str, Any]) -> None:
-    path.write_text(json.dumps(values, indent=2, sort_keys=True))
+    write_text_atomic(path, json.dumps(values, indent=2, sort_keys=True))  # a resuming process may read it now
 
 
 __all__ = ["FINAL_NAME", "RUN_NAME", "RunStore", "SOURCES_DIR", "TEACHER_NAME", "WeightSource", "saved_kernels"]

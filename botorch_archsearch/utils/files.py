@@ -3,6 +3,7 @@ r"""Folders the package writes to."""
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 from botorch_archsearch.exceptions import ArchSearchError
@@ -35,6 +36,33 @@ def make_dir(path: str | os.PathLike, what: str) -> Path:
     return path
 
 
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    r"""Write a text file so that no reader ever sees it half-written: the text goes to a temporary
+    file in the same folder, which then replaces ``path`` in one step (``os.replace``).
+
+    A process killed while writing leaves the previous file (or none), never a cut-off one, and a
+    process reading it meanwhile (another search resuming the run) reads the old or the new text.
+
+    Args:
+        path: The file to write.
+        text: Its new contents (UTF-8).
+
+    Example:
+        >>> write_text_atomic(run_dir / "config.json", json.dumps(values))
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def _reason(path: Path, error: OSError) -> str:
     if isinstance(error, FileExistsError) and not path.is_dir():  # mkdir(exist_ok=True) on a file
         return f"{error.strerror} (it is a file, not a folder)"
@@ -45,4 +73,4 @@ def _reason(path: Path, error: OSError) -> str:
     return reason
 
 
-__all__ = ["make_dir"]
+__all__ = ["make_dir", "write_text_atomic"]

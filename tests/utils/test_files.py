@@ -8,6 +8,7 @@ import pytest
 
 from botorch_archsearch.exceptions import ArchSearchError
 from botorch_archsearch.utils import make_dir
+from botorch_archsearch.utils.files import write_text_atomic
 
 
 def test_make_dir_creates_the_folder_and_its_parents(tmp_path):
@@ -40,3 +41,22 @@ def test_make_dir_permission_denied(tmp_path):
             make_dir(locked, "run directory")
     finally:
         locked.chmod(0o700)
+
+
+def test_write_text_atomic_replaces_the_file_and_leaves_nothing_else(tmp_path):
+    path = tmp_path / "config.json"
+    write_text_atomic(path, "first")
+    write_text_atomic(path, "second ünïcode")
+    assert path.read_text(encoding="utf-8") == "second ünïcode"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json"]
+
+
+def test_write_text_atomic_keeps_the_old_file_when_the_write_fails(tmp_path):
+    """A write that fails midway (here: text that cannot be encoded) leaves the previous contents whole
+    and no temporary file: a reader never sees a cut-off file."""
+    path = tmp_path / "config.json"
+    write_text_atomic(path, '{"a": 1}')
+    with pytest.raises(UnicodeEncodeError):
+        write_text_atomic(path, '{"a": 2, "b": "\ud800"}')
+    assert path.read_text() == '{"a": 1}'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json"]
