@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import subprocess
 from fractions import Fraction
 from pathlib import Path
 
@@ -123,3 +124,29 @@ def test_the_transfer_variant_uses_the_resnet18_esnac_cell_of_its_target_and_see
     out = capsys.readouterr().out
     assert "esnac_transfer/seed-0: skipped" in out and "run resnet18's esnac first" in out
     assert not (tmp_path / "vgg19").exists()
+
+
+def test_run_trains_the_teacher_first_on_one_thread_then_the_cells_on_theirs(tmp_path, bench, monkeypatch):
+    """The teacher's weights depend on the threads it trains on, and cells running at once would each
+    train it: ``run`` trains it once, on TEACHER_THREADS, before any cell, whatever ``--jobs``."""
+    calls = []
+
+    def fake_run(command, cwd, env, **kwargs):
+        calls.append((command[1:], env["OMP_NUM_THREADS"]))
+        return subprocess.CompletedProcess(command, 0)
+
+    monkeypatch.setattr(bench.subprocess, "run", fake_run)
+    monkeypatch.setattr(bench.os, "cpu_count", lambda: 4)
+    bench.main(["run", "--targets", "1/3", "--seeds", "0", "1", "--methods", "magnitude", "--jobs", "2",
+                "--out", str(tmp_path)])
+    (teacher, threads), *cells = calls
+    assert teacher[1:] == ["teacher", "resnet18"] and threads == str(bench.TEACHER_THREADS) == "1"
+    assert len(cells) == 2 and all(c[:2] == ["-m", "botorch_archsearch"] and t == "2" for c, t in cells)
+    assert sorted(next(a for a in c if a.startswith("seed=")) for c, _ in cells) == ["seed=0", "seed=1"]
+
+    calls.clear()
+    monkeypatch.setattr(bench.subprocess, "run",
+                        lambda command, cwd, env, **kwargs: subprocess.CompletedProcess(command, 1))
+    with pytest.raises(SystemExit, match="teacher could not be trained or loaded .* no cell was run"):
+        bench.main(["run", "--methods", "magnitude", "--out", str(tmp_path / "other")])
+    assert not (tmp_path / "other").exists()

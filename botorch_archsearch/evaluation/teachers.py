@@ -8,6 +8,10 @@ torchvision and user networks a fingerprint of the built network's layers and we
 dataset (name, shapes, a fingerprint of its labels) and the training settings and seed, so a second
 search with the same settings reuses the teacher instead of training it again. The teacher's
 validation accuracy is measured once, when it is trained or loaded, and stored with it.
+
+The trained weights depend on the machine and on torch's intra-op threads (the order in which
+floating-point sums are taken), not only on the settings: ``meta.json`` records the device and the
+threads it was trained on. To compare runs on one teacher, train it once and share the cache.
 """
 
 from __future__ import annotations
@@ -176,7 +180,8 @@ def trained_teacher(
     if use_cache:
         meta = {"config": config, "val_accuracy": result.val_accuracy, "test_accuracy": result.test_accuracy,
                 "seconds": result.seconds, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                "torch": torch.__version__}
+                "torch": torch.__version__, "threads": torch.get_num_threads(),
+                "device": str(next(model.parameters()).device)}
         _write_entry(entry, model, meta)
     return Teacher(model, result.val_accuracy, result.test_accuracy, label, entry if use_cache else None, False,
                    config)

@@ -26,6 +26,7 @@ def test_trained_once_then_read_from_the_cache(data, tmp_path, monkeypatch):
     assert not first.cached and first.path.parent == tmp_path
     meta = json.loads((first.path / "meta.json").read_text())
     assert meta["val_accuracy"] == first.val_accuracy == pytest.approx(accuracy(first.model, data, "val"))
+    assert meta["threads"] == torch.get_num_threads() and meta["device"] == "cpu"  # the weights depend on them
 
     def no_training(*args, **kwargs):
         raise AssertionError("the cached teacher was trained again")
