@@ -68,6 +68,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("botorch_archsearch")
 
+_MEASURE_WORDS = {"params": "parameters", "flops": "FLOPs"}  # a size measure in the log lines
+
 DEFAULT_TARGETS: tuple[float, ...] = (0.5, 0.25, 0.125)
 """One-shot targets (fractions of the teacher's size) when nothing else sets them."""
 
@@ -300,10 +302,12 @@ class ProposalPolicy(ABC):
                       seconds: float) -> str:
         r"""The log line after a step."""
         best, n = history.best(self.name), len(history.of(self.name))
-        teacher = self.context.teacher
+        teacher, measure = self.context.teacher, self.context.size_measure  # what the reward counts
+        if best is not None and getattr(best, measure) is None:  # a record written before FLOPs were counted
+            measure = "params"
         found = "n/a" if best is None else (
             f"{best.reward:.4f} (accuracy {best.accuracy:.4f}, "
-            f"{teacher['params'] / max(best.params, 1):.1f}x fewer parameters)")
+            f"{teacher[measure] / max(getattr(best, measure), 1):.1f}x fewer {_MEASURE_WORDS[measure]})")
         if self.context.config.search.objective == "pareto":
             found += self._front_summary(history)
         return (f"{self.name} step {step}/{num_steps}: {evaluated} evaluated ({n} in all), best f(x) {found}, "

@@ -3,6 +3,8 @@ one registered class, driven by ``compress`` like the built-in ones."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -61,6 +63,14 @@ def test_a_search_method_is_one_registered_class(tmp_path, smallest_policy, smal
         drawn = random_students(context, history, "smallest", step, 20, generator)
         assert record.params == min(count_params(s.graph) for s in drawn)
         history.add(record, next(s for s in drawn if s.key() == record.key))
+    # the step's log line gives the best student's size in what the reward counts
+    best = max(result.records, key=lambda r: r.reward)
+    line = make_policy("smallest", context).describe_step(history, 3, 3, 1, 1.0)
+    assert f"{result.teacher['params'] / best.params:.1f}x fewer parameters)" in line, line
+    flops = replace(config, reward=replace(config.reward, measure="flops"))
+    line = make_policy("smallest", SearchContext(context.space, flops, result.teacher, None)).describe_step(
+        history, 3, 3, 1, 1.0)
+    assert f"{result.teacher['flops'] / best.flops:.1f}x fewer FLOPs)" in line, line
     # resumed from its first record, it proposes the same students again
     journal = tmp_path / "journal.jsonl"
     journal.write_text(journal.read_text().splitlines(keepends=True)[0])
