@@ -13,7 +13,9 @@ Sub-commands:
 
 ``run``: one cell per (teacher, target, method, seed) in ``<out>/<teacher>/<target>/<method>/seed-<s>``;
 a finished cell is skipped, an interrupted one resumed, so the benchmark survives being stopped.
-``--jobs 2`` runs two cells at a time, one thread each.
+``--jobs 2`` runs two cells at a time, one thread each. ``--methods field`` (the default) runs every
+method above and the budget variants ``esnac_budget`` and ``random_budget``; ``all`` adds the studies
+``esnac_accuracy`` and (teachers other than ResNet-18) ``esnac_transfer``.
 
 ``report``: per teacher, a table shaped like the survey's Table 1 (per method and target: FLOPs,
 parameters and test accuracy of the fully trained best student, mean +- std over seeds; cost in
@@ -23,11 +25,11 @@ seeds) and, with ``--figures``, the Pareto plot of test accuracy against FLOPs o
 Usage::
 
     B=".venv/bin/python benchmarks/bench_methods.py"
-    $B run --teacher resnet18 --targets 1/3 --seeds 0 1 2 --jobs 2
+    $B run --teacher resnet18 --targets 1/3 --seeds 0 1 2 --jobs 2   # the field (--methods field)
     $B run --teacher vgg19 --targets 1/3 --seeds 0 1 2 --jobs 2
     $B run --teacher resnet18 --targets 1/2 1/5 1/10 --seeds 0 1 2 --jobs 2
-    # variants: the budget reward (and its control), kernel transfer from the ResNet-18 cells (Table 3)
-    $B run --teacher resnet18 --targets 1/3 --seeds 0 1 2 --methods esnac_budget random_budget
+    # studies: the accuracy surrogate, kernel transfer from the ResNet-18 cells (Table 3)
+    $B run --teacher resnet18 --targets 1/3 --seeds 0 1 2 --methods esnac_accuracy
     $B run --teacher vgg19 --targets 1/3 --seeds 0 1 2 --methods esnac_transfer
     $B run --teacher resnet34 --targets 1/3 --seeds 0 1 2 --methods esnac esnac_transfer random magnitude
     $B report benchmarks/runs/methods --figures benchmarks/figures/methods
@@ -67,6 +69,9 @@ DEFAULT_OUT = ROOT / "benchmarks" / "runs" / "methods"
 REFERENCES = ("esnac",) + tuple(v for v, (method, _) in VARIANTS.items() if method == "esnac")  # paired tables'
 
 METHODS = SEARCHES[:1] + tuple(VARIANTS) + SEARCHES[1:] + ONE_PER_TARGET + (PEER,)
+# ``--methods field`` (the default): the methods the tables compare, the budget variants with them;
+# ``esnac_accuracy`` and ``esnac_transfer`` are studies of their own (``all`` adds them)
+FIELD = tuple(m for m in METHODS if m not in ("esnac_accuracy", "esnac_transfer"))
 TEACHERS = {  # the app's teacher preset and the image size the network needs
     "resnet18": ("tiny_resnet18", 28),
     "resnet34": ("tiny_resnet34", 28),
@@ -147,10 +152,15 @@ def run_cell(cell: Path, teacher: str, target: Fraction, method: str, seed: int,
 
 def run(args: argparse.Namespace) -> None:
     out = Path(args.out)
-    methods = METHODS if args.methods == ["all"] else args.methods
+    if args.methods == ["field"]:
+        methods = FIELD
+    elif args.methods == ["all"]:  # esnac_transfer needs another teacher than the one it transfers from
+        methods = tuple(m for m in METHODS if m != "esnac_transfer" or args.teacher != "resnet18")
+    else:
+        methods = args.methods
     unknown = sorted(set(methods) - set(METHODS))
     if unknown:
-        raise SystemExit(f"unknown methods {unknown}; choose from {list(METHODS)}")
+        raise SystemExit(f"unknown methods {unknown}; choose from {list(METHODS)}, or 'field' or 'all'")
     cells = [(out / args.teacher / target_label(t) / m / f"seed-{s}", args.teacher, t, m, s)
              for s in args.seeds for t in args.targets for m in methods]
     if "esnac_transfer" in methods:  # kernels to transfer: a finished ResNet-18 ESNAC cell of the target and seed
@@ -345,7 +355,7 @@ def report(args: argparse.Namespace) -> None:
             pairs = [(r["accuracy"], r["test_accuracy"]) for (t, m), rows in cells.items()
                      if t == target and m not in (PEER, "variational_dropout") for r in rows.values()
                      if r.get("accuracy") is not None and r.get("test_accuracy") is not None]
-            if len(pairs) > 2:
+            if len(pairs) > 2 and min(len({a for a, _ in pairs}), len({b for _, b in pairs})) > 1:  # else undefined
                 from scipy.stats import spearmanr
 
                 rho = spearmanr([a for a, _ in pairs], [b for _, b in pairs]).statistic
@@ -429,7 +439,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--teacher", choices=sorted(TEACHERS), default="resnet18")
     p.add_argument("--targets", nargs="+", type=Fraction, default=[Fraction(1, 3)])
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    p.add_argument("--methods", nargs="+", default=["all"])
+    p.add_argument("--methods", nargs="+", default=["field"],
+                   help="cells' methods, or 'field' (the default: every method the tables compare) or 'all' "
+                        "(the field, esnac_accuracy and, for teachers other than resnet18, esnac_transfer)")
     p.add_argument("--jobs", type=int, default=1)
     p.add_argument("--out", default=str(DEFAULT_OUT))
     p.set_defaults(func=run)

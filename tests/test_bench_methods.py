@@ -150,3 +150,30 @@ def test_run_trains_the_teacher_first_on_one_thread_then_the_cells_on_theirs(tmp
     with pytest.raises(SystemExit, match="teacher could not be trained or loaded .* no cell was run"):
         bench.main(["run", "--methods", "magnitude", "--out", str(tmp_path / "other")])
     assert not (tmp_path / "other").exists()
+
+
+def test_run_s_default_is_the_field_and_all_adds_the_studies_that_apply_to_the_teacher(tmp_path, bench,
+                                                                                       monkeypatch):
+    """``run`` with no ``--methods`` runs the compared field; ``all`` adds esnac_accuracy, and
+    esnac_transfer only for a teacher other than the ResNet-18 it transfers from (it used to stop)."""
+    calls = []
+
+    def fake_run(command, cwd, env, **kwargs):
+        calls.append(command[1:])
+        return subprocess.CompletedProcess(command, 0)
+
+    monkeypatch.setattr(bench.subprocess, "run", fake_run)
+
+    def methods_run(*extra):
+        calls.clear()
+        bench.main(["run", "--targets", "1/3", "--seeds", "0", "--out", str(tmp_path), *extra])
+        cells = [Path(c[-1].split("=", 1)[1]) if c[0] == "-m" else Path(c[2]) for c in calls if c[1] != "teacher"]
+        return {cell.parent.name for cell in cells}
+
+    field = methods_run()
+    assert field == set(bench.FIELD)
+    assert {"esnac", "esnac_budget", "random_budget", "n2n", "magnitude"} <= field
+    assert not field & {"esnac_accuracy", "esnac_transfer"}
+    assert methods_run("--methods", "all") == field | {"esnac_accuracy"}
+    with pytest.raises(SystemExit, match="unknown methods \\['esnac_fast'\\].*'field' or 'all'"):
+        bench.main(["run", "--methods", "esnac_fast", "--out", str(tmp_path)])
