@@ -395,41 +395,67 @@ def report(args: argparse.Namespace) -> None:
             pareto_figure(cells, any_row, Path(args.figures) / f"pareto_{teacher_dir.name}.png", teacher_dir.name)
 
 
-def pareto_figure(cells: dict, teacher: dict, path: Path, name: str) -> None:
+def pareto_figure(cells: dict, teacher: dict, path: Path, name: str, floor: float = 15.0) -> dict:
+    r"""Test accuracy against FLOPs, one line per method over the targets (mean +- std over seeds).
+
+    A hollow marker is a target where some seed's student is above the target's FLOPs. Points more
+    than ``floor`` points below the teacher are left off the axis (the rest would be unreadable)
+    and named, with their values, in the legend.
+
+    Returns:
+        The legend's labels by method, and the drawn points by method: ``(MFLOPs, accuracy, within)``.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 5.5))
-    cmap = plt.get_cmap("tab10")
+    fig, ax = plt.subplots(figsize=(10, 5.5))
+    colors = list(plt.get_cmap("tab10").colors) + list(plt.get_cmap("Dark2").colors)  # 18 distinct colours
+    teacher_acc = 100 * (teacher.get("teacher_test_accuracy") or teacher["teacher_val_accuracy"])
+    bottom = teacher_acc - floor
+    drawn: dict = {"labels": {}, "points": {}}
     for i, method in enumerate(METHODS):
-        xs, ys, es = [], [], []
+        points, below = [], []
         for (target, m), rows in sorted(cells.items()):
             if m != method:
                 continue
             values = list(rows.values())
-            xs.append(np.mean([r["flops"] for r in values]) / 1e6)
+            limit = float(Fraction(target.replace("-", "/"))) * teacher["teacher_flops"]
             acc = np.array([100 * (r["test_accuracy"] or 0.0) for r in values])
-            ys.append(acc.mean())
-            es.append(acc.std(ddof=1) if len(acc) > 1 else 0.0)
-        if xs:
-            order = np.argsort(xs)
-            ax.errorbar(np.array(xs)[order], np.array(ys)[order], yerr=np.array(es)[order], marker="os^vD<>ph*X"[i % 11],
-                        color=cmap(i), capsize=3, label=method, linestyle="-" if len(xs) > 1 else "none")
-    if teacher.get("teacher_test_accuracy"):
-        ax.scatter([teacher["teacher_flops"] / 1e6], [100 * teacher["teacher_test_accuracy"]], marker="*", s=250,
-                   color="gold", edgecolor="black", zorder=5, label="teacher")
+            x = np.mean([r["flops"] for r in values]) / 1e6
+            std = acc.std(ddof=1) if len(acc) > 1 else 0.0
+            point = (x, acc.mean(), std, all(r["flops"] <= limit for r in values))
+            (points if point[1] >= bottom else below).append(point)
+        if not points and not below:
+            continue
+        label = method + "".join(f"; {y:.0f}% at {x:.3g} MFLOPs (below the axis)" for x, y, _, _ in below)
+        color, marker = colors[i % len(colors)], "os^vD<>ph*XP"[i % 12]
+        points.sort()
+        drawn["labels"][method] = label
+        drawn["points"][method] = [(x, y, within) for x, y, _, within in points]
+        if len(points) > 1:
+            ax.plot([p[0] for p in points], [p[1] for p in points], color=color, linewidth=1)
+        for j, (x, y, e, within) in enumerate(points):
+            ax.errorbar([x], [y], yerr=[e], marker=marker, color=color, capsize=3, linestyle="none",
+                        markerfacecolor=color if within else "none", label=label if j == 0 else None)
+        if not points:  # only in the legend
+            ax.errorbar([], [], yerr=[], marker=marker, color=color, linestyle="none", label=label)
+    ax.scatter([teacher["teacher_flops"] / 1e6], [teacher_acc], marker="*", s=250, color="gold",
+               edgecolor="black", zorder=5, label="teacher")
+    ax.set_ylim(bottom=bottom)
     ax.set_xscale("log")
     ax.set_xlabel("MFLOPs (multiply-accumulates per image)")
     ax.set_ylabel("test accuracy after final training (%)")
-    ax.set_title(f"Fashion-MNIST, tiny {name}: every method (mean +- std over seeds)")
+    ax.set_title(f"Fashion-MNIST, tiny {name}: every method\n"
+                 "(mean +- std over seeds; hollow: over the target)")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize="small")
+    ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
     print(f"figure: {path}")
+    return drawn
 
 
 def main(argv: list[str] | None = None) -> None:

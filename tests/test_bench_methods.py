@@ -167,7 +167,8 @@ def test_run_s_default_is_the_field_and_all_adds_the_studies_that_apply_to_the_t
     def methods_run(*extra):
         calls.clear()
         bench.main(["run", "--targets", "1/3", "--seeds", "0", "--out", str(tmp_path), *extra])
-        cells = [Path(c[-1].split("=", 1)[1]) if c[0] == "-m" else Path(c[2]) for c in calls if c[1] != "teacher"]
+        cells = [Path(c[-1].split("=", 1)[1]) if c[0] == "-m" else Path(c[2])  # the app's or the peer's cell
+                 for c in calls if c[1] != "teacher"]
         return {cell.parent.name for cell in cells}
 
     field = methods_run()
@@ -177,3 +178,23 @@ def test_run_s_default_is_the_field_and_all_adds_the_studies_that_apply_to_the_t
     assert methods_run("--methods", "all") == field | {"esnac_accuracy"}
     with pytest.raises(SystemExit, match="unknown methods \\['esnac_fast'\\].*'field' or 'all'"):
         bench.main(["run", "--methods", "esnac_fast", "--out", str(tmp_path)])
+
+
+def test_the_pareto_figure_hollows_students_over_the_target_and_names_collapsed_ones(tmp_path, bench):
+    """A point is filled only where every seed's student is within the target's FLOPs; a method far below
+    the teacher is left off the axis but named with its value, so one collapsed method does not flatten
+    the others."""
+    teacher = {"teacher_flops": 900, "teacher_val_accuracy": 0.9, "teacher_test_accuracy": 0.91}
+    row = lambda flops, acc: {"flops": flops, "test_accuracy": acc}  # noqa: E731
+    cells = {("1-3", "esnac"): {0: row(290, 0.88), 1: row(300, 0.86)},
+             ("1-10", "esnac"): {0: row(80, 0.80), 1: row(95, 0.82)},  # seed 1 is over 90 FLOPs
+             ("1-3", "variational_dropout"): {0: row(280, 0.30), 1: row(290, 0.32)}}
+    drawn = bench.pareto_figure(cells, teacher, tmp_path / "pareto.png", "resnet18")
+    assert (tmp_path / "pareto.png").is_file()
+    points = drawn["points"]["esnac"]
+    assert [(round(x * 1e6, 1), round(y, 2), within) for x, y, within in points] == [(87.5, 81.0, False),
+                                                                                      (295.0, 87.0, True)]
+    assert drawn["points"]["variational_dropout"] == []
+    label = drawn["labels"]["variational_dropout"]
+    assert label == "variational_dropout; 31% at 0.000285 MFLOPs (below the axis)"
+    assert drawn["labels"]["esnac"] == "esnac" and "magnitude" not in drawn["labels"]
