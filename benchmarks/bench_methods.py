@@ -61,6 +61,9 @@ VARIANTS = {  # a cell name: the app's search.method and the settings that make 
     # random_budget is its control (the same reward, no model)
     "esnac_budget": ("esnac", ("reward.kind=accuracy", "kernel.target=accuracy", "kernel.width_init=median")),
     "random_budget": ("random", ("reward.kind=accuracy",)),
+    # N2N's policy learning from minus the overshoot of the children above the budget (with the
+    # harness's reward they all score 0 where none is within it, and the policy never moves)
+    "n2n_shaped": ("n2n", ("methods.n2n_over_budget=shaped",)),
     # paper Table 3 (issue 18): the kernels of the ResNet-18 ESNAC cell of the same target and seed
     # score this teacher's candidates without training
     "esnac_transfer": ("esnac", ("kernel.transfer_from={out}/resnet18/{target}/esnac/seed-{seed}",)),

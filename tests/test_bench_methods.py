@@ -75,6 +75,8 @@ def test_cells_get_the_method_the_target_and_an_absolute_flops_budget(bench):
     variant = bench.overrides("resnet18", Fraction(1, 3), "esnac_accuracy", 1)
     assert "search.method=esnac" in variant and "kernel.target=accuracy" in variant
     assert "kernel.width_init=median" in variant and not any(v.startswith("search.targets") for v in variant)
+    shaped = bench.overrides("resnet18", Fraction(1, 5), "n2n_shaped", 0)
+    assert "search.method=n2n" in shaped and "methods.n2n_over_budget=shaped" in shaped
 
 
 def test_a_variant_s_cells_read_its_journal_method_and_get_their_own_paired_table(tmp_path, bench, capsys):

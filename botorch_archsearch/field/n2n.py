@@ -329,7 +329,8 @@ class N2NState:
 @register_policy
 class N2N(ProposalPolicy):
     r"""N2N (Ashok et al., ICLR 2018): layer removal, then shrinkage, each learnt by REINFORCE on
-    the reward ``C (2 - C) A / A_teacher`` of ``methods.n2n_rollouts`` children per update.
+    the reward ``C (2 - C) A / A_teacher`` of ``methods.n2n_rollouts`` children per update
+    (:meth:`policy_reward`: children above the budget can instead give minus their overshoot).
 
     It spends ESNAC's evaluations, ``search.steps * search.num_kernels``, in
     ``ceil(evaluations / n2n_rollouts)`` steps (the last one smaller where they do not divide); the
@@ -338,7 +339,9 @@ class N2N(ProposalPolicy):
     - Stage 1 children remove the layers :class:`RemovalPolicy` samples (no shrinkage, no skips,
       the space's channel order).
     - Stage 2 children keep the removals of the best stage-1 child (the highest reward among the
-      successful ones with a positive reward; none: no removal) and shrink each channel group by
+      successful ones with a positive reward; none: no removal; with
+      ``methods.n2n_over_budget="shaped"`` the highest :meth:`policy_reward`, so the least over
+      the budget where none is within it) and shrink each channel group by
       ``1 - scale``, the scale sampled by :class:`ShrinkagePolicy`. Where a removal ties groups,
       the tied groups take the first one's ratio, so the other groups' choices change nothing.
 
@@ -455,13 +458,30 @@ class N2N(ProposalPolicy):
         reward, the earliest of ties, among the successful children with a positive reward), or
         none."""
         stage1 = [r for r in history.of(self.name, before=min(step, self.removal_steps + 1), ok=True)
-                  if r.reward > 0]
+                  if r.reward > 0 or self.policy_reward(r) < 0]
         L = self.context.space.graph.num_layers
         if not stage1:
             return (False,) * L
-        best = max(stage1, key=lambda r: r.reward)
+        best = max(stage1, key=self.policy_reward)
         removed = set(_edit_of(best)["remove"])
         return tuple(j in removed for j in range(L))
+
+    def policy_reward(self, record: EvaluationRecord) -> float:
+        r"""What the policies learn from ``record``: its reward, or with ``methods.n2n_over_budget=
+        "shaped"`` and the child above ``reward.budget``, ``-(size / budget - 1)`` (minus its
+        relative overshoot; a failed child keeps its reward, 0).
+
+        Example:
+            >>> policy.policy_reward(record)  # FLOPs budget 1000, the child has 1500 FLOPs
+            -0.5
+        """
+        config = self.context.config
+        budget = config.reward.budget
+        if config.methods.n2n_over_budget != "shaped" or budget is None or record.status != "ok":
+            return record.reward
+        measure = config.reward.budget_measure or config.reward.measure
+        size = record.params if measure == "params" else record.flops
+        return record.reward if size is None or size <= budget else -(size / budget - 1.0)
 
     def policy_state(self, history: SearchHistory, step: int) -> N2NState:
         r"""The learners before ``step``: initialised from the search's seed, then updated once per
@@ -487,7 +507,7 @@ class N2N(ProposalPolicy):
         for s in range(len(state.fingerprints) + 1, step):
             records = history.of(self.name, step=s)
             if records:
-                R = torch.tensor([r.reward for r in records], dtype=torch.float64)
+                R = torch.tensor([self.policy_reward(r) for r in records], dtype=torch.float64)
                 if self.stage(s) == 1:
                     A = torch.tensor([self._removal_actions(r) for r in records], dtype=torch.float64)
                     state.removal.update(A, R)

@@ -237,3 +237,46 @@ def test_n2n_end_to_end_through_compress_and_resume(tmp_path, small_config, sear
     resumed = compress(search_teacher, search_data, config, run_dir=tmp_path, resume=True)
     assert [r.key for r in resumed.records] == [r.key for r in records]
     assert [r.edit for r in resumed.records] == [r.edit for r in records]
+
+
+@pytest.mark.parametrize("over_budget", ["zero", "shaped"])
+def test_children_over_the_budget_move_the_policy_only_when_shaped(teacher_graph, small_config, over_budget):
+    """Every child above ``reward.budget`` scores 0: with ``n2n_over_budget="zero"`` (N2N's own reward)
+    every advantage is 0 and the policy stays at its start, and stage 2 keeps no removal; ``"shaped"``
+    learns from ``-(size / budget - 1)`` and starts stage 2 from the child least over the budget."""
+    config = small_config(method="n2n", steps=4)  # 2 removal steps of 2 children, then 2 shrinkage steps
+    config.methods.n2n_rollouts = 2
+    config.methods.n2n_over_budget = over_budget
+    context = _context(teacher_graph, config)
+    budget = context.teacher["params"] / 100  # no child of this teacher is within it
+    config.reward.budget, config.reward.measure = budget, "params"
+    policy = N2N(context)
+    history = SearchHistory()
+    for step in (1, 2):
+        for p in policy.propose(history, step, torch.Generator().manual_seed(step)):
+            history.add(_record(history, "n2n", step, p.student, 0.0), p.student)  # the reward above a budget
+    records = history.of("n2n")
+    assert all(r.params > budget for r in records)
+    state = policy.policy_state(history, 3)
+    moved = not all(torch.equal(p, q) for p, q in zip(_parameters(state),
+                                                      _parameters(N2N(context).policy_state(SearchHistory(), 1))))
+    least_over = min(records, key=lambda r: r.params)
+    if over_budget == "zero":
+        assert [policy.policy_reward(r) for r in records] == [0.0] * 4
+        assert not moved and not any(policy.base_mask(history, 3))
+    else:
+        assert [policy.policy_reward(r) for r in records] == [-(r.params / budget - 1) for r in records]
+        assert moved
+        removed = [j for j, flag in enumerate(policy.base_mask(history, 3)) if flag]
+        assert removed == least_over.edit["remove"]
+    failed = _record(history, "n2n", 2, history.students[0], 0.0, status="failed")
+    assert policy.policy_reward(failed) == 0.0  # a failed child gives its reward, 0, either way
+
+
+def test_n2n_over_budget_is_checked(small_config):
+    from botorch_archsearch.search import check_config
+
+    config = small_config(method="n2n")
+    config.methods.n2n_over_budget = "penalty"
+    with pytest.raises(ArchSearchError, match=r"methods.n2n_over_budget.*'zero'.*'shaped'"):
+        check_config(config)

@@ -182,6 +182,7 @@ def test_upgrade_saved_config_fills_newer_keys_as_the_old_code_ran():
     old = json.loads(json.dumps(current))
     del old["dataset"]["split_seed"], old["teacher"]["seed"], old["evaluation"]["bf16"]
     del old["kernel"]["init_scale"], old["teacher"]["kind"], old["teacher"]["module"], old["reward"]["kind"]
+    del old["methods"]["n2n_over_budget"]
     old["evaluation"]["channels_last"] = False  # not the default: the upgrade must fill only what is missing
     assert upgrade_saved_config(old)["evaluation"]["channels_last"] is False
     del old["evaluation"]["channels_last"]
@@ -190,6 +191,7 @@ def test_upgrade_saved_config_fills_newer_keys_as_the_old_code_ran():
     assert upgraded["reward"]["kind"] == "n2n"  # the only reward then
     assert upgraded["teacher"]["kind"] == "zoo" and upgraded["teacher"]["module"] is None  # a zoo teacher, as then
     assert upgraded["kernel"]["init_scale"] == 1.0  # the initialisation of then
+    assert upgraded["methods"]["n2n_over_budget"] == "zero"  # N2N's policy learnt from the rewards, as then
     assert "split_seed" not in old["dataset"]  # the argument is left as it was
     assert upgraded["dataset"]["split_seed"] == upgraded["teacher"]["seed"] == 5
     assert upgraded["evaluation"]["bf16"] is False  # float32 on a CPU, as then
