@@ -54,7 +54,6 @@ from botorch_archsearch.search.records import EvaluationRecord, FinalRecord, Pro
 from botorch_archsearch.search.report import results_table, write_report
 from botorch_archsearch.search.store import RunStore
 from botorch_archsearch.space import Edit, SearchSpace, Student, channel_importance
-from botorch_archsearch.utils.interrupt import check_interrupt, interruptible
 from botorch_archsearch.utils.precision import use_bf16
 
 logger = logging.getLogger("botorch_archsearch")
@@ -117,8 +116,7 @@ def compress(
     config = CompressConfig() if config is None else config
     check_config(config)
     start = time.perf_counter()
-    # Ctrl-C ends the search at the next record even where Python swallowed its KeyboardInterrupt
-    with interruptible(), RunStore(run_dir, resume) as store:  # the lock is held until the report is written
+    with RunStore(run_dir, resume) as store:  # the lock is held until the report is written
         store.start(config)
         return _compress(teacher, data, config, store, start)
 
@@ -250,7 +248,6 @@ class _Search:
             self.history.add(record, p.student)
             best = self.history.best(method)
             self.store.append(record, 0.0 if best is None else best.reward)
-            check_interrupt()  # a Ctrl-C that a finalizer or a library swallowed ends the search here
 
     def _keep_weights(self, record: EvaluationRecord, state_dict: dict | None) -> None:
         """Keep the distilled weights of the method's current top-k students (for the final
@@ -321,7 +318,6 @@ class _Search:
                 entry = FinalRecord(**entry)
                 self.store.append_final(entry)
                 final.append(entry)
-                check_interrupt()
         return final
 
 
