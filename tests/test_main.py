@@ -181,9 +181,16 @@ def test_joblib_launcher_runs_a_two_job_sweep(tmp_path, app, tiny_cli_args):
 def test_ctrl_c_ends_with_one_line_naming_how_to_resume(tmp_path, app, cli_env, tiny_cli_args):
     args = [*tiny_cli_args, "search.steps=3", "search.num_kernels=2", "evaluation.max_batches=6",
             "evaluation.isolation=process"]  # the CPU default: a worker process trains
-    proc = subprocess.Popen([sys.executable, "-m", "botorch_archsearch", *args, "hydra.run.dir=interrupted"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=cli_env(tmp_path),
-                            cwd=tmp_path)
+    # The app as started from a terminal: where the tests run in the background of a non-interactive
+    # shell, SIGINT is ignored and a child inherits that (Python then installs no KeyboardInterrupt
+    # handler); a handled signal is reset to its default in the child.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "botorch_archsearch", *args, "hydra.run.dir=interrupted"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                env=cli_env(tmp_path), cwd=tmp_path)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     journal = tmp_path / "interrupted" / "journal.jsonl"
     deadline = time.monotonic() + 240
     try:
