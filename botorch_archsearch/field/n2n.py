@@ -456,7 +456,7 @@ class N2N(ProposalPolicy):
     def base_mask(self, history: SearchHistory, step: int) -> tuple[bool, ...]:
         r"""The removals of stage 2: those of the best stage-1 child before ``step`` (the highest
         reward, the earliest of ties, among the successful children with a positive reward), or
-        none."""
+        none; with ``methods.n2n_over_budget="shaped"``, of the highest :meth:`policy_reward`."""
         stage1 = [r for r in history.of(self.name, before=min(step, self.removal_steps + 1), ok=True)
                   if r.reward > 0 or self.policy_reward(r) < 0]
         L = self.context.space.graph.num_layers

@@ -807,6 +807,11 @@ def check_config(config: CompressConfig) -> None:
     check_float("methods.n2n_removal_share", m.n2n_removal_share, 0, 1)
     check_int("methods.n2n_rollouts", m.n2n_rollouts, 1)
     check_choice("methods.n2n_over_budget", m.n2n_over_budget, N2N_OVER_BUDGET)
+    if m.n2n_over_budget == "shaped" and config.reward.budget is None:
+        raise ArchSearchError(
+            "methods.n2n_over_budget=shaped shapes N2N's reward above reward.budget, and none is set. Set "
+            "reward.budget (with reward.budget_measure) or use methods.n2n_over_budget=zero."
+        )
     check_int("methods.evolution_offspring", m.evolution_offspring, 1)
     check_float("methods.evolution_shrink", m.evolution_shrink, 0, 1, exclusive_minimum=True, exclusive_maximum=True)
     check_int("seed", config.seed, 0)

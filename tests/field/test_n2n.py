@@ -280,3 +280,8 @@ def test_n2n_over_budget_is_checked(small_config):
     config.methods.n2n_over_budget = "penalty"
     with pytest.raises(ArchSearchError, match=r"methods.n2n_over_budget.*'zero'.*'shaped'"):
         check_config(config)
+    config.methods.n2n_over_budget = "shaped"  # with no budget to shape towards
+    with pytest.raises(ArchSearchError, match=r"n2n_over_budget=shaped .* reward.budget, and none is set"):
+        check_config(config)
+    config.reward.budget = 1e5
+    check_config(config)
