@@ -14,7 +14,8 @@ Sub-commands:
 ``run``: one cell per (teacher, target, method, seed) in ``<out>/<teacher>/<target>/<method>/seed-<s>``;
 a finished cell is skipped, an interrupted one resumed, so the benchmark survives being stopped.
 ``--jobs 2`` runs two cells at a time, one thread each. ``--methods field`` (the default) runs every
-method above and the budget variants ``esnac_budget`` and ``random_budget``; ``all`` adds the studies
+method above, the budget variants ``esnac_budget`` and ``random_budget`` and ``n2n_shaped`` (N2N
+learning from the overshoot of children above the budget); ``all`` adds the studies
 ``esnac_accuracy`` and (teachers other than ResNet-18) ``esnac_transfer``.
 
 ``report``: per teacher, a table shaped like the survey's Table 1 (per method and target: FLOPs,
