@@ -416,8 +416,8 @@ def pareto_figure(cells: dict, teacher: dict, path: Path, name: str, floor: floa
 
     fig, ax = plt.subplots(figsize=(10, 5.5))
     colors = list(plt.get_cmap("tab10").colors) + list(plt.get_cmap("Dark2").colors)  # 18 distinct colours
-    teacher_acc = 100 * (teacher.get("teacher_test_accuracy") or teacher["teacher_val_accuracy"])
-    bottom = teacher_acc - floor
+    teacher_test = teacher.get("teacher_test_accuracy")  # None: an old cell; the axis then follows validation
+    bottom = 100 * (teacher_test or teacher["teacher_val_accuracy"]) - floor
     drawn: dict = {"labels": {}, "points": {}}
     for i, method in enumerate(METHODS):
         points, below = [], []
@@ -445,8 +445,9 @@ def pareto_figure(cells: dict, teacher: dict, path: Path, name: str, floor: floa
                         markerfacecolor=color if within else "none", label=label if j == 0 else None)
         if not points:  # only in the legend
             ax.errorbar([], [], yerr=[], marker=marker, color=color, linestyle="none", label=label)
-    ax.scatter([teacher["teacher_flops"] / 1e6], [teacher_acc], marker="*", s=250, color="gold",
-               edgecolor="black", zorder=5, label="teacher")
+    if teacher_test:  # the axis is test accuracy: no star for a teacher without one
+        ax.scatter([teacher["teacher_flops"] / 1e6], [100 * teacher_test], marker="*", s=250, color="gold",
+                   edgecolor="black", zorder=5, label="teacher")
     ax.set_ylim(bottom=bottom)
     ax.set_xscale("log")
     ax.set_xlabel("MFLOPs (multiply-accumulates per image)")
