@@ -328,12 +328,16 @@ class DaskBackend:
         self.resources = {"GPU": 1} if gpus_per_worker or (options.get("device") or "cpu").startswith("cuda") else None
         start = time.perf_counter()
         if address is None:
+            # Without the dashboard the scheduler still serves its health and metrics routes over HTTP, on
+            # 8787 unless told otherwise (a second search, or a test, then warns "Port 8787 is already in
+            # use"): an ephemeral loopback port instead.
+            http = {} if dashboard else {"dashboard": False, "dashboard_address": "127.0.0.1:0"}
             with dask.config.set({"distributed.scheduler.allowed-failures": retries}):
                 self.cluster = LocalCluster(
                     n_workers=workers, threads_per_worker=threads_per_worker, processes=True, host="127.0.0.1",
                     dashboard_address="127.0.0.1:8787" if dashboard else None,
                     resources={"GPU": gpus_per_worker} if gpus_per_worker else None,
-                    silence_logs=logging.ERROR,
+                    silence_logs=logging.ERROR, scheduler_kwargs=http,
                 )
             self.client = Client(self.cluster)
         else:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
+import socket
 import threading
 import time
 
@@ -25,6 +26,9 @@ from botorch_archsearch.space import SearchSpace
 
 # Every test starts a Dask cluster or the local backend's worker process.
 pytestmark = pytest.mark.slow
+
+# The scheduler's health routes on an ephemeral loopback port (as the backend's own cluster does), not 8787.
+LOOPBACK_HTTP = {"dashboard": False, "dashboard_address": "127.0.0.1:0"}
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -59,7 +63,7 @@ def cluster():
     """A 2-worker cluster on loopback that gives up on a task after 1 worker death."""
     with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
         cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                               dashboard_address=None)
+                               dashboard_address=None, scheduler_kwargs=LOOPBACK_HTTP)
     try:
         yield cluster
     finally:
@@ -73,6 +77,26 @@ def test_dask_backend_gives_the_records_of_the_local_backend(
     remote = compress(search_teacher, search_data, _dask_config(config, workers=2), run_dir=tmp_path / "dask")
     assert _strip(remote.records) == _strip(local.records)
     assert [f.test_accuracy for f in remote.final] == [f.test_accuracy for f in local.final]
+
+
+def test_the_search_s_own_cluster_keeps_its_http_server_off_8787_and_on_loopback(search_data, search_teacher, recwarn):
+    """Without the dashboard, the scheduler's health routes take an ephemeral loopback port: a second
+    cluster (another search, a test next to it) does not warn that 8787 is in use."""
+    holder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        holder.bind(("127.0.0.1", 8787))
+        holder.listen(1)
+    except OSError:  # someone else holds it: the case this test is about
+        pass
+    backend = DaskBackend(search_teacher.model, search_data, {"epochs": 1, "max_batches": 1}, workers=1, retries=0)
+    try:
+        http = backend.cluster.scheduler.http_server
+        assert (http.address, http.port != 8787) == ("127.0.0.1", True)
+        assert backend.cluster.scheduler.address.startswith("tcp://127.0.0.1:")
+        assert not [str(w.message) for w in recwarn if "already in use" in str(w.message)]
+    finally:
+        backend.close()
+        holder.close()
 
 
 def test_a_torchvision_teacher_is_sent_to_the_dask_workers_and_the_worker_process(cluster, search_data):
@@ -179,7 +203,7 @@ def test_a_student_whose_worker_dies_past_the_retries_is_recorded_as_failed(sear
     """allowed-failures=0: the first worker death gives up on the student (recorded, not raised)."""
     with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
         cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                               dashboard_address=None)
+                               dashboard_address=None, scheduler_kwargs=LOOPBACK_HTTP)
     backend = DaskBackend(search_teacher.model, search_data, {"epochs": 500, "batch_size": 32},
                           address=cluster.scheduler_address, retries=0)
     space = SearchSpace(trace(search_teacher.model, torch.zeros(1, 3, 16, 16)))
@@ -202,7 +226,7 @@ def test_a_lost_scheduler_stops_the_search_and_it_resumes_locally(
         tmp_path, small_config, search_data, search_teacher):
     with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
         cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
-                               dashboard_address=None)
+                               dashboard_address=None, scheduler_kwargs=LOOPBACK_HTTP)
     config = small_config(steps=3)
     done = threading.Event()
 
