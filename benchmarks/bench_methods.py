@@ -392,7 +392,8 @@ def report(args: argparse.Namespace) -> None:
                                   for s in seeds])
                     lo, hi = t_interval(d)
                     left_out = f" ({len(over)} seed(s) above the target left out)" if over else ""
-                    print(f"| {method} | {len(seeds)} | {d.mean():+.2f} | [{lo:+.2f}, {hi:+.2f}] | "
+                    interval = "n/a (one seed)" if math.isnan(lo) else f"[{lo:+.2f}, {hi:+.2f}]"
+                    print(f"| {method} | {len(seeds)} | {d.mean():+.2f} | {interval} | "
                           f"{int((d > 0).sum())} of {len(d)}{left_out} |")
                 print()
         if args.figures:

@@ -65,6 +65,15 @@ def test_the_report_gives_each_method_s_mean_and_esnac_s_paired_differences(tmp_
     assert (tmp_path / "figures" / "pareto_resnet18.png").is_file()
 
 
+def test_a_difference_over_one_seed_has_no_interval_and_says_so(tmp_path, bench, capsys):
+    base = tmp_path / "resnet18" / "1-3"
+    _cell(base / "esnac" / "seed-0", "esnac", 290, 0.90, 1e9)
+    _cell(base / "magnitude" / "seed-0", "magnitude", 300, 0.88, 2e9)
+    bench.main(["report", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "| magnitude | 1 | +2.00 | n/a (one seed) | 1 of 1 |" in out and "nan" not in out
+
+
 def test_cells_get_the_method_the_target_and_an_absolute_flops_budget(bench):
     values = bench.overrides("resnet18", Fraction(1, 3), "group_lasso", 2)
     flops = bench.teacher_flops("resnet18")
