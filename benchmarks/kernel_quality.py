@@ -114,8 +114,9 @@ def main() -> None:
                         help="values of N; none (a bare --sizes) skips the fits, e.g. to only tally saved kernels")
     parser.add_argument("--reps", type=int, default=12)
     parser.add_argument("--configs", nargs="*", default=None, metavar="KERNEL/TARGET[/WIDTH]",
-                        help=f"compare surrogate configurations (kernel/target[/width_init]) instead of init scales, the first the reference "
-                             f"(from {list(CONFIGS)}; a bare --configs: all)")
+                        help=f"compare surrogate configurations (kernel/target[/width_init][/warm][/exact][/capN]) "
+                             f"instead of init scales, the first the reference (from {list(CONFIGS)}; "
+                             "a bare --configs: all)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--step", type=int, default=None, metavar="N",
                         help="time the whole BO step at N per --configs configuration instead (K kernels x candidates)")
@@ -132,9 +133,10 @@ def main() -> None:
     wall = time.perf_counter()
     if args.configs is not None:
         args.configs = args.configs or list(CONFIGS)
-        unknown = sorted(set(args.configs) - set(CONFIGS) - set(EXTRA_CONFIGS))
+        unknown = sorted({c for c in args.configs if split_cap(c)[0] not in CONFIGS + EXTRA_CONFIGS})
         if unknown:
-            parser.error(f"--configs: unknown {unknown}; choose from {list(CONFIGS + EXTRA_CONFIGS)}")
+            parser.error(f"--configs: unknown {unknown}; choose from {list(CONFIGS + EXTRA_CONFIGS)}, each optionally "
+                         "followed by /capN (at most N optimizer steps per fit)")
         if args.step is not None:
             time_steps(args)
         else:
@@ -200,15 +202,28 @@ EXTRA_CONFIGS = ("bilstm/reward/paper/exact", "bilstm/reward/median/warm", "bils
 the median; ``warm``: ``kernel.warm_start``, the kernel starts from one fitted on the first half of the draw's N
 students, as a previous step's, and the fit time counts only the second fit; ``exact``: ``kernel.objective=exact``,
 the exact marginal likelihood instead of the paper's LOO). A bare ``--configs`` runs these; ``EXTRA_CONFIGS`` are
-accepted too."""
+accepted too, and any of them with a last ``/capN``: ``kernel.max_steps=N`` (at most N optimizer steps per fit)."""
 Z90 = 1.6448536269514722  # the two-sided 90% interval of a normal: mean +- Z90 sd
 
 
 def parse_config(config: str) -> tuple[str, str, str, set[str]]:
-    """``kernel/target[/width_init][/warm][/exact]`` as (kernel, target, width_init, flags)."""
+    """``kernel/target[/width_init][/warm][/exact][/capN]`` as (kernel, target, width_init, flags)."""
     kernel, target, *rest = config.split("/")
     width = rest.pop(0) if rest and rest[0] in ("paper", "median") else "median"
     return kernel, target, width, set(rest)
+
+
+def split_cap(config: str) -> tuple[str, int]:
+    """A configuration without its ``/capN`` suffix, and N (``kernel.max_steps``; 100, the default, without one)."""
+    head, _, last = config.rpartition("/")
+    if last.startswith("cap") and last[3:].isdigit() and int(last[3:]) > 0:
+        return head, int(last[3:])
+    return config, 100
+
+
+def fit_options(flags: set[str], config: str) -> dict:
+    """``fit_architecture_gp``'s options of a configuration: its objective and step cap."""
+    return {"objective": "exact" if "exact" in flags else "loo", "max_steps": split_cap(config)[1]}
 
 
 def load_runs(paths: list[str], dtype: torch.dtype = torch.float64) -> dict:
@@ -275,9 +290,9 @@ def evaluate_config(data: dict, config: str, n: int, rep: int, seed: int) -> dic
         torch.manual_seed(seed * 100_000 + rep + 50_000)
         previous = architecture_gp(X[earlier], (f if target == "reward" else g)[earlier].unsqueeze(-1), max_layers=L,
                                    width_init=width)
-        fit_architecture_gp(previous, objective="exact" if "exact" in flags else "loo")
+        fit_architecture_gp(previous, **fit_options(flags, config))
         model.covar_module.load_state_dict(previous.covar_module.state_dict())
-    fit = fit_architecture_gp(model, objective="exact" if "exact" in flags else "loo")
+    fit = fit_architecture_gp(model, **fit_options(flags, config))
     with torch.no_grad():
         post = model.posterior(X[held_out], observation_noise=True)
     mean, sd = post.mean.squeeze(-1), post.variance.clamp_min(1e-12).sqrt().squeeze(-1)
@@ -332,7 +347,7 @@ def time_steps(args: argparse.Namespace) -> None:
             data["space"], X[pick], (f if target == "reward" else g)[pick].unsqueeze(-1), max_layers=data["L"],
             num_kernels=K, num_candidates=C, kernel_options={"kernel": kernel, "features": features,
                                                               "width_init": width},
-            fit_options={"objective": "exact" if "exact" in flags else "loo"},
+            fit_options=fit_options(flags, config),
             generator=torch.Generator().manual_seed(args.seed), known_factor=known, best_f=float(f[pick].max()),
             on_encoded=features.add if kernel == "edit" else None,
         )

@@ -136,6 +136,20 @@ def _check_bench_bo_and_kernel_quality(tmp_path):
     saved = sorted(runs.glob("seed-*/kernels/*/kernel*.pt"))
     (tally,) = [line for line in lines if line.strip().startswith("main |")]
     assert tally.split("|")[1].strip() == str(len(saved)), quality.stdout
+    # surrogate configurations, one of them with its fits capped at 5 optimizer steps (kernel.max_steps=5)
+    configs = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "kernel_quality.py"), "--journals",
+                              str(runs), "--configs", "bilstm/reward/paper", "bilstm/reward/paper/cap5", "--sizes", "6",
+                              "--reps", "2"], capture_output=True, text=True, timeout=600, cwd=tmp_path, env=env)
+    assert configs.returncode == 0, configs.stderr[-3000:]
+    rows = {line.split("|")[2].strip(): line.split("|") for line in configs.stdout.splitlines()
+            if line.startswith("| 6 | bilstm/")}
+    assert set(rows) == {"bilstm/reward/paper", "bilstm/reward/paper/cap5"}, configs.stdout
+    assert float(rows["bilstm/reward/paper/cap5"][-3]) == 5.0  # mean optimizer steps: every fit stopped at the cap
+    assert float(rows["bilstm/reward/paper"][-3]) >= 11.0  # the moving-average rule's minimum (window + 1)
+    bad = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "kernel_quality.py"), "--journals", str(runs),
+                          "--configs", "bilstm/reward/cap0"], capture_output=True, text=True, timeout=600, cwd=tmp_path,
+                         env=env)
+    assert bad.returncode == 2 and "unknown ['bilstm/reward/cap0']" in bad.stderr and "/capN" in bad.stderr
 
 
 def test_report_after_final_training_pairs_test_f_x_by_seed(tmp_path, capsys):
