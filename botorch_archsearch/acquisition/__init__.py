@@ -6,7 +6,12 @@ from botorch_archsearch.acquisition.edits import (
     EditOptimizationResult,
     optimize_acqf_edits,
 )
-from botorch_archsearch.acquisition.multi_kernel import ACQUISITIONS, MultiKernelProposals, propose_architectures
+from botorch_archsearch.acquisition.multi_kernel import (
+    ACQUISITIONS,
+    MultiKernelProposals,
+    RandomChoice,
+    propose_architectures,
+)
 from botorch_archsearch.acquisition.objective import (
     KERNEL_TARGETS,
     CompressionFactor,
@@ -24,5 +29,6 @@ __all__ = [
     "MultiKernelProposals",
     "optimize_acqf_edits",
     "propose_architectures",
+    "RandomChoice",
     "reward_factor",
 ]

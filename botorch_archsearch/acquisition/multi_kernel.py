@@ -36,7 +36,33 @@ from botorch_archsearch.space.student import Student
 from botorch_archsearch.utils.threads import intra_op_threads
 from botorch_archsearch.utils.validation import check_choice, check_float, check_int
 
-ACQUISITIONS = {"logei": LogExpectedImprovement, "ei": ExpectedImprovement}
+
+
+class RandomChoice(AcquisitionFunction):
+    r"""No model: a uniformly random score per candidate, so the best ``q`` of the candidates are a
+    uniformly random choice among them (``acquisition="random"``, the ablation of the surrogate:
+    the same candidates as ESNAC's, chosen without a kernel).
+
+    Example:
+        >>> acq = RandomChoice(model, generator=torch.Generator().manual_seed(0))
+        >>> acq(X.unsqueeze(-2)).shape  # one score in [0, 1) per t-batch
+    """
+
+    def __init__(self, model: Any, generator: torch.Generator | None = None, **_: Any) -> None:
+        r"""
+        Args:
+            model: The model of the step's kernel; not used (kept for the dtype of the candidates).
+            generator: Random number generator of the scores.
+        """
+        super().__init__(model=model)
+        self.generator = generator
+
+    def forward(self, X: Tensor) -> Tensor:
+        r"""A `batch_shape`-dim tensor of independent uniform scores for a `batch_shape x q x d` ``X``."""
+        return torch.rand(X.shape[:-2], generator=self.generator, dtype=X.dtype).to(X.device)
+
+
+ACQUISITIONS = {"logei": LogExpectedImprovement, "ei": ExpectedImprovement, "random": RandomChoice}
 
 
 class MultiKernelProposals(NamedTuple):
@@ -47,7 +73,7 @@ class MultiKernelProposals(NamedTuple):
         X: A `K x d` tensor of their encodings.
         values: A `K`-dim tensor: each proposal's acquisition value under its own kernel.
         models: The ``K`` fitted GPs.
-        fits: The ``K`` fit summaries (``None`` for given models).
+        fits: The ``K`` fit summaries (``None`` for given models and for ``acquisition="random"``).
         subsets: The ``K`` training subsets (index tensors into ``train_X``).
     """
 
@@ -101,7 +127,9 @@ def propose_architectures(
         num_kernels: ``K``, kernels trained (and architectures proposed) per step.
         subset_prob: Probability that a kernel trains on each evaluated architecture.
         min_subset: Each kernel trains on at least this many architectures.
-        acquisition: ``"logei"`` (LogExpectedImprovement, default) or ``"ei"``.
+        acquisition: ``"logei"`` (LogExpectedImprovement, default), ``"ei"``, or ``"random"``
+            (:class:`RandomChoice`: no kernel is fitted and each kernel's proposal is a uniformly
+            random candidate of the same candidates; its ``fits`` are ``None``).
         num_candidates: Candidate edits per kernel for :func:`optimize_acqf_edits`.
         method: ``"random"`` or ``"evolutionary"`` acquisition optimisation.
         kernel_options: Passed to :func:`~botorch_archsearch.gp.architecture_gp` (``hidden_size``,
@@ -163,7 +191,8 @@ def propose_architectures(
         max_edges=max_edges, kernel_options=kernel_options, initial_kernels=initial_kernels,
     )
     step = _KernelStep(
-        space, train_X, best_f, gps, candidate_seeds, fit_options=None if models is not None else fit_options,
+        space, train_X, best_f, gps, candidate_seeds,
+        fit_options=None if models is not None or acquisition == "random" else fit_options,
         acquisition=ACQUISITIONS[acquisition], max_layers=max_layers, max_edges=max_edges,
         num_candidates=num_candidates, method=method, extra_candidates=extra_candidates,
         top=min(num_kernels, num_candidates),  # enough for every kernel to find one not taken before it
@@ -300,7 +329,9 @@ class _KernelStep:
         fit = None if self.fit_options is None else fit_architecture_gp(self.models[k], **self.fit_options)
         observers = [f for f in (self.on_encoded, None if self.known_factor is None else self.known_factor.add)
                      if f is not None]
-        if self.make_acquisition is not None:
+        if self.acquisition is RandomChoice:  # the scores' own stream, apart from the candidates'
+            acq = RandomChoice(self.models[k], generator=torch.Generator().manual_seed(self.candidate_seeds[k] + 1))
+        elif self.make_acquisition is not None:
             acq = self.make_acquisition(self.models[k])
         elif self.known_factor is None:
             acq = self.acquisition(self.models[k], best_f=self.best_f)
@@ -352,4 +383,4 @@ def _distinct_proposals(
     return students, torch.cat(rows), torch.stack(values), fits
 
 
-__all__ = ["ACQUISITIONS", "MultiKernelProposals", "propose_architectures"]
+__all__ = ["ACQUISITIONS", "MultiKernelProposals", "RandomChoice", "propose_architectures"]

@@ -263,7 +263,9 @@ class KernelConfig:
 @dataclass
 class AcquisitionConfig:
     r"""The acquisition: ``"logei"`` or ``"ei"``, maximised by ``"random"`` sampling of
-    ``num_candidates`` edits (paper 3.2) or ``"evolutionary"`` (Table 6)."""
+    ``num_candidates`` edits (paper 3.2) or ``"evolutionary"`` (Table 6). ``name="random"`` is the
+    ablation of the surrogate: no kernel is fitted, and each of the ``K`` proposals is a uniformly
+    random choice among the same candidates (one-shot start, local and random edits)."""
 
     name: str = "logei"
     method: str = "random"
@@ -757,6 +759,11 @@ def check_config(config: CompressConfig) -> None:
         if saved:
             load_kernel(saved[-1])
     check_choice("acquisition.name", config.acquisition.name, tuple(ACQUISITIONS))
+    if config.acquisition.name == "random" and (kernel.warm_start or kernel.transfer_from is not None):
+        raise ArchSearchError(
+            "acquisition.name=random uses no kernel, so kernel.warm_start and kernel.transfer_from do not apply; "
+            "drop them or choose acquisition.name=logei or ei."
+        )
     check_choice("acquisition.method", config.acquisition.method, EDIT_OPTIMIZATION_METHODS)
     check_int("acquisition.num_candidates", config.acquisition.num_candidates, 1)
     evaluation = config.evaluation

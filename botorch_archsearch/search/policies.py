@@ -569,8 +569,8 @@ class MultiKernelSearch(ProposalPolicy):
 
     def save(self, step: int, result: Any) -> None:
         r"""Save the step's fitted kernels in the run store (the learned kernel's only: the others
-        have no network to transfer)."""
-        if self.context.config.kernel.name != "bilstm":
+        have no network to transfer; none with ``acquisition.name=random``, which fits no kernel)."""
+        if self.context.config.kernel.name != "bilstm" or any(fit is None for fit in result.fits):
             return
         self.context.store.save_kernels(
             self.name, step, result.models,

@@ -5,6 +5,7 @@ import threading
 
 import pytest
 import torch
+from botorch.models import SingleTaskGP
 
 from botorch_archsearch.acquisition import propose_architectures
 from botorch_archsearch.acquisition.multi_kernel import random_subset
@@ -114,3 +115,37 @@ def test_subset_keeps_about_half_and_at_least_the_minimum():
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ArchSearchError, match=match):
         _propose(**kwargs)
+
+
+def test_random_acquisition_fits_nothing_and_picks_uniformly_among_the_candidates():
+    """``acquisition="random"`` (the surrogate's ablation): no fit, K distinct new proposals, reproducible
+    and independent of the workers, each kernel's pick a uniform draw over its candidates."""
+    _, _, X, _ = _setup()
+    proposal = _propose(seed=7, acquisition="random")
+    assert proposal.fits == [None, None, None]
+    assert len({g.key() for g in proposal.graphs}) == 3
+    for row in proposal.X:
+        assert not (X == row).all(-1).any()
+    assert ((proposal.values >= 0) & (proposal.values < 1)).all()
+    again = _propose(seed=7, acquisition="random", num_workers=1)
+    assert [g.key() for g in again.graphs] == [g.key() for g in proposal.graphs]
+    torch.testing.assert_close(again.values, proposal.values)
+    # the learned kernel's pick from the same candidates is not the random one in general
+    logei = _propose(seed=7)
+    assert [g.key() for g in logei.graphs] != [g.key() for g in proposal.graphs]
+
+
+def test_random_choice_scores_are_uniform_and_seeded():
+    from botorch_archsearch.acquisition import RandomChoice
+
+    _, _, X, Y = _setup()
+    model = SingleTaskGP(X, Y)
+    scores = RandomChoice(model, generator=torch.Generator().manual_seed(0))(torch.rand(4000, 1, 3, dtype=X.dtype))
+    assert scores.shape == (4000,) and scores.dtype == X.dtype
+    again = RandomChoice(model, generator=torch.Generator().manual_seed(0))(torch.rand(4000, 1, 3, dtype=X.dtype))
+    assert torch.equal(scores, again)
+    # uniform on [0, 1): each decile holds 400 +- 4.5 sd (binomial); the best of 10 candidates is each one with 1/10
+    counts = torch.histc(scores, bins=10, min=0, max=1)
+    assert ((counts - 400).abs() < 80).all(), counts
+    winners = scores.reshape(400, 10).argmax(-1).bincount(minlength=10)
+    assert ((winners - 40).abs() < 25).all(), winners

@@ -642,6 +642,28 @@ def test_the_edit_and_wl_surrogates_search_and_save_no_kernels(
     assert _strip(again.records) == _strip(result.records)
 
 
+def test_the_random_acquisition_searches_without_fitting_or_saving_kernels(
+        tmp_path, monkeypatch, small_config, search_data, search_teacher):
+    from botorch_archsearch.acquisition import multi_kernel
+    from botorch_archsearch.search.config import check_config
+
+    def no_fit(model, **kwargs):
+        raise AssertionError("acquisition.name=random fitted a kernel")
+
+    monkeypatch.setattr(multi_kernel, "fit_architecture_gp", no_fit)
+    config = small_config(steps=3)
+    config.acquisition.name = "random"
+    result = compress(search_teacher, search_data, config, run_dir=tmp_path)
+    assert [r.kernel for r in result.records if r.step > 1] == [0, 1, 0, 1]
+    assert len({r.key for r in result.records}) == 6
+    assert not (tmp_path / "kernels").exists()
+    again = compress(search_teacher, search_data, config)
+    assert _strip(again.records) == _strip(result.records)
+    config.kernel.warm_start = True
+    with pytest.raises(ArchSearchError, match="acquisition.name=random uses no kernel"):
+        check_config(config)
+
+
 def test_warm_start_and_transfer_need_the_learned_kernel(small_config):
     from botorch_archsearch.search.config import check_config
 
