@@ -27,8 +27,8 @@ __all__ = [
     "KERNEL_TARGETS",
     "KnownFactorTransform",
     "MultiKernelProposals",
+    "RandomChoice",
     "optimize_acqf_edits",
     "propose_architectures",
-    "RandomChoice",
     "reward_factor",
 ]

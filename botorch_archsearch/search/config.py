@@ -759,10 +759,12 @@ def check_config(config: CompressConfig) -> None:
         if saved:
             load_kernel(saved[-1])
     check_choice("acquisition.name", config.acquisition.name, tuple(ACQUISITIONS))
-    if config.acquisition.name == "random" and (kernel.warm_start or kernel.transfer_from is not None):
+    if config.acquisition.name == "random" and (kernel.warm_start or kernel.transfer_from is not None
+                                                or config.search.objective == "pareto"):
         raise ArchSearchError(
-            "acquisition.name=random uses no kernel, so kernel.warm_start and kernel.transfer_from do not apply; "
-            "drop them or choose acquisition.name=logei or ei."
+            "acquisition.name=random uses no kernel, so kernel.warm_start, kernel.transfer_from and "
+            "search.objective=pareto (its own acquisition) do not apply; drop them or choose acquisition.name=logei "
+            "or ei."
         )
     check_choice("acquisition.method", config.acquisition.method, EDIT_OPTIMIZATION_METHODS)
     check_int("acquisition.num_candidates", config.acquisition.num_candidates, 1)

@@ -662,6 +662,10 @@ def test_the_random_acquisition_searches_without_fitting_or_saving_kernels(
     config.kernel.warm_start = True
     with pytest.raises(ArchSearchError, match="acquisition.name=random uses no kernel"):
         check_config(config)
+    config.kernel.warm_start = False
+    config.search.objective = "pareto"
+    with pytest.raises(ArchSearchError, match="search.objective=pareto .its own acquisition. do not apply"):
+        check_config(config)
 
 
 def test_warm_start_and_transfer_need_the_learned_kernel(small_config):
