@@ -37,7 +37,6 @@ from botorch_archsearch.utils.threads import intra_op_threads
 from botorch_archsearch.utils.validation import check_choice, check_float, check_int
 
 
-
 class RandomChoice(AcquisitionFunction):
     r"""No model: a uniformly random score per candidate, so the best ``q`` of the candidates are a
     uniformly random choice among them (``acquisition="random"``, the ablation of the surrogate:
