@@ -71,7 +71,7 @@ class MultiKernelProposals(NamedTuple):
         students: The ``K`` proposed students (architecture, edit, what each keeps of the teacher).
         X: A `K x d` tensor of their encodings.
         values: A `K`-dim tensor: each proposal's acquisition value under its own kernel.
-        models: The ``K`` fitted GPs.
+        models: The ``K`` fitted GPs (unfitted with ``acquisition="random"``, which does not use them).
         fits: The ``K`` fit summaries (``None`` for given models and for ``acquisition="random"``).
         subsets: The ``K`` training subsets (index tensors into ``train_X``).
     """
